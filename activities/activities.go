@@ -1,0 +1,426 @@
+// Package activities adapts the pure cores (domains, proposer, receipts,
+// noise floor) and the stores (PostgreSQL, S3) to Temporal activities.
+// Each method is one activity; the workflows call them by the names in
+// workflows/types.go.
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/llm"
+	"github.com/hyperspace-ai/hyperspace/internal/metrics"
+	"github.com/hyperspace-ai/hyperspace/internal/noise"
+	"github.com/hyperspace-ai/hyperspace/internal/proposer"
+	"github.com/hyperspace-ai/hyperspace/internal/receipt"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/workflows"
+)
+
+// Activities holds what the activities need. Fields are injected by workers/.
+type Activities struct {
+	Store   *store.Store
+	Blob    *blob.Store
+	Domains *domains.Registry
+	// KeyDir holds the agents' Ed25519 keys (one file per campaign agent).
+	KeyDir string
+	// DataDir is the root of the domain data sets.
+	DataDir string
+	// LLMAPIKey authenticates to the campaign's LLM endpoint, if any.
+	LLMAPIKey string
+	// LLMTimeout bounds one LLM call (default 60s).
+	LLMTimeout time.Duration
+	// WorkerID names this process in outcomes and logs.
+	WorkerID string
+	// HeartbeatEvery is how often RunExperiment heartbeats (default 2s).
+	HeartbeatEvery time.Duration
+	Logger         *slog.Logger
+}
+
+func (a *Activities) log() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}
+
+func (a *Activities) domain(name string) (domains.Domain, error) {
+	d, ok := a.Domains.Get(name)
+	if !ok {
+		return nil, temporal.NewNonRetryableApplicationError("unknown domain "+name, "UnknownDomain", nil)
+	}
+	return d, nil
+}
+
+var keyNameUnsafe = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// AgentKey loads (or creates) the persistent signing key of a campaign's agent.
+func (a *Activities) AgentKey(campaign, agent string) (*identity.Key, error) {
+	name := keyNameUnsafe.ReplaceAllString(campaign+"."+agent, "_")
+	return identity.LoadOrCreate(a.KeyDir, name)
+}
+
+// RegisterAgent records an agent and its public key.
+func (a *Activities) RegisterAgent(ctx context.Context, in workflows.RegisterAgentInput) error {
+	k, err := a.AgentKey(in.CampaignID, in.Agent)
+	if err != nil {
+		return fmt.Errorf("agent key %s/%s: %w", in.CampaignID, in.Agent, err)
+	}
+	return a.Store.UpsertAgent(ctx, store.Agent{
+		CampaignID: in.CampaignID, Name: in.Agent, PeerID: k.ID(),
+		PublicKey: base64.StdEncoding.EncodeToString(k.Public()),
+	})
+}
+
+// SetCampaignStatus updates a campaign's row.
+func (a *Activities) SetCampaignStatus(ctx context.Context, in workflows.StatusInput) error {
+	var sum json.RawMessage
+	if in.Summary != nil {
+		b, err := json.Marshal(in.Summary)
+		if err != nil {
+			return err
+		}
+		sum = b
+	}
+	metrics.CampaignStatus.WithLabelValues(in.Status).Inc()
+	return a.Store.SetCampaignStatus(ctx, in.CampaignID, in.Status, sum, in.Error)
+}
+
+// History returns a campaign's experiments as proposer entries.
+func (a *Activities) History(ctx context.Context, campaign string) ([]proposer.Entry, error) {
+	rows, _, err := a.Store.ListExperiments(ctx, store.ExperimentFilter{CampaignID: campaign})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]proposer.Entry, 0, len(rows))
+	for _, r := range rows {
+		var s receipt.Signed
+		if err := json.Unmarshal(r.Record, &s); err != nil {
+			return nil, fmt.Errorf("decode experiment %s: %w", r.ID, err)
+		}
+		out = append(out, proposer.Entry{ID: r.ID, Agent: r.Agent, Config: domains.Config(s.Receipt.Config), Metric: r.Metric, Baseline: r.Baseline})
+	}
+	return out, nil
+}
+
+// Hypothesize proposes the next experiment: through the campaign's LLM when
+// one is configured (falling back to the built-in proposer on any failure,
+// and saying so), otherwise with the built-in proposer.
+func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeInput) (workflows.Proposal, error) {
+	d, err := a.domain(in.Domain)
+	if err != nil {
+		return workflows.Proposal{}, err
+	}
+	hist, err := a.History(ctx, in.CampaignID)
+	if err != nil {
+		return workflows.Proposal{}, err
+	}
+	var client *llm.Client
+	if in.LLM != nil && in.LLM.BaseURL != "" {
+		timeout := a.LLMTimeout
+		if timeout <= 0 {
+			timeout = 60 * time.Second
+		}
+		client = &llm.Client{BaseURL: in.LLM.BaseURL, Model: in.LLM.Model, APIKey: a.LLMAPIKey, HTTP: llmHTTPClient(timeout)}
+	}
+	p, who, err := llm.Hypothesize(ctx, client, d, hist, in.Seed)
+	if err != nil {
+		if errors.Is(err, proposer.ErrExhausted) {
+			return workflows.Proposal{}, temporal.NewNonRetryableApplicationError(err.Error(), "SearchExhausted", err)
+		}
+		return workflows.Proposal{}, fmt.Errorf("hypothesize: %w", err)
+	}
+	metrics.Proposals.WithLabelValues(in.Domain, proposerKind(who)).Inc()
+	parents := p.Parents
+	if parents == nil {
+		parents = []string{}
+	}
+	return workflows.Proposal{Config: p.Config, Hypothesis: p.Hypothesis, Parents: parents, Strategy: p.Strategy, Proposer: who}, nil
+}
+
+func proposerKind(who string) string {
+	switch {
+	case len(who) >= 4 && who[:4] == "llm:":
+		return "llm"
+	case who == "builtin":
+		return "builtin"
+	default:
+		return "fallback"
+	}
+}
+
+// RunExperiment evaluates one config on the experiments queue. It heartbeats
+// progress; when its worker dies, Temporal retries it on another worker, and
+// because evaluations are deterministic the rerun gives the same result.
+// Artifacts are staged in S3 until RecordResult knows the receipt id.
+func (a *Activities) RunExperiment(ctx context.Context, in workflows.ExperimentInput) (workflows.Outcome, error) {
+	d, err := a.domain(in.Domain)
+	if err != nil {
+		return workflows.Outcome{}, err
+	}
+	cfg, err := d.Validate(in.Config)
+	if err != nil {
+		return workflows.Outcome{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
+	}
+	info := activity.GetInfo(ctx)
+	log := a.log().With("campaign", in.CampaignID, "agent", in.Agent, "run", in.RunNumber, "attempt", info.Attempt)
+	log.Info("experiment started", "domain", in.Domain, "seed", in.Seed)
+
+	var mu sync.Mutex
+	var last domains.Progress
+	hbEvery := a.HeartbeatEvery
+	if hbEvery <= 0 {
+		hbEvery = 2 * time.Second
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // heartbeat owner: stops when the evaluation returns
+		defer wg.Done()
+		t := time.NewTicker(hbEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				mu.Lock()
+				p := last
+				mu.Unlock()
+				activity.RecordHeartbeat(ctx, p)
+			}
+		}
+	}()
+	activity.RecordHeartbeat(ctx, domains.Progress{Message: "starting"})
+	start := time.Now()
+	metrics.ExperimentsRunning.Inc()
+	res, err := d.Evaluate(ctx, cfg, in.Seed, domains.EvalOptions{
+		DataDir:       a.DataDir,
+		BudgetSeconds: in.BudgetSeconds,
+		Progress: func(p domains.Progress) {
+			mu.Lock()
+			last = p
+			mu.Unlock()
+		},
+	})
+	metrics.ExperimentsRunning.Dec()
+	close(stop)
+	wg.Wait()
+	dur := time.Since(start).Seconds()
+	metrics.ExperimentSeconds.WithLabelValues(in.Domain).Observe(dur)
+	if err != nil {
+		metrics.ExperimentsFailed.WithLabelValues(in.Domain).Inc()
+		if ctx.Err() != nil {
+			return workflows.Outcome{}, ctx.Err()
+		}
+		return workflows.Outcome{}, fmt.Errorf("evaluate %s run %d: %w", in.Domain, in.RunNumber, err)
+	}
+	if math.IsNaN(res.Metric) || math.IsInf(res.Metric, 0) {
+		// A diverged run is a result, but not a number we can rank: fail it for good.
+		return workflows.Outcome{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("evaluation diverged: %s = %v", d.Metric().Name, res.Metric), "Diverged", nil)
+	}
+
+	prefix := blob.StagingPrefix(in.CampaignID, in.Agent, in.RunNumber)
+	digests := map[string]string{}
+	arts := res.Artifacts
+	if arts == nil {
+		arts = map[string][]byte{}
+	}
+	if _, ok := arts["result.json"]; !ok {
+		b, _ := json.MarshalIndent(map[string]any{"metric": res.Metric, "testMetric": res.TestMetric, "values": res.Values, "curve": res.Curve, "config": cfg, "seed": in.Seed}, "", "  ")
+		arts["result.json"] = b
+	}
+	names := make([]string, 0, len(arts))
+	for n := range arts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		sum := sha256.Sum256(arts[n])
+		digests[n] = "sha256:" + hex.EncodeToString(sum[:])
+		if err := a.Blob.Put(ctx, prefix+n, arts[n], contentType(n)); err != nil {
+			return workflows.Outcome{}, err
+		}
+	}
+	metrics.ExperimentsCompleted.WithLabelValues(in.Domain).Inc()
+	log.Info("experiment finished", "metric", res.Metric, "seconds", dur)
+	host, _ := os.Hostname()
+	return workflows.Outcome{
+		Metric: res.Metric, TestMetric: res.TestMetric, Values: finiteValues(res.Values), Curve: res.Curve,
+		DurationSec: dur, StagingPrefix: prefix, Artifacts: digests,
+		Worker: a.WorkerID + "@" + host, Attempt: info.Attempt,
+	}, nil
+}
+
+func finiteValues(v map[string]float64) map[string]float64 {
+	out := make(map[string]float64, len(v))
+	for k, x := range v {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			out[k] = x
+		}
+	}
+	return out
+}
+
+func contentType(name string) string {
+	switch {
+	case len(name) > 5 && name[len(name)-5:] == ".json":
+		return "application/json"
+	case len(name) > 4 && name[len(name)-4:] == ".txt":
+		return "text/plain; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// RecordResult signs the research receipt, judges it against the noise floor
+// and the campaign's best, promotes its artifacts, and stores it. It is
+// idempotent: a retry for a run that is already stored returns that row.
+func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput) (workflows.Recorded, error) {
+	if prev, err := a.Store.GetRun(ctx, in.CampaignID, in.Agent, in.RunNumber); err == nil {
+		return recordedFrom(prev, false)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return workflows.Recorded{}, err
+	}
+	d, err := a.domain(in.Domain)
+	if err != nil {
+		return workflows.Recorded{}, err
+	}
+	m := d.Metric()
+	best, haveBest, err := a.Store.BestInCampaign(ctx, in.CampaignID, m.Direction == domains.Minimize)
+	if err != nil {
+		return workflows.Recorded{}, err
+	}
+	var improvement float64
+	var beats, newBest bool
+	var floor *receipt.NoiseFloor
+	if in.Floor != nil {
+		f := noise.Floor{Mean: in.Floor.Mean, SD: in.Floor.SD, N: in.Floor.N, K: in.Floor.K}
+		floor = &receipt.NoiseFloor{Mean: f.Mean, SD: f.SD, N: f.N, Threshold: f.Threshold()}
+		if haveBest {
+			beats = f.Beats(in.Outcome.Metric, best.Metric, m.Direction)
+		}
+	}
+	if haveBest {
+		improvement = noise.Improvement(in.Outcome.Metric, best.Metric, m.Direction)
+	}
+	newBest = !in.Baseline && beats
+
+	k, err := a.AgentKey(in.CampaignID, in.Agent)
+	if err != nil {
+		return workflows.Recorded{}, fmt.Errorf("agent key: %w", err)
+	}
+	var inspired *string
+	if len(in.Proposal.Parents) > 0 {
+		p := in.Proposal.Parents[0]
+		inspired = &p
+	}
+	v := in.Outcome.Values
+	r := receipt.Receipt{
+		Version:    1,
+		Project:    projectOf(in.Domain),
+		RunNumber:  in.RunNumber,
+		Timestamp:  in.TimestampMs,
+		Hypothesis: in.Proposal.Hypothesis,
+		Config:     map[string]any(in.Proposal.Config),
+		Result: receipt.Result{
+			ValLoss: v["valLoss"], TrainLoss: v["trainLoss"], LossCurve: in.Outcome.Curve,
+			DurationSec: in.Outcome.DurationSec, TokensPerSec: v["tokensPerSec"], TotalTokens: v["totalTokens"],
+			Values: v,
+		},
+		Improvement: improvement,
+		IsNewBest:   newBest,
+		InspiredBy:  inspired,
+		Domain:      in.Domain,
+		Campaign:    in.CampaignID,
+		Agent:       in.Agent,
+		Seed:        in.Seed,
+		Metric:      receipt.MetricValue{Name: m.Name, Direction: string(m.Direction), Value: in.Outcome.Metric, TestValue: in.Outcome.TestMetric},
+		Parents:     in.Proposal.Parents,
+		Proposer:    in.Proposal.Proposer,
+		Baseline:    in.Baseline,
+		NoiseFloor:  floor,
+		BeatsNoise:  beats,
+		Artifacts:   in.Outcome.Artifacts,
+	}
+	signed, err := receipt.Sign(r, k)
+	if err != nil {
+		return workflows.Recorded{}, temporal.NewNonRetryableApplicationError("sign receipt: "+err.Error(), "BadReceipt", err)
+	}
+	keys, err := a.Blob.Promote(ctx, in.Outcome.StagingPrefix, signed.ID)
+	if err != nil {
+		return workflows.Recorded{}, err
+	}
+	body, err := json.Marshal(signed)
+	if err != nil {
+		return workflows.Recorded{}, err
+	}
+	test := in.Outcome.TestMetric
+	inserted, err := a.Store.InsertExperiment(ctx, store.Experiment{
+		ID: signed.ID, CampaignID: in.CampaignID, Agent: in.Agent, Domain: in.Domain, RunNumber: in.RunNumber,
+		Metric: in.Outcome.Metric, TestMetric: &test, Seed: in.Seed, Status: "completed",
+		Baseline: in.Baseline, IsNewBest: newBest, ConfigKey: in.Proposal.Config.Key(),
+		Record: body, Artifacts: keys,
+	})
+	if err != nil {
+		return workflows.Recorded{}, err
+	}
+	if !inserted {
+		// Lost a race with another attempt of this same run: report what is stored.
+		prev, err := a.Store.GetRun(ctx, in.CampaignID, in.Agent, in.RunNumber)
+		if err != nil {
+			return workflows.Recorded{}, err
+		}
+		return recordedFrom(prev, false)
+	}
+	if err := a.Blob.RemovePrefix(ctx, in.Outcome.StagingPrefix); err != nil {
+		a.log().Warn("staging cleanup failed", "prefix", in.Outcome.StagingPrefix, "error", err)
+	}
+	metrics.ExperimentsRecorded.WithLabelValues(in.Domain).Inc()
+	if newBest {
+		metrics.NewBests.WithLabelValues(in.Domain).Inc()
+	}
+	return workflows.Recorded{ExperimentID: signed.ID, Metric: in.Outcome.Metric, TestMetric: test,
+		IsNewBest: newBest, BeatsNoise: beats, Improvement: improvement, Inserted: true}, nil
+}
+
+func recordedFrom(e store.Experiment, inserted bool) (workflows.Recorded, error) {
+	var s receipt.Signed
+	if err := json.Unmarshal(e.Record, &s); err != nil {
+		return workflows.Recorded{}, fmt.Errorf("decode stored experiment %s: %w", e.ID, err)
+	}
+	test := 0.0
+	if e.TestMetric != nil {
+		test = *e.TestMetric
+	}
+	return workflows.Recorded{ExperimentID: e.ID, Metric: e.Metric, TestMetric: test, IsNewBest: e.IsNewBest,
+		BeatsNoise: s.Receipt.BeatsNoise, Improvement: s.Receipt.Improvement, Inserted: inserted}, nil
+}
+
+// projectOf names the data set a domain's records belong to (the public
+// format's "project").
+func projectOf(domain string) string {
+	switch domain {
+	case "ml", "search":
+		return "cranfield"
+	}
+	return domain
+}

@@ -1,0 +1,151 @@
+// Package api serves Hyperspace's REST API (gin) under /api/v1: campaigns,
+// domains and leaderboards, experiments; plus /healthz, /readyz, /metrics
+// and the OpenAPI document at /api/v1/openapi.json.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+
+	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/metrics"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
+)
+
+//go:embed openapi.json
+var openapiDoc []byte
+
+// Server holds the API's dependencies.
+type Server struct {
+	Store    *store.Store
+	Blob     *blob.Store // optional: readiness and artifact links
+	Temporal client.Client
+	Domains  *domains.Registry
+	// TemporalUIURL, when set, is used to link campaigns to their workflow pages.
+	TemporalUIURL string
+	// Namespace of the Temporal workflows (for UI links).
+	Namespace string
+	Logger    *slog.Logger
+	// Defaults for new campaigns.
+	DefaultBaselineSeeds    int
+	DefaultHeartbeatSeconds int
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// maxBody bounds request bodies.
+const maxBody = 1 << 20
+
+// Handler builds the HTTP handler.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(gin.CustomRecovery(func(c *gin.Context, rec any) {
+		s.log().Error("panic in handler", "path", c.Request.URL.Path, "panic", rec)
+		c.AbortWithStatusJSON(http.StatusInternalServerError, ErrorBody{Error: ErrorDetail{Code: CodeInternal, Message: "internal error; see the server log"}})
+	}))
+	r.Use(s.observe)
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, ErrorBody{Error: ErrorDetail{Code: CodeNotFound, Message: "no route " + c.Request.Method + " " + c.Request.URL.Path + "; see /api/v1/openapi.json"}})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: CodeMethodNotAllowed, Message: c.Request.Method + " is not allowed on " + c.Request.URL.Path}})
+	})
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.Handler()))
+
+	v1 := r.Group("/api/v1")
+	v1.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openapiDoc) })
+	v1.POST("/campaigns", s.createCampaign)
+	v1.GET("/campaigns", s.listCampaigns)
+	v1.GET("/campaigns/:id", s.getCampaign)
+	v1.POST("/campaigns/:id/stop", s.stopCampaign)
+	v1.GET("/domains", s.listDomains)
+	v1.GET("/domains/:domain", s.getDomain)
+	v1.GET("/domains/:domain/leaderboard", s.leaderboard)
+	v1.GET("/experiments", s.listExperiments)
+	v1.GET("/experiments/:id", s.getExperiment)
+	v1.GET("/experiments/:id/artifacts/:name", s.getArtifact)
+	return r
+}
+
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
+	metrics.HTTPSeconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ok := true
+	check := func(name string, err error) {
+		if err != nil {
+			ok = false
+			checks[name] = err.Error()
+		} else {
+			checks[name] = "ok"
+		}
+	}
+	check("postgres", s.Store.Ping(ctx))
+	if s.Blob != nil {
+		check("s3", s.Blob.Ping(ctx))
+	}
+	if s.Temporal != nil {
+		_, err := s.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+		check("temporal", err)
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}
+
+// pageParams reads ?limit=&cursor=.
+func pageParams(c *gin.Context, def, max int) (int, string, error) {
+	limit := def
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > max {
+			return 0, "", fieldErr("limit", "must be an integer between 1 and "+strconv.Itoa(max))
+		}
+		limit = n
+	}
+	return limit, c.Query("cursor"), nil
+}
+
+func storeErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return newErr(http.StatusNotFound, CodeNotFound, err.Error())
+	case errors.Is(err, store.ErrBadCursor):
+		return fieldErr("cursor", "invalid; pass the nextCursor of a previous page")
+	}
+	return err
+}

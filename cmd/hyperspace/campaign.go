@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/workflows"
+)
+
+// apiClient is a small REST client for the campaign subcommands.
+type apiClient struct {
+	base string
+	http *http.Client
+}
+
+func (a *apiClient) do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.base, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w (is the API running? see --api-url)", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		var e api.ErrorBody
+		if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("%s (%s, HTTP %d)", e.Error.Message, e.Error.Code, resp.StatusCode)
+		}
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func campaignCmd() *cobra.Command {
+	var apiURL string
+	cl := &apiClient{http: &http.Client{Timeout: 30 * time.Second}}
+	cmd := &cobra.Command{
+		Use:   "campaign",
+		Short: "Start, inspect, follow and stop research campaigns (a REST client)",
+		PersistentPreRun: func(*cobra.Command, []string) {
+			cl.base = apiURL
+		},
+	}
+	cmd.PersistentFlags().StringVar(&apiURL, "api-url", "http://127.0.0.1:8080", "base URL of a hyperspace API")
+
+	var req api.CampaignRequest
+	var agents, experiments, seeds int
+	var budget float64
+	var seed int64
+	var baseline, llmURL, llmModel string
+	var watch bool
+	start := &cobra.Command{
+		Use:   "start",
+		Short: "Start a campaign",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			if f.Changed("agents") {
+				req.Agents = &agents
+			}
+			if f.Changed("experiments") {
+				req.Experiments = &experiments
+			}
+			if f.Changed("budget") {
+				req.Budget = &budget
+			}
+			if f.Changed("baseline-seeds") {
+				req.BaselineSeeds = &seeds
+			}
+			if f.Changed("seed") {
+				req.Seed = &seed
+			}
+			if baseline != "" {
+				if err := json.Unmarshal([]byte(baseline), &req.Baseline); err != nil {
+					return fmt.Errorf("--baseline must be a JSON object: %w", err)
+				}
+			}
+			if llmURL != "" {
+				req.LLM = &workflows.LLMConfig{BaseURL: llmURL, Model: llmModel}
+			}
+			var out api.CampaignView
+			if err := cl.do(cmd.Context(), http.MethodPost, "/api/v1/campaigns", req, &out); err != nil {
+				return err
+			}
+			fmt.Printf("started campaign %s (%s, %d agents x %d experiments, %d baseline seeds)\n",
+				out.ID, out.Domain, out.Agents, out.Experiments, out.BaselineSeeds)
+			if u := out.Links["temporalUI"]; u != "" {
+				fmt.Println("  Temporal UI:", u)
+			}
+			if watch {
+				return watchCampaign(cmd.Context(), cl, out.ID, os.Stdout)
+			}
+			fmt.Printf("  follow it:   hyperspace campaign watch %s --api-url %s\n", out.ID, apiURL)
+			return nil
+		},
+	}
+	sf := start.Flags()
+	sf.StringVar(&req.Domain, "domain", "ml", "research domain (see GET /api/v1/domains)")
+	sf.StringVar(&req.ID, "id", "", "campaign id (default: generated)")
+	sf.IntVar(&agents, "agents", 2, "number of agents")
+	sf.IntVar(&experiments, "experiments", 5, "experiments per agent after the baseline")
+	sf.Float64Var(&budget, "budget", 0, "seconds per experiment (default: the domain's budget)")
+	sf.IntVar(&seeds, "baseline-seeds", 3, "baseline seeds that measure the noise floor")
+	sf.Int64Var(&seed, "seed", 0, "campaign seed (default: random)")
+	sf.StringVar(&baseline, "baseline", "", `JSON object overriding baseline parameters, e.g. '{"tokenBudget":200000}'`)
+	sf.StringVar(&llmURL, "llm-base-url", "", "OpenAI-compatible endpoint for hypotheses, e.g. http://127.0.0.1:8000/v1 (default: built-in proposer)")
+	sf.StringVar(&llmModel, "llm-model", "", "model name at --llm-base-url")
+	sf.BoolVar(&watch, "watch", false, "follow the campaign after starting it")
+
+	status := &cobra.Command{
+		Use:   "status ID",
+		Short: "Show a campaign's status and progress as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out json.RawMessage
+			if err := cl.do(cmd.Context(), http.MethodGet, "/api/v1/campaigns/"+args[0], nil, &out); err != nil {
+				return err
+			}
+			var buf bytes.Buffer
+			_ = json.Indent(&buf, out, "", "  ")
+			fmt.Println(buf.String())
+			return nil
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List campaigns, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct{ Campaigns []api.CampaignView }
+			if err := cl.do(cmd.Context(), http.MethodGet, "/api/v1/campaigns", nil, &out); err != nil {
+				return err
+			}
+			fmt.Printf("%-28s %-8s %-10s %6s %6s  %s\n", "ID", "DOMAIN", "STATUS", "AGENTS", "EXP", "CREATED")
+			for _, c := range out.Campaigns {
+				fmt.Printf("%-28s %-8s %-10s %6d %6d  %s\n", c.ID, c.Domain, c.Status, c.Agents, c.Experiments, c.CreatedAt.Local().Format(time.DateTime))
+			}
+			return nil
+		},
+	}
+	watchC := &cobra.Command{
+		Use:   "watch ID",
+		Short: "Follow a campaign: a progress bar and the best metric so far",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return watchCampaign(cmd.Context(), cl, args[0], os.Stdout)
+		},
+	}
+	stop := &cobra.Command{
+		Use:   "stop ID",
+		Short: "Ask a campaign's agents to finish their current experiment and stop",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out map[string]any
+			if err := cl.do(cmd.Context(), http.MethodPost, "/api/v1/campaigns/"+args[0]+"/stop", nil, &out); err != nil {
+				return err
+			}
+			fmt.Printf("campaign %s: %v\n", args[0], out["message"])
+			return nil
+		},
+	}
+	cmd.AddCommand(start, status, list, watchC, stop)
+	return cmd
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// watchCampaign polls the campaign and draws a progress bar until it ends.
+func watchCampaign(ctx context.Context, cl *apiClient, id string, w *os.File) error {
+	tty := isTerminal(w)
+	last := ""
+	for {
+		var v api.CampaignView
+		if err := cl.do(ctx, http.MethodGet, "/api/v1/campaigns/"+id, nil, &v); err != nil {
+			return err
+		}
+		line := renderProgress(v)
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", line)
+		} else if line != last {
+			fmt.Fprintln(w, line)
+		}
+		last = line
+		switch v.Status {
+		case "completed", "stopped", "failed":
+			if tty {
+				fmt.Fprintln(w)
+			}
+			if v.Error != "" {
+				fmt.Fprintln(w, "error:", v.Error)
+			}
+			if len(v.Summary) > 0 {
+				var s workflows.Summary
+				if json.Unmarshal(v.Summary, &s) == nil && s.Best != nil {
+					fmt.Fprintf(w, "best: %.4f by %s (experiment %s; test %.4f); noise floor %.4f ± %.4f (n=%d)\n",
+						s.Best.Metric, s.Best.Agent, short(s.Best.ExperimentID), s.Best.TestMetric, s.Floor.Mean, s.Floor.SD, s.Floor.N)
+				}
+			}
+			if v.Status == "failed" {
+				return fmt.Errorf("campaign %s failed", id)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func renderProgress(v api.CampaignView) string {
+	p := v.Progress
+	if p == nil {
+		return fmt.Sprintf("%s  %s", v.ID, v.Status)
+	}
+	const width = 30
+	frac := 0.0
+	if p.Total > 0 {
+		frac = float64(p.Done+p.Failed) / float64(p.Total)
+	}
+	n := int(frac * width)
+	bar := strings.Repeat("█", n) + strings.Repeat("░", width-n)
+	best := "-"
+	if p.Best != nil {
+		best = fmt.Sprintf("%.4f (%s)", p.Best.Metric, p.Best.Agent)
+	}
+	floor := ""
+	if p.Baseline.Floor != nil {
+		floor = fmt.Sprintf("  floor %.4f±%.4f", p.Baseline.Floor.Mean, p.Baseline.Floor.SD)
+	}
+	failed := ""
+	if p.Failed > 0 {
+		failed = fmt.Sprintf(" (%d failed)", p.Failed)
+	}
+	return fmt.Sprintf("%s %3.0f%% %d/%d%s  %-8s best %s%s", bar, frac*100, p.Done+p.Failed, p.Total, failed, p.Phase, best, floor)
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/hyperspace-ai/hyperspace/activities"
+	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/domains/ml"
+	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
+)
+
+// common holds the connection settings shared by dev, worker and api.
+type common struct {
+	DatabaseURL     string
+	S3Endpoint      string
+	S3AccessKey     string
+	S3SecretKey     string
+	S3Bucket        string
+	TemporalAddress string
+	Namespace       string
+	DataDir         string
+	StateDir        string
+	LogLevel        string
+	LLMAPIKey       string
+}
+
+func defaultStateDir() string {
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".hyperspace")
+	}
+	return ".hyperspace"
+}
+
+func defaultDataDir() string {
+	// The project's data sets live beside the checkout in ../shared/data.
+	for _, p := range []string{"../shared/data", "shared/data"} {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			abs, _ := filepath.Abs(p)
+			return abs
+		}
+	}
+	return "data"
+}
+
+func (c *common) addFlags(cmd *cobra.Command, temporalDefault string) {
+	f := cmd.Flags()
+	f.StringVar(&c.DatabaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/hyperspace?sslmode=disable", "PostgreSQL connection URL")
+	f.StringVar(&c.S3Endpoint, "s3-endpoint", "http://127.0.0.1:7070", "S3 server URL (any S3-compatible server; make up starts versitygw)")
+	f.StringVar(&c.S3AccessKey, "s3-access-key", "hyperspace", "S3 access key")
+	f.StringVar(&c.S3SecretKey, "s3-secret-key", "hyperspace-secret", "S3 secret key")
+	f.StringVar(&c.S3Bucket, "s3-bucket", "hyperspace", "S3 bucket for artifacts (created if missing)")
+	f.StringVar(&c.TemporalAddress, "temporal-address", temporalDefault, "Temporal frontend host:port")
+	f.StringVar(&c.Namespace, "namespace", "default", "Temporal namespace")
+	f.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "root of the domain data sets (the layout of shared/data: cranfield/, finance/, skills/)")
+	f.StringVar(&c.StateDir, "state-dir", defaultStateDir(), "where agent keys and the embedded Temporal database live")
+	f.StringVar(&c.LogLevel, "log-level", "info", "log level: debug|info|warn|error")
+	f.StringVar(&c.LLMAPIKey, "llm-api-key", "", "API key for campaigns' OpenAI-compatible LLM endpoints (never stored in workflow history)")
+}
+
+func (c *common) logger() *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	l := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	slog.SetDefault(l)
+	return l
+}
+
+func (c *common) openStore(ctx context.Context) (*store.Store, error) {
+	st, err := store.Open(ctx, c.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n  (is PostgreSQL running? `make up` starts one; or pass --database-url)", err)
+	}
+	return st, nil
+}
+
+func (c *common) openBlob(ctx context.Context) (*blob.Store, error) {
+	bctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	b, err := blob.Open(bctx, blob.Config{Endpoint: c.S3Endpoint, AccessKey: c.S3AccessKey, SecretKey: c.S3SecretKey, Bucket: c.S3Bucket})
+	if err != nil {
+		return nil, fmt.Errorf("%w\n  (is the S3 server running? `make up` starts versitygw; or pass --s3-endpoint)", err)
+	}
+	return b, nil
+}
+
+func (c *common) dialTemporal(ctx context.Context, log *slog.Logger) (client.Client, error) {
+	cl, err := client.DialContext(ctx, client.Options{
+		HostPort: c.TemporalAddress, Namespace: c.Namespace,
+		Logger: sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w\n  (run `hyperspace dev`, or pass --temporal-address)", c.TemporalAddress, err)
+	}
+	return cl, nil
+}
+
+// registry lists the research domains this build knows.
+func registry() *domains.Registry {
+	return domains.NewRegistry(ml.New())
+}
+
+func (c *common) activities(st *store.Store, b *blob.Store, log *slog.Logger) *activities.Activities {
+	host, _ := os.Hostname()
+	return &activities.Activities{
+		Store: st, Blob: b, Domains: registry(),
+		KeyDir: filepath.Join(c.StateDir, "keys"), DataDir: c.DataDir,
+		LLMAPIKey: c.LLMAPIKey, WorkerID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: log,
+	}
+}
+
+func checkDataDir(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "cranfield", "cran.all.1400")); err != nil {
+		return fmt.Errorf("data dir %q has no cranfield/cran.all.1400: set --data-dir or HYPERSPACE_DATA_DIR to the shared/data folder", dir)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

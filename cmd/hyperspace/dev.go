@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/internal/devserver"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/workers"
+	"github.com/hyperspace-ai/hyperspace/workflows"
+)
+
+func devCmd() *cobra.Command {
+	var c common
+	var listen, demoDomain string
+	var temporalPort, uiPort, slots, demoAgents, demoExperiments, baselineSeeds int
+	var noUI, demo bool
+	var demoBudget float64
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "All in one: embedded Temporal server and UI, migrations, workers and the API",
+		Long: `dev runs everything one machine needs: an embedded Temporal server (SQLite
+file in --state-dir) with its Web UI, unless --temporal-address points at an
+existing cluster; applies the PostgreSQL migrations; serves both task queues;
+and serves the REST API. With --demo it also starts a small demo campaign.
+PostgreSQL and an S3 server must be reachable (make up starts both).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := c.logger()
+			if err := checkDataDir(c.DataDir); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
+				return fmt.Errorf("state dir: %w", err)
+			}
+			uiURL := ""
+			if c.TemporalAddress == "" {
+				up := -1
+				if !noUI {
+					up = uiPort
+				}
+				log.Info("starting embedded Temporal server", "db", filepath.Join(c.StateDir, "temporal.db"))
+				ts, err := devserver.Start(ctx, devserver.Options{
+					DBFile: filepath.Join(c.StateDir, "temporal.db"), Port: temporalPort, UIPort: up,
+					Namespaces: []string{c.Namespace}, LogFile: filepath.Join(c.StateDir, "temporal.log"),
+				})
+				if err != nil {
+					return err
+				}
+				defer ts.Stop()
+				c.TemporalAddress, uiURL = ts.FrontendAddress(), ts.UIURL()
+			}
+			st, err := c.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			applied, err := store.MigrateUp(ctx, st.Pool)
+			if err != nil {
+				return err
+			}
+			if len(applied) > 0 {
+				log.Info("migrations applied", "versions", applied)
+			}
+			b, err := c.openBlob(ctx)
+			if err != nil {
+				return err
+			}
+			tc, err := c.dialTemporal(ctx, log)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			acts := c.activities(st, b, log)
+			g, err := workers.Start(workers.Options{Client: tc, Activities: acts, ExperimentSlots: slots, Identity: acts.WorkerID})
+			if err != nil {
+				return err
+			}
+			defer g.Stop()
+			srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, TemporalUIURL: uiURL,
+				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds}
+			apiURL, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
+			if err != nil {
+				return err
+			}
+			defer shutdown()
+
+			fmt.Printf("\nHyperspace is running.\n  API:          %s/api/v1  (OpenAPI: %s/api/v1/openapi.json)\n", apiURL, apiURL)
+			if uiURL != "" {
+				fmt.Printf("  Temporal UI:  %s/namespaces/%s/workflows\n", uiURL, c.Namespace)
+			}
+			fmt.Printf("  Temporal:     %s (namespace %s)\n  Metrics:      %s/metrics\n", c.TemporalAddress, c.Namespace, apiURL)
+			if demo {
+				id, err := startDemo(ctx, apiURL, demoDomain, demoAgents, demoExperiments, demoBudget)
+				if err != nil {
+					log.Error("demo campaign did not start", "error", err)
+				} else {
+					fmt.Printf("  Demo campaign: %s\n  Follow it:    hyperspace campaign watch %s --api-url %s\n", id, id, apiURL)
+				}
+			} else {
+				fmt.Printf("  Start one:    hyperspace campaign start --domain ml --agents 2 --experiments 3 --api-url %s\n", apiURL)
+			}
+			fmt.Println()
+			<-ctx.Done()
+			log.Info("shutting down")
+			return nil
+		},
+	}
+	c.addFlags(cmd, "")
+	f := cmd.Flags()
+	f.Lookup("temporal-address").Usage = "use this Temporal cluster instead of the embedded server (host:port; empty: embedded)"
+	f.StringVar(&listen, "listen", "127.0.0.1:8080", "API listen address")
+	f.IntVar(&temporalPort, "temporal-port", 7233, "embedded Temporal frontend port (0: any free port)")
+	f.IntVar(&uiPort, "ui-port", 8233, "embedded Temporal Web UI port (0: any free port)")
+	f.BoolVar(&noUI, "no-ui", false, "do not serve the Temporal Web UI")
+	f.IntVar(&slots, "experiment-slots", 1, "experiments this process runs at once (each trainer uses every core)")
+	f.IntVar(&baselineSeeds, "baseline-seeds", 3, "default number of baseline seeds for new campaigns (the noise floor)")
+	f.BoolVar(&demo, "demo", false, "start a small demo campaign once everything is up")
+	f.StringVar(&demoDomain, "demo-domain", "ml", "domain of the demo campaign")
+	f.IntVar(&demoAgents, "demo-agents", 2, "agents in the demo campaign")
+	f.IntVar(&demoExperiments, "demo-experiments", 3, "experiments per agent in the demo campaign")
+	f.Float64Var(&demoBudget, "demo-budget", 0, "seconds per demo experiment (0: the domain's default budget)")
+	return cmd
+}
+
+// serveHTTP listens on addr and serves h until shutdown is called.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen on %s: %w (is another hyperspace running? pass --listen)", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "error", err)
+		}
+	}()
+	url := "http://" + ln.Addr().String()
+	log.Info("api listening", "url", url)
+	return url, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-done
+	}, nil
+}
+
+func startDemo(ctx context.Context, apiURL, domain string, agents, experiments int, budget float64) (string, error) {
+	req := map[string]any{"domain": domain, "agents": agents, "experiments": experiments}
+	if budget > 0 {
+		req["budget"] = budget
+	}
+	body, _ := json.Marshal(req)
+	hreq, _ := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/v1/campaigns", bytes.NewReader(body))
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ID    string `json:"id"`
+		Error *api.ErrorDetail
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusCreated {
+		msg := resp.Status
+		if out.Error != nil {
+			msg = out.Error.Message
+		}
+		return "", errors.New(msg)
+	}
+	return out.ID, nil
+}
+
+var _ = workflows.TaskQueue

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/workers"
+	"github.com/hyperspace-ai/hyperspace/workflows"
+)
+
+func workerCmd() *cobra.Command {
+	var c common
+	var queues, metricsAddr string
+	var slots int
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Serve Temporal task queues (workflows and agent activities, experiments)",
+		Long: `worker polls the task queues it is told:
+  hyperspace   campaign and agent workflows, Hypothesize, RecordResult
+  experiments  RunExperiment (domain evaluations; CPU/GPU machines)
+Run as many as you like, on as many machines: Temporal spreads the work, and
+an experiment whose worker dies is retried on another one.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := c.logger()
+			qs := workers.ParseQueues(queues)
+			for _, q := range qs {
+				if q != workflows.TaskQueue && q != workflows.ExperimentsQueue {
+					return fmt.Errorf("--queues: unknown queue %q (known: %s, %s)", q, workflows.TaskQueue, workflows.ExperimentsQueue)
+				}
+			}
+			if err := checkDataDir(c.DataDir); err != nil && strings.Contains(queues, workflows.ExperimentsQueue) {
+				return err
+			}
+			if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
+				return fmt.Errorf("state dir: %w", err)
+			}
+			st, err := c.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			b, err := c.openBlob(ctx)
+			if err != nil {
+				return err
+			}
+			tc, err := c.dialTemporal(ctx, log)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			acts := c.activities(st, b, log)
+			g, err := workers.Start(workers.Options{Client: tc, Queues: qs, Activities: acts, ExperimentSlots: slots, Identity: acts.WorkerID})
+			if err != nil {
+				return err
+			}
+			defer g.Stop()
+			if metricsAddr != "" {
+				_, shutdown, err := serveHTTP(ctx, metricsAddr, promhttp.Handler(), log)
+				if err != nil {
+					return err
+				}
+				defer shutdown()
+			}
+			log.Info("worker running", "queues", qs, "temporal", c.TemporalAddress, "identity", acts.WorkerID)
+			<-ctx.Done()
+			log.Info("worker stopping")
+			return nil
+		},
+	}
+	c.addFlags(cmd, "127.0.0.1:7233")
+	f := cmd.Flags()
+	f.StringVar(&queues, "queues", workflows.TaskQueue+","+workflows.ExperimentsQueue, "comma-separated task queues to serve")
+	f.IntVar(&slots, "experiment-slots", 1, "experiments this worker runs at once")
+	f.StringVar(&metricsAddr, "metrics-address", "", "serve Prometheus /metrics on this address (empty: off)")
+	return cmd
+}
+
+func apiCmd() *cobra.Command {
+	var c common
+	var listen, uiURL string
+	var baselineSeeds int
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Serve the REST API (/api/v1, /healthz, /readyz, /metrics)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := c.logger()
+			st, err := c.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			b, err := c.openBlob(ctx)
+			if err != nil {
+				return err
+			}
+			tc, err := c.dialTemporal(ctx, log)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: registry(), TemporalUIURL: uiURL,
+				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds}
+			_, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
+			if err != nil {
+				return err
+			}
+			defer shutdown()
+			<-ctx.Done()
+			return nil
+		},
+	}
+	c.addFlags(cmd, "127.0.0.1:7233")
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:8080", "listen address")
+	f.StringVar(&uiURL, "temporal-ui-url", "", "Temporal Web UI base URL, for links from campaigns to their workflows")
+	f.IntVar(&baselineSeeds, "baseline-seeds", 3, "default number of baseline seeds for new campaigns")
+	return cmd
+}
+
+func migrateCmd() *cobra.Command {
+	var c common
+	var steps int
+	cmd := &cobra.Command{
+		Use:       "migrate up|down|status",
+		Short:     "Apply, revert or list the PostgreSQL migrations",
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"up", "down", "status"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c.logger()
+			st, err := c.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			switch args[0] {
+			case "up":
+				v, err := store.MigrateUp(ctx, st.Pool)
+				if err != nil {
+					return err
+				}
+				if len(v) == 0 {
+					fmt.Println("up to date")
+				}
+				for _, x := range v {
+					fmt.Printf("applied %04d\n", x)
+				}
+			case "down":
+				if steps < 1 {
+					return fmt.Errorf("--steps must be >= 1")
+				}
+				v, err := store.MigrateDown(ctx, st.Pool, steps)
+				if err != nil {
+					return err
+				}
+				if len(v) == 0 {
+					fmt.Println("nothing to revert")
+				}
+				for _, x := range v {
+					fmt.Printf("reverted %04d\n", x)
+				}
+			case "status":
+				ms, err := store.MigrationsStatus(ctx, st.Pool)
+				if err != nil {
+					return err
+				}
+				for _, m := range ms {
+					state := "pending"
+					if m.Applied {
+						state = "applied " + m.AppliedAt.Format("2006-01-02 15:04:05")
+					}
+					fmt.Printf("%04d_%-30s %s\n", m.Version, m.Name, state)
+				}
+			default:
+				return fmt.Errorf("unknown action %q: use up, down or status", args[0])
+			}
+			return nil
+		},
+	}
+	c.addFlags(cmd, "127.0.0.1:7233")
+	cmd.Flags().IntVar(&steps, "steps", 1, "migrations to revert with down")
+	return cmd
+}

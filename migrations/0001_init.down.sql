@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS experiments;
+DROP TABLE IF EXISTS agents;
+DROP TABLE IF EXISTS campaigns;

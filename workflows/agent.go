@@ -1,0 +1,160 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// AgentWorkflow is one research agent. It loops research cycles until it has
+// run its experiments or is asked to stop, and continues as new every
+// CyclesPerRun cycles so its history stays bounded. It returns its final
+// AgentProgress.
+//
+// One cycle:
+//
+//	Hypothesize   read what is known, propose a config and a one-line hypothesis
+//	RunExperiment evaluate it on the experiments queue (heartbeats; retried elsewhere on a crash)
+//	RecordResult  sign the receipt, judge it against the noise floor, store it
+//	Share         (seam) publish the receipt to peers: the knowledge-plane issue
+//	Synthesize    (seam) write and review papers: the community issue
+//	evolve        the next Hypothesize sees this result
+func AgentWorkflow(ctx workflow.Context, in AgentInput) (*AgentProgress, error) {
+	if in.CyclesPerRun <= 0 {
+		in.CyclesPerRun = DefaultCyclesPerRun
+	}
+	p := &in.Progress
+	p.Agent, p.Total = in.Agent, in.Experiments
+	if p.Status == "" || p.Status == "pending" {
+		p.Status = "running"
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (AgentProgress, error) { return *p, nil }); err != nil {
+		return nil, err
+	}
+	stopCh := workflow.GetSignalChannel(ctx, SignalStop)
+	checkStop := func() {
+		for stopCh.ReceiveAsync(nil) {
+			in.Stopped = true
+		}
+	}
+
+	for cycles := 0; ; cycles++ {
+		checkStop()
+		if in.Stopped {
+			p.Status = "stopped"
+			break
+		}
+		if p.Done+p.Failed >= in.Experiments {
+			p.Status = "completed"
+			break
+		}
+		if cycles >= in.CyclesPerRun {
+			// Bound the history: carry the state into a fresh run.
+			return nil, workflow.NewContinueAsNewError(ctx, AgentWorkflow, in)
+		}
+		run := in.NextRun
+		in.NextRun++
+		rec, err := researchCycle(ctx, in, run)
+		if err != nil {
+			p.Failed++
+			p.LastError = err.Error()
+			workflow.GetLogger(ctx).Warn("research cycle failed", "agent", in.Agent, "run", run, "error", err)
+		} else {
+			p.Done++
+			if rec.IsNewBest {
+				p.NewBests++
+			}
+			if p.Best == nil || in.Direction.Better(rec.Metric, p.Best.Metric) {
+				p.Best = &Best{ExperimentID: rec.ExperimentID, Agent: in.Agent, Metric: rec.Metric, TestMetric: rec.TestMetric}
+			}
+		}
+		notifyParent(ctx, in.ParentWorkflowID, *p)
+	}
+	notifyParent(ctx, in.ParentWorkflowID, *p)
+	return p, nil
+}
+
+// researchCycle is one hypothesize -> experiment -> record pass.
+func researchCycle(ctx workflow.Context, in AgentInput, run int) (Recorded, error) {
+	seed := ExperimentSeed(in.Seed, in.Agent, run)
+
+	// Hypothesize.
+	hctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5,
+		},
+	})
+	var prop Proposal
+	err := workflow.ExecuteActivity(hctx, ActHypothesize, HypothesizeInput{
+		CampaignID: in.CampaignID, Domain: in.Domain, Agent: in.Agent, RunNumber: run, Seed: seed, LLM: in.LLM,
+	}).Get(ctx, &prop)
+	if err != nil {
+		return Recorded{}, fmt.Errorf("hypothesize run %d: %w", run, err)
+	}
+
+	// RunExperiment + RecordResult.
+	floor := in.Floor
+	var rec Recorded
+	if err := cycleRun(ctx, in.CampaignID, in.Domain, in.Agent, run, seed, prop, in.BudgetSeconds, in.HeartbeatSeconds, false, &floor).Get(ctx, &rec); err != nil {
+		return Recorded{}, err
+	}
+
+	// Share: the knowledge-plane issue adds an activity here that publishes
+	// the signed receipt over gossip and merges it into the CRDT leaderboard.
+	// Synthesize/Review: the community issue adds paper synthesis and peer
+	// review here, every few cycles.
+	return rec, nil
+}
+
+// cycleRun runs RunExperiment then RecordResult and resolves with Recorded.
+func cycleRun(ctx workflow.Context, campaign, domain, agent string, run int, seed int64, prop Proposal,
+	budget float64, heartbeatSecs int, baseline bool, floor *NoiseFloor) workflow.Future {
+	if heartbeatSecs <= 0 {
+		heartbeatSecs = DefaultHeartbeatSecs
+	}
+	fut, set := workflow.NewFuture(ctx)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		ectx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue:           ExperimentsQueue,
+			StartToCloseTimeout: activityTimeouts(budget),
+			HeartbeatTimeout:    time.Duration(heartbeatSecs) * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
+				NonRetryableErrorTypes: []string{"InvalidConfig", "UnknownDomain"},
+			},
+		})
+		var out Outcome
+		err := workflow.ExecuteActivity(ectx, ActRunExperiment, ExperimentInput{
+			CampaignID: campaign, Agent: agent, Domain: domain, RunNumber: run,
+			Config: prop.Config, Seed: seed, BudgetSeconds: budget,
+		}).Get(ctx, &out)
+		if err != nil {
+			set.Set(nil, fmt.Errorf("experiment run %d: %w", run, err))
+			return
+		}
+		rctx := workflow.WithActivityOptions(ctx, bookkeepingOptions())
+		var rec Recorded
+		err = workflow.ExecuteActivity(rctx, ActRecordResult, RecordInput{
+			CampaignID: campaign, Agent: agent, Domain: domain, RunNumber: run, Seed: seed,
+			Proposal: prop, Outcome: out, Baseline: baseline, Floor: floor,
+			TimestampMs: workflow.Now(ctx).UnixMilli(),
+		}).Get(ctx, &rec)
+		if err != nil {
+			set.Set(nil, fmt.Errorf("record run %d: %w", run, err))
+			return
+		}
+		set.Set(rec, nil)
+	})
+	return fut
+}
+
+// notifyParent signals the campaign with this agent's progress (best effort).
+func notifyParent(ctx workflow.Context, parentID string, p AgentProgress) {
+	if parentID == "" {
+		return
+	}
+	_ = workflow.SignalExternalWorkflow(ctx, parentID, "", SignalAgentProgress, p).Get(ctx, nil)
+}

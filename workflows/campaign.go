@@ -1,0 +1,351 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"sort"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/hyperspace-ai/hyperspace/domains"
+)
+
+// ErrInvalidInput is the ApplicationError type of a rejected campaign input.
+const ErrInvalidInput = "InvalidCampaignInput"
+
+// ValidateCampaign checks a campaign input; it is pure and shared with the API.
+func ValidateCampaign(in CampaignInput) error {
+	switch {
+	case in.CampaignID == "":
+		return errors.New("campaignId: required")
+	case in.Domain == "":
+		return errors.New("domain: required")
+	case in.Agents < 1 || in.Agents > MaxAgents:
+		return fmt.Errorf("agents: must be between 1 and %d, got %d", MaxAgents, in.Agents)
+	case in.ExperimentsPerAgent < 1 || in.ExperimentsPerAgent > MaxExperiments:
+		return fmt.Errorf("experiments: must be between 1 and %d, got %d", MaxExperiments, in.ExperimentsPerAgent)
+	case in.BaselineSeeds < MinBaselineSeeds || in.BaselineSeeds > MaxBaselineSeeds:
+		return fmt.Errorf("baselineSeeds: must be between %d and %d, got %d", MinBaselineSeeds, MaxBaselineSeeds, in.BaselineSeeds)
+	case in.BudgetSeconds < 0 || in.BudgetSeconds > MaxBudgetSeconds || math.IsNaN(in.BudgetSeconds):
+		return fmt.Errorf("budget: seconds per experiment must be between 0 and %d, got %v", MaxBudgetSeconds, in.BudgetSeconds)
+	case in.Direction != domains.Minimize && in.Direction != domains.Maximize:
+		return fmt.Errorf("direction: must be %q or %q, got %q", domains.Minimize, domains.Maximize, in.Direction)
+	case len(in.Baseline) == 0:
+		return errors.New("baseline: required (the normalised baseline config)")
+	}
+	return nil
+}
+
+// AgentName is the name of agent i (0-based) of a campaign.
+func AgentName(i int) string { return fmt.Sprintf("agent-%d", i+1) }
+
+// ExperimentSeed derives a run's seed from the campaign seed, agent and run number.
+func ExperimentSeed(campaignSeed int64, agent string, run int) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s/%d", campaignSeed, agent, run)
+	return int64(h.Sum64() & math.MaxInt64)
+}
+
+// campaignState is the mutable state behind the progress query.
+type campaignState struct {
+	Progress
+	dir            domains.Direction
+	baselineFailed int
+}
+
+// CampaignWorkflow runs a research campaign: validate, register agents,
+// measure the noise floor with the baseline config over several seeds, run
+// one AgentWorkflow child per agent, aggregate, and record the summary.
+// Query "progress" returns Progress; signal "stop" asks every agent to
+// finish its current cycle and stop.
+func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) {
+	if err := ValidateCampaign(in); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, err)
+	}
+	if in.CyclesPerRun <= 0 {
+		in.CyclesPerRun = DefaultCyclesPerRun
+	}
+	if in.HeartbeatSeconds <= 0 {
+		in.HeartbeatSeconds = DefaultHeartbeatSecs
+	}
+	logger := workflow.GetLogger(ctx)
+	st := &campaignState{dir: in.Direction, Progress: Progress{
+		CampaignID: in.CampaignID, Domain: in.Domain, Phase: "baseline",
+		Total:    in.BaselineSeeds + in.Agents*in.ExperimentsPerAgent,
+		Baseline: BaselineProgress{Total: in.BaselineSeeds},
+		Agents:   map[string]*AgentProgress{},
+	}}
+	agents := make([]string, in.Agents)
+	for i := range agents {
+		agents[i] = AgentName(i)
+		st.Agents[agents[i]] = &AgentProgress{Agent: agents[i], Total: in.ExperimentsPerAgent, Status: "pending"}
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return st.snapshot(), nil }); err != nil {
+		return nil, err
+	}
+	stopCh := workflow.GetSignalChannel(ctx, SignalStop)
+	progressCh := workflow.GetSignalChannel(ctx, SignalAgentProgress)
+
+	bctx := workflow.WithActivityOptions(ctx, bookkeepingOptions())
+	if err := workflow.ExecuteActivity(bctx, ActSetCampaignStatus, StatusInput{CampaignID: in.CampaignID, Status: "running"}).Get(ctx, nil); err != nil {
+		return nil, fmt.Errorf("mark campaign running: %w", err)
+	}
+	for _, a := range agents {
+		if err := workflow.ExecuteActivity(bctx, ActRegisterAgent, RegisterAgentInput{CampaignID: in.CampaignID, Agent: a}).Get(ctx, nil); err != nil {
+			return nil, fail(ctx, in, fmt.Errorf("register %s: %w", a, err))
+		}
+	}
+
+	// Phase 1: the noise floor. Baseline seeds run in parallel, assigned
+	// round-robin to the agents (each agent signs its own runs).
+	floor, runsPerAgent, err := runBaseline(ctx, in, agents, st, stopCh)
+	if err != nil {
+		return nil, fail(ctx, in, err)
+	}
+	logger.Info("noise floor measured", "mean", floor.Mean, "sd", floor.SD, "n", floor.N)
+
+	// Phase 2: one AgentWorkflow child per agent.
+	st.Phase = "research"
+	if st.Stopped {
+		st.Phase = "stopping"
+	}
+	var children []workflow.ChildWorkflowFuture
+	var childIDs []string
+	sel := workflow.NewSelector(ctx)
+	pending := 0
+	for i, a := range agents {
+		if st.Stopped {
+			break
+		}
+		id := in.CampaignID + "/" + a
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:        id,
+			TaskQueue:         TaskQueue,
+			ParentClosePolicy: 1, // terminate children if the campaign is terminated
+		})
+		f := workflow.ExecuteChildWorkflow(cctx, AgentWorkflow, AgentInput{
+			CampaignID: in.CampaignID, ParentWorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+			Agent: a, Domain: in.Domain, Direction: in.Direction, Experiments: in.ExperimentsPerAgent,
+			NextRun: runsPerAgent[i] + 1, Seed: in.Seed, Floor: floor, Baseline: in.Baseline,
+			LLM: in.LLM, BudgetSeconds: in.BudgetSeconds, CyclesPerRun: in.CyclesPerRun,
+			HeartbeatSeconds: in.HeartbeatSeconds,
+			Progress:         *st.Agents[a],
+		})
+		children = append(children, f)
+		childIDs = append(childIDs, id)
+		st.Agents[a].Status = "running"
+		pending++
+		agent := a
+		sel.AddFuture(f, func(f workflow.Future) {
+			pending--
+			var p AgentProgress
+			if err := f.Get(ctx, &p); err != nil {
+				logger.Error("agent failed", "agent", agent, "error", err)
+				st.Agents[agent].Status = "failed"
+				st.Agents[agent].LastError = err.Error()
+				return
+			}
+			st.applyAgent(p)
+		})
+	}
+	sel.AddReceive(progressCh, func(c workflow.ReceiveChannel, _ bool) {
+		var p AgentProgress
+		c.Receive(ctx, &p)
+		st.applyAgent(p)
+	})
+	sel.AddReceive(stopCh, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		if st.Stopped {
+			return
+		}
+		st.Stopped, st.Phase = true, "stopping"
+		for _, f := range children {
+			f.SignalChildWorkflow(ctx, SignalStop, nil) // best effort; a finished child ignores it
+		}
+	})
+	for pending > 0 {
+		sel.Select(ctx)
+	}
+	// Drain progress signals that raced with completion.
+	for {
+		var p AgentProgress
+		if !progressCh.ReceiveAsync(&p) {
+			break
+		}
+		st.applyAgent(p)
+	}
+
+	st.Phase = "done"
+	sum := st.makeSummary(floor)
+	if err := workflow.ExecuteActivity(bctx, ActSetCampaignStatus, StatusInput{CampaignID: in.CampaignID, Status: sum.Status, Summary: &sum}).Get(ctx, nil); err != nil {
+		return nil, fmt.Errorf("record summary: %w", err)
+	}
+	return &sum, nil
+}
+
+func bookkeepingOptions() workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
+		},
+	}
+}
+
+// fail records a failed campaign and returns err.
+func fail(ctx workflow.Context, in CampaignInput, err error) error {
+	bctx := workflow.WithActivityOptions(ctx, bookkeepingOptions())
+	_ = workflow.ExecuteActivity(bctx, ActSetCampaignStatus, StatusInput{CampaignID: in.CampaignID, Status: "failed", Error: err.Error()}).Get(ctx, nil)
+	return err
+}
+
+// runBaseline runs the baseline config with BaselineSeeds seeds and measures the noise floor.
+func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, st *campaignState, stopCh workflow.ReceiveChannel) (NoiseFloor, []int, error) {
+	type job struct {
+		agent string
+		run   int
+		seed  int64
+		f     workflow.Future
+	}
+	runs := make([]int, len(agents))
+	var jobs []*job
+	for i := 0; i < in.BaselineSeeds; i++ {
+		ai := i % len(agents)
+		runs[ai]++
+		j := &job{agent: agents[ai], run: runs[ai]}
+		j.seed = ExperimentSeed(in.Seed, "baseline", i)
+		jobs = append(jobs, j)
+	}
+	prop := Proposal{Config: in.Baseline, Strategy: "baseline", Proposer: "baseline", Parents: []string{}}
+	sel := workflow.NewSelector(ctx)
+	values := make([]float64, 0, len(jobs))
+	var firstErr error
+	pending := 0
+	for i, j := range jobs {
+		p := prop
+		p.Hypothesis = fmt.Sprintf("Baseline: the reference config with seed %d (%d of %d), measuring the noise floor", j.seed, i+1, len(jobs))
+		jj := j
+		jj.f = cycleRun(ctx, in.CampaignID, in.Domain, jj.agent, jj.run, jj.seed, p, in.BudgetSeconds, in.HeartbeatSeconds, true, nil)
+		pending++
+		sel.AddFuture(jj.f, func(f workflow.Future) {
+			pending--
+			var rec Recorded
+			if err := f.Get(ctx, &rec); err != nil {
+				st.baselineFailed++
+				st.Progress.Failed++
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			st.Done++
+			st.Baseline.Done++
+			values = append(values, rec.Metric)
+			st.Baseline.Values = append(st.Baseline.Values, rec.Metric)
+			st.offerBest(Best{ExperimentID: rec.ExperimentID, Agent: jj.agent, Metric: rec.Metric, TestMetric: rec.TestMetric, Hypothesis: p.Hypothesis})
+		})
+	}
+	sel.AddReceive(stopCh, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		st.Stopped = true
+	})
+	for pending > 0 {
+		sel.Select(ctx)
+	}
+	if len(values) < 2 {
+		return NoiseFloor{}, runs, fmt.Errorf("noise floor: only %d of %d baseline runs succeeded: %v", len(values), len(jobs), firstErr)
+	}
+	floor := measureFloor(values, 2)
+	st.Baseline.Floor = &floor
+	return floor, runs, nil
+}
+
+// measureFloor is the mean and sample standard deviation of the baseline runs.
+func measureFloor(values []float64, k float64) NoiseFloor {
+	n := float64(len(values))
+	var sum float64
+	for _, v := range values {
+		sum += v
+	}
+	mean := sum / n
+	var ss float64
+	for _, v := range values {
+		ss += (v - mean) * (v - mean)
+	}
+	sd := 0.0
+	if len(values) > 1 {
+		sd = math.Sqrt(ss / (n - 1))
+	}
+	return NoiseFloor{Mean: mean, SD: sd, N: len(values), K: k}
+}
+
+// offerBest keeps b if it beats the campaign's best so far.
+func (st *campaignState) offerBest(b Best) {
+	if st.Best == nil || st.dir.Better(b.Metric, st.Best.Metric) {
+		bb := b
+		st.Best = &bb
+	}
+}
+
+func (st *campaignState) applyAgent(p AgentProgress) {
+	cur := st.Agents[p.Agent]
+	if cur == nil {
+		cur = &AgentProgress{Agent: p.Agent}
+		st.Agents[p.Agent] = cur
+	}
+	// Signals can arrive out of order relative to completion: never go backwards.
+	if p.Done+p.Failed < cur.Done+cur.Failed {
+		return
+	}
+	*cur = p
+	st.recount()
+}
+
+func (st *campaignState) recount() {
+	done, failed := st.Baseline.Done, st.baselineFailed
+	for _, a := range st.Agents {
+		done += a.Done
+		failed += a.Failed
+		if a.Best != nil && (st.Best == nil || st.dir.Better(a.Best.Metric, st.Best.Metric)) {
+			b := *a.Best
+			st.Best = &b
+		}
+	}
+	st.Done = done
+	st.Progress.Failed = failed
+}
+
+func (st *campaignState) snapshot() Progress {
+	p := st.Progress
+	p.Agents = make(map[string]*AgentProgress, len(st.Agents))
+	for k, v := range st.Agents {
+		vv := *v
+		p.Agents[k] = &vv
+	}
+	p.Baseline.Values = append([]float64(nil), st.Baseline.Values...)
+	return p
+}
+
+func (st *campaignState) makeSummary(floor NoiseFloor) Summary {
+	st.recount()
+	s := Summary{CampaignID: st.CampaignID, Domain: st.Domain, Status: "completed", Floor: floor, Best: st.Best,
+		Experiments: st.Done, Failed: st.Progress.Failed}
+	if st.Stopped {
+		s.Status = "stopped"
+	}
+	names := make([]string, 0, len(st.Agents))
+	for n := range st.Agents {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		a := *st.Agents[n]
+		s.NewBests += a.NewBests
+		s.Agents = append(s.Agents, a)
+	}
+	return s
+}

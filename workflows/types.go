@@ -1,0 +1,263 @@
+// Package workflows holds Hyperspace's deterministic orchestration: a
+// research campaign (CampaignWorkflow) runs a noise-floor baseline, then one
+// AgentWorkflow child per agent, each looping research cycles:
+//
+//	Hypothesize -> RunExperiment -> RecordResult -> [Share] -> [Synthesize/Review] -> evolve
+//
+// Workflows do no I/O: they call activities by name (see activities/) with
+// the typed inputs defined here.
+package workflows
+
+import (
+	"time"
+
+	"github.com/hyperspace-ai/hyperspace/domains"
+)
+
+// Task queues.
+const (
+	// TaskQueue serves workflows and the agent-side activities
+	// (Hypothesize, RecordResult, campaign bookkeeping).
+	TaskQueue = "hyperspace"
+	// ExperimentsQueue serves RunExperiment on CPU/GPU machines.
+	ExperimentsQueue = "experiments"
+)
+
+// Activity names (registered by activities.Activities).
+const (
+	ActHypothesize       = "Hypothesize"
+	ActRunExperiment     = "RunExperiment"
+	ActRecordResult      = "RecordResult"
+	ActSetCampaignStatus = "SetCampaignStatus"
+	ActRegisterAgent     = "RegisterAgent"
+)
+
+// Signal and query names.
+const (
+	SignalStop          = "stop"
+	SignalAgentProgress = "agent-progress"
+	QueryProgress       = "progress"
+)
+
+// Limits enforced by ValidateCampaign (and by the REST API before it).
+const (
+	MaxAgents            = 64
+	MaxExperiments       = 10_000
+	MinBaselineSeeds     = 3
+	MaxBaselineSeeds     = 32
+	MaxBudgetSeconds     = 6 * 3600
+	DefaultCyclesPerRun  = 10
+	DefaultHeartbeatSecs = 20
+)
+
+// LLMConfig selects an OpenAI-compatible endpoint for Hypothesize. The API
+// key never enters workflow history: workers read it from their own
+// configuration (HYPERSPACE_LLM_API_KEY).
+type LLMConfig struct {
+	BaseURL string `json:"baseUrl"`
+	Model   string `json:"model"`
+}
+
+// CampaignInput starts a campaign.
+type CampaignInput struct {
+	CampaignID string `json:"campaignId"`
+	Domain     string `json:"domain"`
+	// Direction of the domain's metric (from the domain registry).
+	Direction domains.Direction `json:"direction"`
+	Agents    int               `json:"agents"`
+	// ExperimentsPerAgent research experiments each agent runs after the baseline.
+	ExperimentsPerAgent int `json:"experimentsPerAgent"`
+	// BaselineSeeds runs of the baseline config that measure the noise floor.
+	BaselineSeeds int `json:"baselineSeeds"`
+	// BudgetSeconds caps one experiment's wall time (0: the domain's own budget).
+	BudgetSeconds float64 `json:"budgetSeconds"`
+	// Baseline is the normalised baseline config (the domain's, with overrides).
+	Baseline domains.Config `json:"baseline"`
+	Seed     int64          `json:"seed"`
+	LLM      *LLMConfig     `json:"llm,omitempty"`
+	// CyclesPerRun bounds each AgentWorkflow run's history: after this many
+	// cycles it continues as new.
+	CyclesPerRun int `json:"cyclesPerRun"`
+	// HeartbeatSeconds is RunExperiment's heartbeat timeout: a worker silent
+	// this long is presumed dead and the experiment reruns elsewhere.
+	HeartbeatSeconds int `json:"heartbeatSeconds"`
+}
+
+// NoiseFloor is the baseline's spread; a new best must beat the best by more than K*SD.
+type NoiseFloor struct {
+	Mean float64 `json:"mean"`
+	SD   float64 `json:"sd"`
+	N    int     `json:"n"`
+	K    float64 `json:"k"`
+}
+
+// Threshold is K*SD.
+func (f NoiseFloor) Threshold() float64 { return f.K * f.SD }
+
+// Best is one best result.
+type Best struct {
+	ExperimentID string  `json:"experimentId"`
+	Agent        string  `json:"agent"`
+	Metric       float64 `json:"metric"`
+	TestMetric   float64 `json:"testMetric"`
+	Hypothesis   string  `json:"hypothesis,omitempty"`
+}
+
+// AgentProgress is one agent's state, sent to the campaign after each cycle.
+type AgentProgress struct {
+	Agent     string `json:"agent"`
+	Done      int    `json:"done"`
+	Failed    int    `json:"failed"`
+	Total     int    `json:"total"`
+	NewBests  int    `json:"newBests"`
+	Best      *Best  `json:"best,omitempty"`
+	Status    string `json:"status"` // running | stopped | completed
+	LastError string `json:"lastError,omitempty"`
+}
+
+// Progress is what the campaign's `progress` query returns.
+type Progress struct {
+	CampaignID string                    `json:"campaignId"`
+	Domain     string                    `json:"domain"`
+	Phase      string                    `json:"phase"` // baseline | research | stopping | done
+	Total      int                       `json:"total"` // baseline runs + agents*experiments
+	Done       int                       `json:"done"`
+	Failed     int                       `json:"failed"`
+	Baseline   BaselineProgress          `json:"baseline"`
+	Best       *Best                     `json:"best,omitempty"`
+	Agents     map[string]*AgentProgress `json:"agents"`
+	Stopped    bool                      `json:"stopped"`
+}
+
+// BaselineProgress tracks the noise-floor phase.
+type BaselineProgress struct {
+	Done   int         `json:"done"`
+	Total  int         `json:"total"`
+	Floor  *NoiseFloor `json:"floor,omitempty"`
+	Values []float64   `json:"values"`
+}
+
+// Summary is CampaignWorkflow's result.
+type Summary struct {
+	CampaignID  string          `json:"campaignId"`
+	Domain      string          `json:"domain"`
+	Status      string          `json:"status"` // completed | stopped
+	Experiments int             `json:"experiments"`
+	Failed      int             `json:"failed"`
+	NewBests    int             `json:"newBests"`
+	Floor       NoiseFloor      `json:"noiseFloor"`
+	Best        *Best           `json:"best,omitempty"`
+	Agents      []AgentProgress `json:"agents"`
+}
+
+// AgentInput is one agent's state; it is carried across ContinueAsNew.
+type AgentInput struct {
+	CampaignID       string            `json:"campaignId"`
+	ParentWorkflowID string            `json:"parentWorkflowId"`
+	Agent            string            `json:"agent"`
+	Domain           string            `json:"domain"`
+	Direction        domains.Direction `json:"direction"`
+	Experiments      int               `json:"experiments"` // research experiments to run in total
+	NextRun          int               `json:"nextRun"`     // next run number (after its baseline runs)
+	Seed             int64             `json:"seed"`
+	Floor            NoiseFloor        `json:"floor"`
+	Baseline         domains.Config    `json:"baseline"`
+	LLM              *LLMConfig        `json:"llm,omitempty"`
+	BudgetSeconds    float64           `json:"budgetSeconds"`
+	CyclesPerRun     int               `json:"cyclesPerRun"`
+	HeartbeatSeconds int               `json:"heartbeatSeconds"`
+	// State carried across runs.
+	Progress AgentProgress `json:"progress"`
+	Stopped  bool          `json:"stopped"`
+}
+
+// HypothesizeInput asks for the next experiment.
+type HypothesizeInput struct {
+	CampaignID string     `json:"campaignId"`
+	Domain     string     `json:"domain"`
+	Agent      string     `json:"agent"`
+	RunNumber  int        `json:"runNumber"`
+	Seed       int64      `json:"seed"`
+	LLM        *LLMConfig `json:"llm,omitempty"`
+}
+
+// Proposal is a hypothesis and the config that tests it.
+type Proposal struct {
+	Config     domains.Config `json:"config"`
+	Hypothesis string         `json:"hypothesis"`
+	Parents    []string       `json:"parents"`
+	Strategy   string         `json:"strategy"`
+	Proposer   string         `json:"proposer"`
+}
+
+// ExperimentInput runs one evaluation.
+type ExperimentInput struct {
+	CampaignID    string         `json:"campaignId"`
+	Agent         string         `json:"agent"`
+	Domain        string         `json:"domain"`
+	RunNumber     int            `json:"runNumber"`
+	Config        domains.Config `json:"config"`
+	Seed          int64          `json:"seed"`
+	BudgetSeconds float64        `json:"budgetSeconds"`
+}
+
+// Outcome is what an evaluation produced (artifacts are staged in S3).
+type Outcome struct {
+	Metric        float64            `json:"metric"`
+	TestMetric    float64            `json:"testMetric"`
+	Values        map[string]float64 `json:"values"`
+	Curve         [][2]float64       `json:"curve,omitempty"`
+	DurationSec   float64            `json:"durationSec"`
+	StagingPrefix string             `json:"stagingPrefix"`
+	Artifacts     map[string]string  `json:"artifacts"` // name -> sha256 hex
+	Worker        string             `json:"worker"`
+	Attempt       int32              `json:"attempt"`
+}
+
+// RecordInput signs and stores one experiment.
+type RecordInput struct {
+	CampaignID string      `json:"campaignId"`
+	Agent      string      `json:"agent"`
+	Domain     string      `json:"domain"`
+	RunNumber  int         `json:"runNumber"`
+	Seed       int64       `json:"seed"`
+	Proposal   Proposal    `json:"proposal"`
+	Outcome    Outcome     `json:"outcome"`
+	Baseline   bool        `json:"baseline"`
+	Floor      *NoiseFloor `json:"floor,omitempty"`
+	// TimestampMs comes from workflow time so a retried RecordResult signs
+	// the identical receipt (same id).
+	TimestampMs int64 `json:"timestampMs"`
+}
+
+// Recorded is the stored experiment's summary.
+type Recorded struct {
+	ExperimentID string  `json:"experimentId"`
+	Metric       float64 `json:"metric"`
+	TestMetric   float64 `json:"testMetric"`
+	IsNewBest    bool    `json:"isNewBest"`
+	BeatsNoise   bool    `json:"beatsNoiseFloor"`
+	Improvement  float64 `json:"improvement"`
+	Inserted     bool    `json:"inserted"`
+}
+
+// StatusInput updates a campaign's row.
+type StatusInput struct {
+	CampaignID string   `json:"campaignId"`
+	Status     string   `json:"status"`
+	Summary    *Summary `json:"summary,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// RegisterAgentInput records an agent and its signing key.
+type RegisterAgentInput struct {
+	CampaignID string `json:"campaignId"`
+	Agent      string `json:"agent"`
+}
+
+func activityTimeouts(budget float64) time.Duration {
+	if budget <= 0 {
+		budget = 120
+	}
+	return time.Duration(budget*4)*time.Second + 2*time.Minute
+}
