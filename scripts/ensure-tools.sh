@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds the tools the project runs (the S3 server) once into the cache bin
+# folder and reuses them afterwards.
+source "$(dirname "$0")/lib.sh"
+
+if [[ ! -x "$HS_BIN/versitygw" ]] || [[ "$(cat "$HS_BIN/versitygw.version" 2>/dev/null)" != "$VERSITYGW_VERSION" ]]; then
+  log "building versitygw $VERSITYGW_VERSION into $HS_BIN (once; cached afterwards)"
+  (cd /tmp && GOFLAGS= GOBIN="$HS_BIN" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
+  echo "$VERSITYGW_VERSION" > "$HS_BIN/versitygw.version"
+fi

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, against a real PostgreSQL, a real S3 server
+# (versitygw, started per test package on a free loopback port) and a real
+# Temporal server (temporaltest, in-process). .ci/run runs exactly this.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+bash scripts/ensure-postgres.sh
+bash scripts/ensure-tools.sh
+export HYPERSPACE_TEST_PG_ADMIN_URL="$PG_ADMIN_URL"
+export HYPERSPACE_VERSITYGW="$HS_BIN/versitygw"
+[[ -f "$HYPERSPACE_DATA_DIR/cranfield/cran.all.1400" ]] || die "data not found in $HYPERSPACE_DATA_DIR (set HYPERSPACE_DATA_DIR)"
+
+log "go vet"
+go vet ./...
+log "go test (timeout ${HYPERSPACE_TEST_TIMEOUT:-25m})"
+go test -count=1 -p 2 -timeout "${HYPERSPACE_TEST_TIMEOUT:-25m}" "$@" ./...

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One command: installs and starts what is missing (PostgreSQL, the S3
+# server), builds hyperspace, starts `hyperspace dev` (embedded Temporal +
+# UI, migrations, workers, API) with a demo ML campaign, and prints the URLs.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+API_LISTEN="${HYPERSPACE_LISTEN:-127.0.0.1:8080}"
+STATE_DIR="${HYPERSPACE_STATE_DIR:-$ROOT/.hyperspace}"
+export HYPERSPACE_STATE_DIR="$STATE_DIR"
+mkdir -p "$STATE_DIR"
+
+bash scripts/ensure-postgres.sh
+DB_URL="${HYPERSPACE_DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/hyperspace?sslmode=disable}"
+if ! psql "$PG_ADMIN_URL" -qtAc "select 1 from pg_database where datname='hyperspace'" | grep -q 1; then
+  log "creating database hyperspace"
+  psql "$PG_ADMIN_URL" -qc "create database hyperspace" >/dev/null
+fi
+
+bash scripts/ensure-tools.sh
+if curl -s -o /dev/null "http://$S3_ADDR/"; then
+  log "an S3 server is answering on $S3_ADDR"
+else
+  log "starting versitygw on $S3_ADDR (data in $STATE_DIR/s3)"
+  mkdir -p "$STATE_DIR/s3"
+  ROOT_ACCESS_KEY=hyperspace ROOT_SECRET_KEY=hyperspace-secret \
+    nohup "$HS_BIN/versitygw" --port "$S3_ADDR" posix "$STATE_DIR/s3" >"$RUN_DIR/versitygw.log" 2>&1 &
+  echo $! >"$RUN_DIR/versitygw.pid"
+  wait_for "versitygw" 30 curl -s -o /dev/null "http://$S3_ADDR/"
+fi
+
+log "building hyperspace"
+go build -o bin/hyperspace ./cmd/hyperspace
+
+if [[ -f "$RUN_DIR/dev.pid" ]] && kill -0 "$(cat "$RUN_DIR/dev.pid")" 2>/dev/null; then
+  log "hyperspace dev is already running (pid $(cat "$RUN_DIR/dev.pid")); make down stops it"
+else
+  log "starting hyperspace dev (log: $RUN_DIR/dev.log)"
+  HYPERSPACE_DATABASE_URL="$DB_URL" HYPERSPACE_S3_ENDPOINT="http://$S3_ADDR" \
+    nohup bin/hyperspace dev --listen "$API_LISTEN" --demo >"$RUN_DIR/dev.log" 2>&1 &
+  echo $! >"$RUN_DIR/dev.pid"
+  wait_for "hyperspace API (see $RUN_DIR/dev.log)" 180 curl -sf "http://$API_LISTEN/readyz"
+  wait_for "demo campaign" 30 grep -q "Follow it:\|Start one:\|demo campaign did not start" "$RUN_DIR/dev.log"
+fi
+echo
+sed -n '/Hyperspace is running/,/^$/p' "$RUN_DIR/dev.log"
+echo "  Logs:         $RUN_DIR/dev.log"
+echo "  Stop:         make down"
