@@ -1,0 +1,178 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/hyperspace-ai/hyperspace/domains"
+)
+
+// fakeActs are stand-in activities for the SDK's workflow test environment:
+// a deterministic "metric" that improves with the run number.
+type fakeActs struct {
+	failRun int // RunExperiment fails (non-retryably) for this run number
+}
+
+func (f *fakeActs) Hypothesize(_ context.Context, in HypothesizeInput) (Proposal, error) {
+	return Proposal{Config: domains.Config{"x": float64(in.RunNumber)}, Hypothesis: fmt.Sprintf("try x=%d", in.RunNumber), Parents: []string{}, Strategy: "mutate", Proposer: "builtin"}, nil
+}
+
+func (f *fakeActs) RunExperiment(_ context.Context, in ExperimentInput) (Outcome, error) {
+	if in.RunNumber == f.failRun && in.Agent == "agent-1" {
+		return Outcome{}, temporal.NewNonRetryableApplicationError("boom", "InvalidConfig", nil)
+	}
+	m := 3.0 - 0.1*in.Config.Float("x") + float64(in.Seed%7)*0.001
+	return Outcome{Metric: m, TestMetric: m + 0.01, Values: map[string]float64{"valLoss": m}}, nil
+}
+
+func (f *fakeActs) RecordResult(_ context.Context, in RecordInput) (Recorded, error) {
+	return Recorded{ExperimentID: fmt.Sprintf("%s-%s-%d", in.CampaignID, in.Agent, in.RunNumber), Metric: in.Outcome.Metric,
+		TestMetric: in.Outcome.TestMetric, IsNewBest: !in.Baseline && in.Outcome.Metric < 2.7, Inserted: true}, nil
+}
+
+func (f *fakeActs) SetCampaignStatus(context.Context, StatusInput) error      { return nil }
+func (f *fakeActs) RegisterAgent(context.Context, RegisterAgentInput) error { return nil }
+
+func newEnv(t *testing.T, acts *fakeActs) *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(CampaignWorkflow)
+	env.RegisterWorkflow(AgentWorkflow)
+	env.RegisterActivityWithOptions(acts.Hypothesize, activity.RegisterOptions{Name: ActHypothesize})
+	env.RegisterActivityWithOptions(acts.RunExperiment, activity.RegisterOptions{Name: ActRunExperiment})
+	env.RegisterActivityWithOptions(acts.RecordResult, activity.RegisterOptions{Name: ActRecordResult})
+	env.RegisterActivityWithOptions(acts.SetCampaignStatus, activity.RegisterOptions{Name: ActSetCampaignStatus})
+	env.RegisterActivityWithOptions(acts.RegisterAgent, activity.RegisterOptions{Name: ActRegisterAgent})
+	return env
+}
+
+func input() CampaignInput {
+	return CampaignInput{CampaignID: "c1", Domain: "fake", Direction: domains.Minimize, Agents: 2, ExperimentsPerAgent: 4,
+		BaselineSeeds: 3, Baseline: domains.Config{"x": 0.0}, Seed: 42, CyclesPerRun: 3}
+}
+
+func TestCampaignRunsBaselineThenAgents(t *testing.T) {
+	env := newEnv(t, &fakeActs{})
+	env.ExecuteWorkflow(CampaignWorkflow, input())
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("not completed")
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var s Summary
+	if err := env.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Status != "completed" || s.Experiments != 3+2*4 || s.Failed != 0 {
+		t.Fatalf("summary = %+v", s)
+	}
+	if s.Floor.N != 3 || s.Floor.K != 2 {
+		t.Fatalf("floor = %+v", s.Floor)
+	}
+	if s.Best == nil || s.Best.Metric > 2.7 {
+		t.Fatalf("best = %+v", s.Best)
+	}
+	if len(s.Agents) != 2 || s.Agents[0].Done != 4 || s.Agents[0].Status != "completed" {
+		t.Fatalf("agents = %+v", s.Agents)
+	}
+	// Agent runs are numbered after each agent's baseline runs: agent-1 ran
+	// baseline seeds 1 and 3 (runs 1, 2) so its research runs are 3..6.
+	if s.Agents[0].Best.ExperimentID != "c1-agent-1-6" {
+		t.Fatalf("agent-1 best = %+v", s.Agents[0].Best)
+	}
+	q, err := env.QueryWorkflow(QueryProgress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Progress
+	if err := q.Get(&p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Phase != "done" || p.Done != 11 || p.Total != 11 || p.Baseline.Done != 3 {
+		t.Fatalf("progress = %+v", p)
+	}
+}
+
+func TestFailedExperimentIsCountedNotFatal(t *testing.T) {
+	env := newEnv(t, &fakeActs{failRun: 4})
+	env.ExecuteWorkflow(CampaignWorkflow, input())
+	var s Summary
+	if err := env.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Failed != 1 || s.Experiments != 10 {
+		t.Fatalf("summary = %+v", s)
+	}
+}
+
+func TestStopSignalEndsCampaign(t *testing.T) {
+	env := newEnv(t, &fakeActs{})
+	in := input()
+	in.ExperimentsPerAgent = 1000
+	in.CyclesPerRun = 2000
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalStop, nil) }, time.Millisecond)
+	env.ExecuteWorkflow(CampaignWorkflow, in)
+	var s Summary
+	if err := env.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Status != "stopped" || s.Experiments >= 3+2*1000 {
+		t.Fatalf("summary = %+v", s)
+	}
+}
+
+func TestInvalidInputIsRejected(t *testing.T) {
+	for name, mut := range map[string]func(*CampaignInput){
+		"no agents":     func(in *CampaignInput) { in.Agents = 0 },
+		"too many":      func(in *CampaignInput) { in.Agents = MaxAgents + 1 },
+		"few seeds":     func(in *CampaignInput) { in.BaselineSeeds = 2 },
+		"neg budget":    func(in *CampaignInput) { in.BudgetSeconds = -1 },
+		"no baseline":   func(in *CampaignInput) { in.Baseline = nil },
+		"bad direction": func(in *CampaignInput) { in.Direction = "up" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := newEnv(t, &fakeActs{})
+			in := input()
+			mut(&in)
+			env.ExecuteWorkflow(CampaignWorkflow, in)
+			err := env.GetWorkflowError()
+			var ae *temporal.ApplicationError
+			if !errors.As(err, &ae) || ae.Type() != ErrInvalidInput || !ae.NonRetryable() {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}
+
+func TestAgentContinuesAsNew(t *testing.T) {
+	env := newEnv(t, &fakeActs{})
+	env.ExecuteWorkflow(AgentWorkflow, AgentInput{CampaignID: "c1", Agent: "agent-1", Domain: "fake", Direction: domains.Minimize,
+		Experiments: 5, NextRun: 2, Seed: 1, Floor: NoiseFloor{Mean: 3, SD: 0.01, N: 3, K: 2}, CyclesPerRun: 2})
+	err := env.GetWorkflowError()
+	var can *workflow.ContinueAsNewError
+	if !errors.As(err, &can) {
+		t.Fatalf("want ContinueAsNew after 2 cycles, got %v", err)
+	}
+}
+
+func TestExperimentSeedIsStableAndDistinct(t *testing.T) {
+	a := ExperimentSeed(1, "agent-1", 3)
+	if a != ExperimentSeed(1, "agent-1", 3) {
+		t.Fatal("not stable")
+	}
+	if a == ExperimentSeed(1, "agent-2", 3) || a == ExperimentSeed(1, "agent-1", 4) || a == ExperimentSeed(2, "agent-1", 3) {
+		t.Fatal("collision")
+	}
+	if a < 0 {
+		t.Fatal("negative seed")
+	}
+}
