@@ -60,7 +60,7 @@ func newCampaignID() string {
 func randomSeed() int64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return int64(binary.LittleEndian.Uint64(b[:]) & math.MaxInt64)
+	return int64(binary.LittleEndian.Uint64(b[:]) & workflows.MaxSeed)
 }
 
 // decodeJSON reads a strict JSON body: the right Content-Type, no unknown
@@ -155,8 +155,8 @@ func (s *Server) buildCampaign(req CampaignRequest) (workflows.CampaignInput, er
 		in.BaselineSeeds = n
 	}
 	if req.Seed != nil {
-		if *req.Seed < 0 {
-			return in, fieldErr("seed", "must be >= 0")
+		if *req.Seed < 0 || *req.Seed > workflows.MaxSeed {
+			return in, fieldErr("seed", fmt.Sprintf("must be between 0 and %d", int64(workflows.MaxSeed)))
 		}
 		in.Seed = *req.Seed
 	} else {

@@ -43,11 +43,15 @@ func ValidateCampaign(in CampaignInput) error {
 // AgentName is the name of agent i (0-based) of a campaign.
 func AgentName(i int) string { return fmt.Sprintf("agent-%d", i+1) }
 
+// MaxSeed bounds seeds to what a JSON number (an IEEE double) holds exactly,
+// so a signed receipt covers the exact seed.
+const MaxSeed = 1<<53 - 1
+
 // ExperimentSeed derives a run's seed from the campaign seed, agent and run number.
 func ExperimentSeed(campaignSeed int64, agent string, run int) int64 {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%d/%s/%d", campaignSeed, agent, run)
-	return int64(h.Sum64() & math.MaxInt64)
+	return int64(h.Sum64() & MaxSeed)
 }
 
 // campaignState is the mutable state behind the progress query.

@@ -1,0 +1,180 @@
+// Package e2e runs whole campaigns through the REST API against a real
+// PostgreSQL, a real S3 server (versitygw) and a real Temporal server
+// (temporaltest, in-process), with the real ML domain on tiny configs.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/server/temporaltest"
+
+	"github.com/hyperspace-ai/hyperspace/activities"
+	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/domains/ml"
+	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/internal/testenv"
+	"github.com/hyperspace-ai/hyperspace/workers"
+	"github.com/hyperspace-ai/hyperspace/workflows"
+)
+
+// tinyML is a baseline override that trains in about a second.
+var tinyML = map[string]any{"nLayers": 1, "dModel": 32, "nHeads": 2, "contextLength": 32, "batchSize": 8, "tokenBudget": 20000, "warmupSteps": 5}
+
+type stack struct {
+	t        *testing.T
+	ts       *temporaltest.TestServer
+	tc       client.Client
+	st       *store.Store
+	dsn      string
+	blob     *blob.Store
+	blobCfg  blob.Config
+	api      *httptest.Server
+	acts     *activities.Activities
+	keyDir   string
+	dataDir  string
+	registry *domains.Registry
+}
+
+// queues: which task queues the in-process worker serves.
+func newStack(t *testing.T, queues []string, heartbeatSecs int) *stack {
+	t.Helper()
+	s := &stack{t: t}
+	s.ts = temporaltest.NewServer(temporaltest.WithT(t))
+	s.tc = s.ts.GetDefaultClient()
+	s.st, s.dsn = testenv.Database(t)
+	s.blob, s.blobCfg = testenv.Blob(t)
+	s.dataDir = testenv.DataDir(t)
+	s.keyDir = filepath.Join(t.TempDir(), "keys")
+	s.registry = domains.NewRegistry(ml.New())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	s.acts = &activities.Activities{Store: s.st, Blob: s.blob, Domains: s.registry, KeyDir: s.keyDir,
+		DataDir: s.dataDir, WorkerID: "test", HeartbeatEvery: 500 * time.Millisecond, Logger: log}
+	g, err := workers.Start(workers.Options{Client: s.tc, Queues: queues, Activities: s.acts, Identity: "in-process"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Stop)
+	srv := &api.Server{Store: s.st, Blob: s.blob, Temporal: s.tc, Domains: s.registry, Logger: log,
+		Namespace: s.ts.GetDefaultNamespace(), DefaultHeartbeatSeconds: heartbeatSecs}
+	s.api = httptest.NewServer(srv.Handler())
+	t.Cleanup(s.api.Close)
+	return s
+}
+
+func (s *stack) do(method, path string, body any) (int, []byte) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		switch b := body.(type) {
+		case string:
+			rd = bytes.NewBufferString(b)
+		default:
+			j, _ := json.Marshal(b)
+			rd = bytes.NewReader(j)
+		}
+	}
+	req, _ := http.NewRequest(method, s.api.URL+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+func (s *stack) startCampaign(req map[string]any) api.CampaignView {
+	s.t.Helper()
+	code, body := s.do(http.MethodPost, "/api/v1/campaigns", req)
+	if code != http.StatusCreated {
+		s.t.Fatalf("start campaign: %d %s", code, body)
+	}
+	var v api.CampaignView
+	if err := json.Unmarshal(body, &v); err != nil {
+		s.t.Fatal(err)
+	}
+	return v
+}
+
+// waitCampaign polls until the campaign ends.
+func (s *stack) waitCampaign(id string, timeout time.Duration) api.CampaignView {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := s.do(http.MethodGet, "/api/v1/campaigns/"+id, nil)
+		if code != http.StatusOK {
+			s.t.Fatalf("get campaign: %d %s", code, body)
+		}
+		var v api.CampaignView
+		_ = json.Unmarshal(body, &v)
+		switch v.Status {
+		case store.StatusCompleted, store.StatusStopped, store.StatusFailed:
+			return v
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("campaign %s still %s after %s: %s", id, v.Status, timeout, body)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func (s *stack) summary(v api.CampaignView) workflows.Summary {
+	s.t.Helper()
+	var sum workflows.Summary
+	if err := json.Unmarshal(v.Summary, &sum); err != nil {
+		s.t.Fatalf("summary of %s: %v (%s)", v.ID, err, v.Summary)
+	}
+	return sum
+}
+
+// allExperiments pages through GET /experiments.
+func (s *stack) allExperiments(campaign string) []store.Experiment {
+	s.t.Helper()
+	var out []store.Experiment
+	cursor := ""
+	for i := 0; i < 100; i++ {
+		path := "/api/v1/experiments?limit=2&campaign=" + campaign
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		code, body := s.do(http.MethodGet, path, nil)
+		if code != http.StatusOK {
+			s.t.Fatalf("list experiments: %d %s", code, body)
+		}
+		var page struct {
+			Experiments []store.Experiment
+			NextCursor  string
+		}
+		_ = json.Unmarshal(body, &page)
+		out = append(out, page.Experiments...)
+		if page.NextCursor == "" {
+			return out
+		}
+		cursor = page.NextCursor
+	}
+	s.t.Fatal("pagination did not end")
+	return nil
+}
+
+func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

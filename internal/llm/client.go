@@ -1,0 +1,175 @@
+// Package llm talks to an OpenAI-compatible chat completions API and uses
+// it to propose experiments, falling back to the built-in proposer when no
+// LLM is configured or its answer is unusable.
+package llm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Message is one chat message.
+type Message struct {
+	Role    string `json:"role"` // "system", "user" or "assistant"
+	Content string `json:"content"`
+}
+
+// ChatOptions tunes one Chat call.
+type ChatOptions struct {
+	// Temperature is sent as is (0 is a valid, deterministic-ish value).
+	Temperature float64
+	// MaxTokens limits the completion when > 0.
+	MaxTokens int
+	// PlainText omits response_format; by default JSON mode
+	// ({"type":"json_object"}) is requested.
+	PlainText bool
+}
+
+// Client is an OpenAI-compatible chat client. BaseURL includes the API
+// version prefix, e.g. "https://api.openai.com/v1" or "http://host:8000/v1".
+// APIKey is sent as "Authorization: Bearer <key>" when set. HTTP defaults
+// to http.DefaultClient; use the ctx passed to Chat for timeouts.
+type Client struct {
+	BaseURL, Model, APIKey string
+	HTTP                   *http.Client
+}
+
+// APIError is a non-2xx answer, decoded from OpenAI's error shape
+// {"error": {"message", "type", "code"}} when the body has it.
+type APIError struct {
+	StatusCode int
+	Message    string
+	Type       string
+	Code       string
+	Body       string // raw body (truncated) when it was not OpenAI's shape
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "llm: HTTP %d", e.StatusCode)
+	if e.Type != "" {
+		fmt.Fprintf(&b, " %s", e.Type)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " (%s)", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	} else if e.Body != "" {
+		fmt.Fprintf(&b, ": %s", e.Body)
+	}
+	return b.String()
+}
+
+// ErrEmptyResponse means a 2xx answer had no choices or no content.
+var ErrEmptyResponse = errors.New("llm: response has no message content")
+
+type chatRequest struct {
+	Model          string          `json:"model"`
+	Messages       []Message       `json:"messages"`
+	Temperature    float64         `json:"temperature"`
+	MaxTokens      int             `json:"max_tokens,omitempty"`
+	ResponseFormat *responseFormat `json:"response_format,omitempty"`
+}
+
+type responseFormat struct {
+	Type string `json:"type"`
+}
+
+type chatResponse struct {
+	Choices []struct {
+		Message struct {
+			Role    string  `json:"role"`
+			Content *string `json:"content"`
+		} `json:"message"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+}
+
+type errorBody struct {
+	Error *struct {
+		Message string          `json:"message"`
+		Type    string          `json:"type"`
+		Code    json.RawMessage `json:"code"`
+	} `json:"error"`
+}
+
+// Chat posts messages to <BaseURL>/chat/completions and returns
+// choices[0].message.content. Non-2xx answers are *APIError.
+func (c *Client) Chat(ctx context.Context, messages []Message, opts ChatOptions) (string, error) {
+	if c == nil || c.BaseURL == "" || c.Model == "" {
+		return "", errors.New("llm: client needs BaseURL and Model")
+	}
+	req := chatRequest{Model: c.Model, Messages: messages, Temperature: opts.Temperature, MaxTokens: opts.MaxTokens}
+	if !opts.PlainText {
+		req.ResponseFormat = &responseFormat{Type: "json_object"}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", fmt.Errorf("llm: encoding request: %w", err)
+	}
+	url := strings.TrimRight(c.BaseURL, "/") + "/chat/completions"
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return "", fmt.Errorf("llm: %w", err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	if c.APIKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+c.APIKey)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		return "", fmt.Errorf("llm: POST %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return "", fmt.Errorf("llm: reading response: %w", err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return "", decodeAPIError(resp.StatusCode, raw)
+	}
+	var cr chatResponse
+	if err := json.Unmarshal(raw, &cr); err != nil {
+		return "", fmt.Errorf("llm: decoding response: %w (body %q)", err, truncate(string(raw), 200))
+	}
+	if len(cr.Choices) == 0 || cr.Choices[0].Message.Content == nil {
+		return "", ErrEmptyResponse
+	}
+	return *cr.Choices[0].Message.Content, nil
+}
+
+func decodeAPIError(status int, raw []byte) *APIError {
+	e := &APIError{StatusCode: status}
+	var eb errorBody
+	if json.Unmarshal(raw, &eb) == nil && eb.Error != nil {
+		e.Message, e.Type = eb.Error.Message, eb.Error.Type
+		var s string
+		if json.Unmarshal(eb.Error.Code, &s) == nil {
+			e.Code = s
+		} else if len(eb.Error.Code) > 0 && string(eb.Error.Code) != "null" {
+			e.Code = string(eb.Error.Code) // some servers send numbers
+		}
+		return e
+	}
+	e.Body = truncate(strings.TrimSpace(string(raw)), 300)
+	return e
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

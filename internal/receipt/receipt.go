@@ -1,0 +1,318 @@
+// Package receipt defines signed research receipts: one record per
+// experiment, canonicalised with RFC 8785 (package jcs), identified by the
+// SHA-256 of the canonical bytes and signed with the agent's Ed25519 key.
+//
+// Field names follow the public Hyperspace run format (project, peerId,
+// runNumber, timestamp, hypothesis, config, result, improvement, isNewBest,
+// inspiredBy) plus fields of our own. The Signed envelope is what is
+// stored and exchanged everywhere (Postgres JSONB, gossip, CRDT, the git
+// archive); anyone can check it with Verify and nothing else.
+//
+// Because canonical JSON numbers are IEEE doubles, integers in a receipt
+// (seed, timestamp, run number) must lie within ±2^53 and every float must
+// be finite; Sign rejects receipts that break either rule rather than sign
+// bytes that do not say exactly what the receipt holds.
+package receipt
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/jcs"
+)
+
+// Version is the current receipt format version.
+const Version = 1
+
+// Receipt is one experiment: field names follow the public Hyperspace run
+// format (project, peerId, runNumber, timestamp, hypothesis, config,
+// result{...}, improvement, isNewBest, inspiredBy) plus ours.
+type Receipt struct {
+	Version     int            `json:"version"`     // 1
+	Project     string         `json:"project"`     // dataset/project, e.g. "cranfield"
+	PeerID      string         `json:"peerId"`      // signer id (identity.Key.ID())
+	PublicKey   string         `json:"publicKey"`   // base64 std of the ed25519 public key
+	RunNumber   int            `json:"runNumber"`   // 1-based per agent
+	Timestamp   int64          `json:"timestamp"`   // unix milliseconds
+	Hypothesis  string         `json:"hypothesis"`  // one line: what was tried and why
+	Config      map[string]any `json:"config"`      // the normalised domain config
+	Result      Result         `json:"result"`      // what the evaluation reported
+	Improvement float64        `json:"improvement"` // relative gain vs the best before this run, direction-aware: >0 means better
+	IsNewBest   bool           `json:"isNewBest"`   // true only if it beats the best by more than the noise threshold
+	InspiredBy  *string        `json:"inspiredBy"`  // receipt id of the main parent, or null
+	GPU         *string        `json:"gpu"`         // null on CPU
+
+	// Ours.
+	Domain     string            `json:"domain"`
+	Campaign   string            `json:"campaign"`
+	Agent      string            `json:"agent"` // agent name within the campaign
+	Seed       int64             `json:"seed"`
+	Metric     MetricValue       `json:"metric"`          // {name, direction, value, testValue}
+	Parents    []string          `json:"parents"`         // receipt ids that inspired it (marshalled as [] when empty)
+	Proposer   string            `json:"proposer"`        // "builtin", "llm:<model>", or "builtin (llm fallback: <reason>)"
+	Baseline   bool              `json:"baseline"`        // a noise-floor baseline run
+	NoiseFloor *NoiseFloor       `json:"noiseFloor"`      // floor used for isNewBest, or null
+	BeatsNoise bool              `json:"beatsNoiseFloor"` // the gain exceeded the noise threshold
+	Artifacts  map[string]string `json:"artifacts"`       // name -> S3 key (marshalled as {} when empty)
+}
+
+// Result is what the evaluation reported.
+type Result struct {
+	ValLoss      float64            `json:"valLoss"` // for ML; other domains may leave 0
+	TrainLoss    float64            `json:"trainLoss"`
+	LossCurve    [][2]float64       `json:"lossCurve"` // (step, loss); marshalled as [] when empty
+	DurationSec  float64            `json:"durationSec"`
+	TokensPerSec float64            `json:"tokensPerSec"`
+	TotalTokens  float64            `json:"totalTokens"`
+	Values       map[string]float64 `json:"values"` // every number the domain reported; {} when empty
+}
+
+// MetricValue is the domain metric of the run.
+type MetricValue struct {
+	Name      string  `json:"name"`
+	Direction string  `json:"direction"` // "minimize" or "maximize"
+	Value     float64 `json:"value"`     // validation split (ranks)
+	TestValue float64 `json:"testValue"` // held-out test split (reported only)
+}
+
+// NoiseFloor is the noise floor a run was judged against.
+type NoiseFloor struct {
+	Mean      float64 `json:"mean"`
+	SD        float64 `json:"sd"`
+	N         int     `json:"n"`
+	Threshold float64 `json:"threshold"`
+}
+
+// Signed is the envelope stored everywhere (Postgres JSONB, gossip, CRDT,
+// git archive).
+type Signed struct {
+	ID        string  `json:"id"`        // hex sha256 of jcs(receipt)
+	Receipt   Receipt `json:"receipt"`   // the signed content
+	Signature string  `json:"signature"` // base64 std ed25519 signature over the same canonical bytes
+}
+
+// Verification errors; Verify wraps them with details.
+var (
+	ErrBadID        = errors.New("receipt: id does not match the canonical receipt")
+	ErrBadSignature = errors.New("receipt: invalid signature")
+	ErrPeerMismatch = errors.New("receipt: peerId does not match the public key")
+)
+
+// maxExactInt is the largest integer magnitude a JSON number (IEEE double)
+// represents exactly.
+const maxExactInt = 1 << 53
+
+// normalized returns r with nil collections replaced by empty ones, so that
+// a receipt marshals the same before and after a JSON round trip.
+func (r Receipt) normalized() Receipt {
+	if r.Parents == nil {
+		r.Parents = []string{}
+	}
+	if r.Artifacts == nil {
+		r.Artifacts = map[string]string{}
+	}
+	if r.Config == nil {
+		r.Config = map[string]any{}
+	}
+	if r.Result.Values == nil {
+		r.Result.Values = map[string]float64{}
+	}
+	if r.Result.LossCurve == nil {
+		r.Result.LossCurve = [][2]float64{}
+	}
+	return r
+}
+
+// receiptJSON has Receipt's fields without its methods.
+type receiptJSON Receipt
+
+// MarshalJSON encodes r with empty (never null) parents, artifacts, config,
+// result.values and result.lossCurve.
+func (r Receipt) MarshalJSON() ([]byte, error) {
+	return json.Marshal(receiptJSON(r.normalized()))
+}
+
+// Check reports the first value in r that cannot be represented exactly in
+// canonical JSON: a NaN or infinite float, or an integer beyond ±2^53.
+func (r Receipt) Check() error {
+	type field struct {
+		name string
+		v    float64
+	}
+	fl := []field{
+		{"improvement", r.Improvement},
+		{"metric.value", r.Metric.Value},
+		{"metric.testValue", r.Metric.TestValue},
+		{"result.valLoss", r.Result.ValLoss},
+		{"result.trainLoss", r.Result.TrainLoss},
+		{"result.durationSec", r.Result.DurationSec},
+		{"result.tokensPerSec", r.Result.TokensPerSec},
+		{"result.totalTokens", r.Result.TotalTokens},
+	}
+	if nf := r.NoiseFloor; nf != nil {
+		fl = append(fl, field{"noiseFloor.mean", nf.Mean}, field{"noiseFloor.sd", nf.SD}, field{"noiseFloor.threshold", nf.Threshold})
+	}
+	for _, f := range fl {
+		if err := finite(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	for i, p := range r.Result.LossCurve {
+		if err := finite(fmt.Sprintf("result.lossCurve[%d][0]", i), p[0]); err != nil {
+			return err
+		}
+		if err := finite(fmt.Sprintf("result.lossCurve[%d][1]", i), p[1]); err != nil {
+			return err
+		}
+	}
+	for _, k := range sortedKeys(r.Result.Values) {
+		if err := finite("result.values."+k, r.Result.Values[k]); err != nil {
+			return err
+		}
+	}
+	for _, k := range sortedKeys(r.Config) {
+		if err := checkAny("config."+k, r.Config[k]); err != nil {
+			return err
+		}
+	}
+	ints := []struct {
+		name string
+		v    int64
+	}{{"seed", r.Seed}, {"timestamp", r.Timestamp}, {"runNumber", int64(r.RunNumber)}}
+	for _, i := range ints {
+		if i.v > maxExactInt || i.v < -maxExactInt {
+			return fmt.Errorf("receipt: %s %d is outside ±2^53 and cannot be represented exactly in canonical JSON", i.name, i.v)
+		}
+	}
+	return nil
+}
+
+func finite(name string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("receipt: %s is %v; NaN and Inf cannot be signed (JSON has no such numbers)", name, v)
+	}
+	return nil
+}
+
+func checkAny(name string, v any) error {
+	switch x := v.(type) {
+	case float64:
+		return finite(name, x)
+	case float32:
+		return finite(name, float64(x))
+	case int64:
+		if x > maxExactInt || x < -maxExactInt {
+			return fmt.Errorf("receipt: %s %d is outside ±2^53", name, x)
+		}
+	case map[string]any:
+		for _, k := range sortedKeys(x) {
+			if err := checkAny(name+"."+k, x[k]); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if err := checkAny(fmt.Sprintf("%s[%d]", name, i), e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Canonical returns the RFC 8785 canonical JSON of r: the bytes that are
+// hashed into the id and signed.
+func Canonical(r Receipt) ([]byte, error) {
+	if err := r.Check(); err != nil {
+		return nil, err
+	}
+	b, err := jcs.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("receipt: canonicalising: %w", err)
+	}
+	return b, nil
+}
+
+// IDOf returns the receipt id: hex sha256 of the canonical bytes.
+func IDOf(canonical []byte) string {
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:])
+}
+
+// Sign fills in r's PeerID and PublicKey from k (and Version when 0),
+// canonicalises it and returns the signed envelope.
+func Sign(r Receipt, k *identity.Key) (Signed, error) {
+	if k == nil {
+		return Signed{}, errors.New("receipt: nil signing key")
+	}
+	if r.Version == 0 {
+		r.Version = Version
+	}
+	r.PeerID = k.ID()
+	r.PublicKey = base64.StdEncoding.EncodeToString(k.Public())
+	r = r.normalized()
+	canon, err := Canonical(r)
+	if err != nil {
+		return Signed{}, err
+	}
+	return Signed{
+		ID:        IDOf(canon),
+		Receipt:   r,
+		Signature: base64.StdEncoding.EncodeToString(k.Sign(canon)),
+	}, nil
+}
+
+// Verify recomputes the canonical bytes and id of s.Receipt and checks that
+// the id matches (ErrBadID), that the signature is valid for the embedded
+// public key (ErrBadSignature), and that PeerID is derived from that key
+// (ErrPeerMismatch). Errors wrap those sentinels; test with errors.Is.
+func (s Signed) Verify() error {
+	pub, err := base64.StdEncoding.DecodeString(s.Receipt.PublicKey)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: publicKey is not a base64 Ed25519 public key", ErrBadSignature)
+	}
+	canon, err := Canonical(s.Receipt)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadID, err)
+	}
+	if id := IDOf(canon); id != s.ID {
+		return fmt.Errorf("%w: envelope says %s, content hashes to %s", ErrBadID, s.ID, id)
+	}
+	sig, err := base64.StdEncoding.DecodeString(s.Signature)
+	if err != nil {
+		return fmt.Errorf("%w: signature is not base64: %v", ErrBadSignature, err)
+	}
+	if !identity.Verify(ed25519.PublicKey(pub), canon, sig) {
+		return fmt.Errorf("%w: receipt %s", ErrBadSignature, s.ID)
+	}
+	if want := identity.IDFromPublic(pub); s.Receipt.PeerID != want {
+		return fmt.Errorf("%w: peerId %q, key gives %q", ErrPeerMismatch, s.Receipt.PeerID, want)
+	}
+	return nil
+}
+
+// ShortID returns the first 8 characters of a receipt id, as shown in
+// hypotheses and logs.
+func ShortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
