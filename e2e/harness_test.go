@@ -34,7 +34,7 @@ import (
 var tinyML = map[string]any{"nLayers": 1, "dModel": 32, "nHeads": 2, "contextLength": 32, "batchSize": 8, "tokenBudget": 20000, "warmupSteps": 5}
 
 type stack struct {
-	t        *testing.T
+	t        testing.TB
 	ts       *temporaltest.TestServer
 	tc       client.Client
 	st       *store.Store
@@ -50,9 +50,23 @@ type stack struct {
 
 // queues: which task queues the in-process worker serves.
 func newStack(t *testing.T, queues []string, heartbeatSecs int) *stack {
+	return newStackQueues(t, queues, heartbeatSecs)
+}
+
+// newStackTB is a full stack for benchmarks (both queues in-process).
+func newStackTB(b *testing.B) *stack {
+	return newStackQueues(b, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0)
+}
+
+func newStackQueues(t testing.TB, queues []string, heartbeatSecs int) *stack {
 	t.Helper()
 	s := &stack{t: t}
-	s.ts = temporaltest.NewServer(temporaltest.WithT(t))
+	if tt, ok := t.(*testing.T); ok {
+		s.ts = temporaltest.NewServer(temporaltest.WithT(tt))
+	} else {
+		s.ts = temporaltest.NewServer()
+		t.Cleanup(s.ts.Stop)
+	}
 	s.tc = s.ts.GetDefaultClient()
 	s.st, s.dsn = testenv.Database(t)
 	s.blob, s.blobCfg = testenv.Blob(t)

@@ -11,6 +11,10 @@ export HYPERSPACE_TEST_PG_ADMIN_URL="$PG_ADMIN_URL"
 export HYPERSPACE_VERSITYGW="$HS_BIN/versitygw"
 [[ -f "$HYPERSPACE_DATA_DIR/cranfield/cran.all.1400" ]] || die "data not found in $HYPERSPACE_DATA_DIR (set HYPERSPACE_DATA_DIR)"
 
+if command -v docker-compose >/dev/null; then
+  log "docker-compose.yml: docker-compose config -q"
+  docker-compose config -q
+fi
 log "go vet"
 go vet ./...
 log "go test (timeout ${HYPERSPACE_TEST_TIMEOUT:-25m})"
