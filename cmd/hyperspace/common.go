@@ -53,9 +53,15 @@ func defaultDataDir() string {
 	return "data"
 }
 
-func (c *common) addFlags(cmd *cobra.Command, temporalDefault string) {
+func (c *common) addDBFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&c.DatabaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/hyperspace?sslmode=disable", "PostgreSQL connection URL")
+	f.StringVar(&c.LogLevel, "log-level", "info", "log level: debug|info|warn|error")
+}
+
+func (c *common) addFlags(cmd *cobra.Command, temporalDefault string) {
+	c.addDBFlags(cmd)
+	f := cmd.Flags()
 	f.StringVar(&c.S3Endpoint, "s3-endpoint", "http://127.0.0.1:7070", "S3 server URL (any S3-compatible server; make up starts versitygw)")
 	f.StringVar(&c.S3AccessKey, "s3-access-key", "hyperspace", "S3 access key")
 	f.StringVar(&c.S3SecretKey, "s3-secret-key", "hyperspace-secret", "S3 secret key")
@@ -64,7 +70,6 @@ func (c *common) addFlags(cmd *cobra.Command, temporalDefault string) {
 	f.StringVar(&c.Namespace, "namespace", "default", "Temporal namespace")
 	f.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "root of the domain data sets (the layout of shared/data: cranfield/, finance/, skills/)")
 	f.StringVar(&c.StateDir, "state-dir", defaultStateDir(), "where agent keys and the embedded Temporal database live")
-	f.StringVar(&c.LogLevel, "log-level", "info", "log level: debug|info|warn|error")
 	f.StringVar(&c.LLMAPIKey, "llm-api-key", "", "API key for campaigns' OpenAI-compatible LLM endpoints (never stored in workflow history)")
 }
 

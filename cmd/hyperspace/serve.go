@@ -187,7 +187,7 @@ func migrateCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.addFlags(cmd, "127.0.0.1:7233")
+	c.addDBFlags(cmd)
 	cmd.Flags().IntVar(&steps, "steps", 1, "migrations to revert with down")
 	return cmd
 }
