@@ -34,7 +34,7 @@ type CampaignRequest struct {
 	Agents *int `json:"agents,omitempty"`
 	// Experiments per agent after the baseline (default 5).
 	Experiments *int `json:"experiments,omitempty"`
-	// Budget caps one experiment's wall time in seconds (default: the domain's budget).
+	// Budget caps one experiment's wall time in seconds (default 120).
 	Budget *float64 `json:"budget,omitempty"`
 	// BaselineSeeds is how many seeds measure the noise floor (default 3).
 	BaselineSeeds *int `json:"baselineSeeds,omitempty"`
@@ -106,7 +106,7 @@ func jsonErr(err error) error {
 // buildCampaign validates a request into a workflow input.
 func (s *Server) buildCampaign(req CampaignRequest) (workflows.CampaignInput, error) {
 	in := workflows.CampaignInput{
-		CampaignID: req.ID, Agents: 2, ExperimentsPerAgent: 5, BaselineSeeds: 3,
+		CampaignID: req.ID, Agents: 2, ExperimentsPerAgent: 5, BaselineSeeds: 3, BudgetSeconds: workflows.DefaultBudgetSeconds,
 		CyclesPerRun: workflows.DefaultCyclesPerRun, HeartbeatSeconds: workflows.DefaultHeartbeatSecs,
 	}
 	if s.DefaultBaselineSeeds > 0 {

@@ -48,6 +48,10 @@ const (
 	MaxBudgetSeconds     = 6 * 3600
 	DefaultCyclesPerRun  = 10
 	DefaultHeartbeatSecs = 20
+	// DefaultBudgetSeconds caps one experiment's wall time when a campaign
+	// names no budget: proposals may grow a model or its token budget, and a
+	// campaign must still end. A capped run is marked truncated.
+	DefaultBudgetSeconds = 120
 )
 
 // LLMConfig selects an OpenAI-compatible endpoint for Hypothesize. The API

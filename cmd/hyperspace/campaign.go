@@ -126,7 +126,7 @@ func campaignCmd() *cobra.Command {
 	sf.StringVar(&req.ID, "id", "", "campaign id (default: generated)")
 	sf.IntVar(&agents, "agents", 2, "number of agents")
 	sf.IntVar(&experiments, "experiments", 5, "experiments per agent after the baseline")
-	sf.Float64Var(&budget, "budget", 0, "seconds per experiment (default: the domain's budget)")
+	sf.Float64Var(&budget, "budget", 120, "wall-clock cap of one experiment in seconds (a capped run is marked truncated)")
 	sf.IntVar(&seeds, "baseline-seeds", 3, "baseline seeds that measure the noise floor")
 	sf.Int64Var(&seed, "seed", 0, "campaign seed (default: random)")
 	sf.StringVar(&baseline, "baseline", "", `JSON object overriding baseline parameters, e.g. '{"tokenBudget":200000}'`)

@@ -132,7 +132,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 	f.StringVar(&demoDomain, "demo-domain", "ml", "domain of the demo campaign")
 	f.IntVar(&demoAgents, "demo-agents", 2, "agents in the demo campaign")
 	f.IntVar(&demoExperiments, "demo-experiments", 3, "experiments per agent in the demo campaign")
-	f.Float64Var(&demoBudget, "demo-budget", 0, "seconds per demo experiment (0: the domain's default budget)")
+	f.Float64Var(&demoBudget, "demo-budget", 0, "wall-clock cap of one demo experiment in seconds (0: the API default, 120)")
 	return cmd
 }
 
