@@ -108,10 +108,10 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 				if err != nil {
 					log.Error("demo campaign did not start", "error", err)
 				} else {
-					fmt.Printf("  Demo campaign: %s\n  Follow it:    hyperspace campaign watch %s --api-url %s\n", id, id, apiURL)
+					fmt.Printf("  Demo campaign: %s\n  Follow it:    %s campaign watch %s --api-url %s\n", id, os.Args[0], id, apiURL)
 				}
 			} else {
-				fmt.Printf("  Start one:    hyperspace campaign start --domain ml --agents 2 --experiments 3 --api-url %s\n", apiURL)
+				fmt.Printf("  Start one:    %s campaign start --domain ml --agents 2 --experiments 3 --api-url %s\n", os.Args[0], apiURL)
 			}
 			fmt.Println()
 			<-ctx.Done()
