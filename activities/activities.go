@@ -53,6 +53,17 @@ type Activities struct {
 	// HeartbeatEvery is how often RunExperiment heartbeats (default 2s).
 	HeartbeatEvery time.Duration
 	Logger         *slog.Logger
+	// Network is the P2P node this worker belongs to (nil: no knowledge plane).
+	Network Network
+}
+
+// Network is what the activities need from a P2P node: publish a receipt
+// (gossip + the node's CRDT replica) and read what the network knows.
+type Network interface {
+	// Share publishes s, signed by the agent key k, and merges it locally.
+	Share(ctx context.Context, s receipt.Signed, k *identity.Key) error
+	// Known returns the receipts the node's replica holds for a domain.
+	Known(domain string) []receipt.Signed
 }
 
 func (a *Activities) log() *slog.Logger {
@@ -104,21 +115,60 @@ func (a *Activities) SetCampaignStatus(ctx context.Context, in workflows.StatusI
 	return a.Store.SetCampaignStatus(ctx, in.CampaignID, in.Status, sum, in.Error)
 }
 
-// History returns a campaign's experiments as proposer entries.
-func (a *Activities) History(ctx context.Context, campaign string) ([]proposer.Entry, error) {
+// History returns what an agent knows when it hypothesizes, as proposer
+// entries: its campaign's experiments from the site database, plus (unless
+// isolated) every receipt of the domain that the node's replica holds from
+// the network. An isolated agent sees only its own runs and the baseline.
+func (a *Activities) History(ctx context.Context, domain, campaign, agent string, isolated bool) ([]proposer.Entry, error) {
 	rows, _, err := a.Store.ListExperiments(ctx, store.ExperimentFilter{CampaignID: campaign})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]proposer.Entry, 0, len(rows))
+	seen := map[string]bool{}
 	for _, r := range rows {
+		if isolated && r.Agent != agent && !r.Baseline {
+			continue
+		}
 		var s receipt.Signed
 		if err := json.Unmarshal(r.Record, &s); err != nil {
 			return nil, fmt.Errorf("decode experiment %s: %w", r.ID, err)
 		}
+		seen[r.ID] = true
 		out = append(out, proposer.Entry{ID: r.ID, Agent: r.Agent, Config: domains.Config(s.Receipt.Config), Metric: r.Metric, Baseline: r.Baseline})
 	}
+	if a.Network != nil && !isolated {
+		for _, s := range a.Network.Known(domain) {
+			if seen[s.ID] {
+				continue
+			}
+			rc := s.Receipt
+			// Another campaign's baseline is not ours: rank it as a plain result.
+			out = append(out, proposer.Entry{ID: s.ID, Agent: rc.Campaign + "/" + rc.Agent, Config: domains.Config(rc.Config), Metric: rc.Metric.Value})
+		}
+	}
 	return out, nil
+}
+
+// Share publishes a recorded experiment to the network through the node:
+// gossip to every peer and a merge into the node's CRDT replica.
+func (a *Activities) Share(ctx context.Context, in workflows.ShareInput) error {
+	if a.Network == nil {
+		return temporal.NewNonRetryableApplicationError("this worker has no P2P node", "NoNetwork", nil)
+	}
+	e, err := a.Store.GetExperiment(ctx, in.ExperimentID)
+	if err != nil {
+		return err
+	}
+	var s receipt.Signed
+	if err := json.Unmarshal(e.Record, &s); err != nil {
+		return fmt.Errorf("decode experiment %s: %w", e.ID, err)
+	}
+	k, err := a.AgentKey(in.CampaignID, in.Agent)
+	if err != nil {
+		return err
+	}
+	return a.Network.Share(ctx, s, k)
 }
 
 // Hypothesize proposes the next experiment: through the campaign's LLM when
@@ -129,7 +179,7 @@ func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeIn
 	if err != nil {
 		return workflows.Proposal{}, err
 	}
-	hist, err := a.History(ctx, in.CampaignID)
+	hist, err := a.History(ctx, in.Domain, in.CampaignID, in.Agent, in.Isolated)
 	if err != nil {
 		return workflows.Proposal{}, err
 	}

@@ -17,6 +17,7 @@ func (a *Activities) RegisterAgentSide(w worker.Registry) {
 	w.RegisterActivityWithOptions(a.RecordResult, activity.RegisterOptions{Name: workflows.ActRecordResult})
 	w.RegisterActivityWithOptions(a.SetCampaignStatus, activity.RegisterOptions{Name: workflows.ActSetCampaignStatus})
 	w.RegisterActivityWithOptions(a.RegisterAgent, activity.RegisterOptions{Name: workflows.ActRegisterAgent})
+	w.RegisterActivityWithOptions(a.Share, activity.RegisterOptions{Name: workflows.ActShare})
 }
 
 // RegisterExperiments registers RunExperiment (task queue workflows.ExperimentsQueue).

@@ -44,6 +44,12 @@ type CampaignRequest struct {
 	Baseline map[string]any `json:"baseline,omitempty"`
 	// LLM selects an OpenAI-compatible endpoint for hypotheses (default: the built-in proposer).
 	LLM *workflows.LLMConfig `json:"llm,omitempty"`
+	// Isolated agents see only their own results when they hypothesize
+	// (for measuring what sharing is worth); default false.
+	Isolated bool `json:"isolated,omitempty"`
+	// Nodes are the peer ids of this site's P2P nodes to spread agents over
+	// (default: every live node; none live: no gossip).
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 var campaignIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,47}$`)
@@ -185,10 +191,40 @@ func (s *Server) buildCampaign(req CampaignRequest) (workflows.CampaignInput, er
 		}
 		in.LLM = req.LLM
 	}
+	in.Isolated = req.Isolated
 	if err := workflows.ValidateCampaign(in); err != nil {
 		return in, fieldErr("campaign", err.Error())
 	}
 	return in, nil
+}
+
+// nodeLiveness is how recently a node must have heartbeated to get agents.
+const nodeLiveness = 30 * time.Second
+
+// assignNodes picks the task queues of the P2P nodes the agents run on.
+func (s *Server) assignNodes(c *gin.Context, req CampaignRequest, in *workflows.CampaignInput) error {
+	live, err := s.Store.LiveNodes(c.Request.Context(), nodeLiveness)
+	if err != nil {
+		return err
+	}
+	byID := map[string]string{}
+	for _, n := range live {
+		byID[n.PeerID] = n.TaskQueue
+	}
+	if len(req.Nodes) == 0 {
+		for _, n := range live {
+			in.NodeQueues = append(in.NodeQueues, n.TaskQueue)
+		}
+		return nil
+	}
+	for i, id := range req.Nodes {
+		q, ok := byID[id]
+		if !ok {
+			return fieldErr(fmt.Sprintf("nodes[%d]", i), fmt.Sprintf("no live node %q (see GET /api/v1/nodes)", id))
+		}
+		in.NodeQueues = append(in.NodeQueues, q)
+	}
+	return nil
 }
 
 // CampaignView is a campaign as the API returns it.
@@ -222,6 +258,10 @@ func (s *Server) createCampaign(c *gin.Context) {
 	}
 	in, err := s.buildCampaign(req)
 	if err != nil {
+		s.writeErr(c, err)
+		return
+	}
+	if err := s.assignNodes(c, req, &in); err != nil {
 		s.writeErr(c, err)
 		return
 	}

@@ -82,6 +82,7 @@ func researchCycle(ctx workflow.Context, in AgentInput, run int) (Recorded, erro
 
 	// Hypothesize.
 	hctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           in.NodeQueue, // empty: the workflow's own queue
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5,
@@ -90,6 +91,7 @@ func researchCycle(ctx workflow.Context, in AgentInput, run int) (Recorded, erro
 	var prop Proposal
 	err := workflow.ExecuteActivity(hctx, ActHypothesize, HypothesizeInput{
 		CampaignID: in.CampaignID, Domain: in.Domain, Agent: in.Agent, RunNumber: run, Seed: seed, LLM: in.LLM,
+		Isolated: in.Isolated,
 	}).Get(ctx, &prop)
 	if err != nil {
 		return Recorded{}, fmt.Errorf("hypothesize run %d: %w", run, err)
@@ -98,20 +100,36 @@ func researchCycle(ctx workflow.Context, in AgentInput, run int) (Recorded, erro
 	// RunExperiment + RecordResult.
 	floor := in.Floor
 	var rec Recorded
-	if err := cycleRun(ctx, in.CampaignID, in.Domain, in.Agent, run, seed, prop, in.BudgetSeconds, in.HeartbeatSeconds, false, &floor).Get(ctx, &rec); err != nil {
+	if err := cycleRun(ctx, cycleParams{campaign: in.CampaignID, domain: in.Domain, agent: in.Agent, run: run, seed: seed,
+		prop: prop, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, floor: &floor, nodeQueue: in.NodeQueue}).Get(ctx, &rec); err != nil {
 		return Recorded{}, err
 	}
-
-	// Share: the knowledge-plane issue adds an activity here that publishes
-	// the signed receipt over gossip and merges it into the CRDT leaderboard.
+	// Share happens inside cycleRun on the agent's node (gossip + CRDT).
 	// Synthesize/Review: the community issue adds paper synthesis and peer
 	// review here, every few cycles.
 	return rec, nil
 }
 
-// cycleRun runs RunExperiment then RecordResult and resolves with Recorded.
-func cycleRun(ctx workflow.Context, campaign, domain, agent string, run int, seed int64, prop Proposal,
-	budget float64, heartbeatSecs int, baseline bool, floor *NoiseFloor) workflow.Future {
+// cycleParams are the inputs of one RunExperiment + RecordResult (+ Share).
+type cycleParams struct {
+	campaign, domain, agent string
+	run                     int
+	seed                    int64
+	prop                    Proposal
+	budget                  float64
+	heartbeatSecs           int
+	baseline                bool
+	floor                   *NoiseFloor
+	// nodeQueue runs RecordResult and Share on the agent's P2P node; empty:
+	// RecordResult on the workflow's queue and no Share.
+	nodeQueue string
+}
+
+// cycleRun runs RunExperiment, RecordResult and (on a P2P node) Share, and
+// resolves with Recorded.
+func cycleRun(ctx workflow.Context, c cycleParams) workflow.Future {
+	campaign, domain, agent, run, seed, prop := c.campaign, c.domain, c.agent, c.run, c.seed, c.prop
+	budget, heartbeatSecs, baseline, floor := c.budget, c.heartbeatSecs, c.baseline, c.floor
 	if heartbeatSecs <= 0 {
 		heartbeatSecs = DefaultHeartbeatSecs
 	}
@@ -135,7 +153,9 @@ func cycleRun(ctx workflow.Context, campaign, domain, agent string, run int, see
 			set.Set(nil, fmt.Errorf("experiment run %d: %w", run, err))
 			return
 		}
-		rctx := workflow.WithActivityOptions(ctx, bookkeepingOptions())
+		ropts := bookkeepingOptions()
+		ropts.TaskQueue = c.nodeQueue
+		rctx := workflow.WithActivityOptions(ctx, ropts)
 		var rec Recorded
 		err = workflow.ExecuteActivity(rctx, ActRecordResult, RecordInput{
 			CampaignID: campaign, Agent: agent, Domain: domain, RunNumber: run, Seed: seed,
@@ -145,6 +165,19 @@ func cycleRun(ctx workflow.Context, campaign, domain, agent string, run int, see
 		if err != nil {
 			set.Set(nil, fmt.Errorf("record run %d: %w", run, err))
 			return
+		}
+		if c.nodeQueue != "" {
+			// Share: publish the signed receipt over gossip and merge it into
+			// the node's CRDT replica. A failure to share loses nothing (the
+			// CRDT anti-entropy catches up later), so it never fails the cycle.
+			sopts := bookkeepingOptions()
+			sopts.TaskQueue = c.nodeQueue
+			sopts.RetryPolicy.MaximumAttempts = 3
+			err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, sopts), ActShare,
+				ShareInput{ExperimentID: rec.ExperimentID, CampaignID: campaign, Agent: agent}).Get(ctx, nil)
+			if err != nil {
+				workflow.GetLogger(ctx).Warn("share failed; anti-entropy will catch up", "experiment", rec.ExperimentID, "error", err)
+			}
 		}
 		set.Set(rec, nil)
 	})

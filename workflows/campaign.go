@@ -40,6 +40,14 @@ func ValidateCampaign(in CampaignInput) error {
 	return nil
 }
 
+// nodeQueueFor spreads agents over the campaign's nodes round-robin.
+func nodeQueueFor(in CampaignInput, agent int) string {
+	if len(in.NodeQueues) == 0 {
+		return ""
+	}
+	return in.NodeQueues[agent%len(in.NodeQueues)]
+}
+
 // AgentName is the name of agent i (0-based) of a campaign.
 func AgentName(i int) string { return fmt.Sprintf("agent-%d", i+1) }
 
@@ -136,8 +144,8 @@ func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) 
 			Agent: a, Domain: in.Domain, Direction: in.Direction, Experiments: in.ExperimentsPerAgent,
 			NextRun: runsPerAgent[i] + 1, Seed: in.Seed, Floor: floor, Baseline: in.Baseline,
 			LLM: in.LLM, BudgetSeconds: in.BudgetSeconds, CyclesPerRun: in.CyclesPerRun,
-			HeartbeatSeconds: in.HeartbeatSeconds,
-			Progress:         *st.Agents[a],
+			HeartbeatSeconds: in.HeartbeatSeconds, Isolated: in.Isolated, NodeQueue: nodeQueueFor(in, i),
+			Progress: *st.Agents[a],
 		})
 		children = append(children, f)
 		childIDs = append(childIDs, id)
@@ -233,7 +241,9 @@ func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, st *ca
 		p := prop
 		p.Hypothesis = fmt.Sprintf("Baseline: the reference config with seed %d (%d of %d), measuring the noise floor", j.seed, i+1, len(jobs))
 		jj := j
-		jj.f = cycleRun(ctx, in.CampaignID, in.Domain, jj.agent, jj.run, jj.seed, p, in.BudgetSeconds, in.HeartbeatSeconds, true, nil)
+		jj.f = cycleRun(ctx, cycleParams{campaign: in.CampaignID, domain: in.Domain, agent: jj.agent, run: jj.run, seed: jj.seed,
+			prop: p, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, baseline: true,
+			nodeQueue: nodeQueueFor(in, agentIndex(agents, jj.agent))})
 		pending++
 		sel.AddFuture(jj.f, func(f workflow.Future) {
 			pending--
@@ -266,6 +276,15 @@ func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, st *ca
 	floor := measureFloor(values, 2)
 	st.Baseline.Floor = &floor
 	return floor, runs, nil
+}
+
+func agentIndex(agents []string, a string) int {
+	for i, x := range agents {
+		if x == a {
+			return i
+		}
+	}
+	return 0
 }
 
 // measureFloor is the mean and sample standard deviation of the baseline runs.

@@ -30,6 +30,7 @@ const (
 	ActRecordResult      = "RecordResult"
 	ActSetCampaignStatus = "SetCampaignStatus"
 	ActRegisterAgent     = "RegisterAgent"
+	ActShare             = "Share"
 )
 
 // Signal and query names.
@@ -85,7 +86,18 @@ type CampaignInput struct {
 	// HeartbeatSeconds is RunExperiment's heartbeat timeout: a worker silent
 	// this long is presumed dead and the experiment reruns elsewhere.
 	HeartbeatSeconds int `json:"heartbeatSeconds"`
+	// Isolated agents see only their own results (and the baseline) when
+	// they hypothesize; by default (false) they see everything the site and
+	// the network know.
+	Isolated bool `json:"isolated,omitempty"`
+	// NodeQueues are the task queues (node-<peerID>) of the P2P nodes the
+	// agents are spread over, round-robin; empty: the agent-side activities
+	// run on TaskQueue and nothing is shared over gossip.
+	NodeQueues []string `json:"nodeQueues,omitempty"`
 }
+
+// NodeQueue is the task queue of the P2P node with this peer id.
+func NodeQueue(peerID string) string { return "node-" + peerID }
 
 // NoiseFloor is the baseline's spread; a new best must beat the best by more than K*SD.
 type NoiseFloor struct {
@@ -170,6 +182,10 @@ type AgentInput struct {
 	BudgetSeconds    float64           `json:"budgetSeconds"`
 	CyclesPerRun     int               `json:"cyclesPerRun"`
 	HeartbeatSeconds int               `json:"heartbeatSeconds"`
+	Isolated         bool              `json:"isolated,omitempty"`
+	// NodeQueue runs this agent's Hypothesize, RecordResult and Share on its
+	// P2P node (empty: TaskQueue, no sharing).
+	NodeQueue string `json:"nodeQueue,omitempty"`
 	// State carried across runs.
 	Progress AgentProgress `json:"progress"`
 	Stopped  bool          `json:"stopped"`
@@ -183,6 +199,14 @@ type HypothesizeInput struct {
 	RunNumber  int        `json:"runNumber"`
 	Seed       int64      `json:"seed"`
 	LLM        *LLMConfig `json:"llm,omitempty"`
+	Isolated   bool       `json:"isolated,omitempty"`
+}
+
+// ShareInput publishes a recorded experiment to the network.
+type ShareInput struct {
+	ExperimentID string `json:"experimentId"`
+	CampaignID   string `json:"campaignId"`
+	Agent        string `json:"agent"`
 }
 
 // Proposal is a hypothesis and the config that tests it.

@@ -19,6 +19,7 @@ import (
 // a deterministic "metric" that improves with the run number.
 type fakeActs struct {
 	failRun int // RunExperiment fails (non-retryably) for this run number
+	shared  []string
 }
 
 func (f *fakeActs) Hypothesize(_ context.Context, in HypothesizeInput) (Proposal, error) {
@@ -38,7 +39,12 @@ func (f *fakeActs) RecordResult(_ context.Context, in RecordInput) (Recorded, er
 		TestMetric: in.Outcome.TestMetric, IsNewBest: !in.Baseline && in.Outcome.Metric < 2.7, Inserted: true}, nil
 }
 
-func (f *fakeActs) SetCampaignStatus(context.Context, StatusInput) error      { return nil }
+func (f *fakeActs) Share(_ context.Context, in ShareInput) error {
+	f.shared = append(f.shared, in.ExperimentID)
+	return nil
+}
+
+func (f *fakeActs) SetCampaignStatus(context.Context, StatusInput) error    { return nil }
 func (f *fakeActs) RegisterAgent(context.Context, RegisterAgentInput) error { return nil }
 
 func newEnv(t *testing.T, acts *fakeActs) *testsuite.TestWorkflowEnvironment {
@@ -51,6 +57,7 @@ func newEnv(t *testing.T, acts *fakeActs) *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivityWithOptions(acts.RecordResult, activity.RegisterOptions{Name: ActRecordResult})
 	env.RegisterActivityWithOptions(acts.SetCampaignStatus, activity.RegisterOptions{Name: ActSetCampaignStatus})
 	env.RegisterActivityWithOptions(acts.RegisterAgent, activity.RegisterOptions{Name: ActRegisterAgent})
+	env.RegisterActivityWithOptions(acts.Share, activity.RegisterOptions{Name: ActShare})
 	return env
 }
 
@@ -174,5 +181,29 @@ func TestExperimentSeedIsStableAndDistinct(t *testing.T) {
 	}
 	if a < 0 {
 		t.Fatal("negative seed")
+	}
+}
+
+func TestNodesShareEveryRecordedExperiment(t *testing.T) {
+	acts := &fakeActs{}
+	env := newEnv(t, acts)
+	in := input()
+	in.NodeQueues = []string{NodeQueue("peerA"), NodeQueue("peerB")}
+	env.ExecuteWorkflow(CampaignWorkflow, in)
+	var s Summary
+	if err := env.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if len(acts.shared) != s.Experiments || s.Experiments != 11 {
+		t.Fatalf("shared %d of %d experiments", len(acts.shared), s.Experiments)
+	}
+}
+
+func TestWithoutNodesNothingIsShared(t *testing.T) {
+	acts := &fakeActs{}
+	env := newEnv(t, acts)
+	env.ExecuteWorkflow(CampaignWorkflow, input())
+	if err := env.GetWorkflowError(); err != nil || len(acts.shared) != 0 {
+		t.Fatalf("err %v, shared %d", err, len(acts.shared))
 	}
 }

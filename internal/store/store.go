@@ -447,3 +447,47 @@ func (s *Store) BestInCampaign(ctx context.Context, campaignID string, minimize 
 	}
 	return e, true, nil
 }
+
+// Node is one P2P node of this site.
+type Node struct {
+	PeerID    string    `json:"peerId"`
+	TaskQueue string    `json:"taskQueue"`
+	Addrs     []string  `json:"addrs"`
+	APIURL    string    `json:"apiUrl,omitempty"`
+	StartedAt time.Time `json:"startedAt"`
+	LastSeen  time.Time `json:"lastSeen"`
+}
+
+// TouchNode registers a node or refreshes its heartbeat.
+func (s *Store) TouchNode(ctx context.Context, n Node) error {
+	addrs, _ := json.Marshal(n.Addrs)
+	_, err := s.Pool.Exec(ctx, `INSERT INTO nodes (peer_id, task_queue, addrs, api_url) VALUES ($1,$2,$3,$4)
+		ON CONFLICT (peer_id) DO UPDATE SET task_queue=EXCLUDED.task_queue, addrs=EXCLUDED.addrs,
+		api_url=EXCLUDED.api_url, last_seen=now()`, n.PeerID, n.TaskQueue, addrs, n.APIURL)
+	if err != nil {
+		return fmt.Errorf("register node %s: %w", n.PeerID, err)
+	}
+	return nil
+}
+
+// RemoveNode forgets a node (on clean shutdown).
+func (s *Store) RemoveNode(ctx context.Context, peerID string) error {
+	_, err := s.Pool.Exec(ctx, `DELETE FROM nodes WHERE peer_id=$1`, peerID)
+	return err
+}
+
+// LiveNodes lists nodes seen within maxAge, oldest first (a stable order).
+func (s *Store) LiveNodes(ctx context.Context, maxAge time.Duration) ([]Node, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT peer_id, task_queue, addrs, api_url, started_at, last_seen FROM nodes
+		WHERE last_seen > now() - make_interval(secs => $1) ORDER BY started_at, peer_id`, maxAge.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Node, error) {
+		var n Node
+		var addrs []byte
+		err := r.Scan(&n.PeerID, &n.TaskQueue, &addrs, &n.APIURL, &n.StartedAt, &n.LastSeen)
+		_ = json.Unmarshal(addrs, &n.Addrs)
+		return n, err
+	})
+}
