@@ -147,3 +147,15 @@ func (s *Server) getArtifact(c *gin.Context) {
 	}
 	c.Data(http.StatusOK, ct, b)
 }
+
+func (s *Server) listNodes(c *gin.Context) {
+	nodes, err := s.Store.LiveNodes(c.Request.Context(), nodeLiveness)
+	if err != nil {
+		s.writeErr(c, err)
+		return
+	}
+	if nodes == nil {
+		nodes = []store.Node{}
+	}
+	c.JSON(http.StatusOK, gin.H{"nodes": nodes})
+}

@@ -39,6 +39,8 @@ type Server struct {
 	// Defaults for new campaigns.
 	DefaultBaselineSeeds    int
 	DefaultHeartbeatSeconds int
+	// Node is this process's P2P node, if it runs one (peers, gossip, network leaderboard).
+	Node *NetworkNode
 }
 
 func (s *Server) log() *slog.Logger {
@@ -84,6 +86,8 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/experiments", s.listExperiments)
 	v1.GET("/experiments/:id", s.getExperiment)
 	v1.GET("/experiments/:id/artifacts/:name", s.getArtifact)
+	v1.GET("/nodes", s.listNodes)
+	s.networkRoutes(v1)
 	return r
 }
 

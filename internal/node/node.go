@@ -1,0 +1,187 @@
+// Package node runs one Hyperspace P2P node: a libp2p host (p2p.Node) with
+// its persistent identity, the node's CRDT leaderboard replica on disk, and a
+// Temporal worker on the task queue node-<peerID> that runs its agents'
+// Hypothesize, RecordResult and Share activities. It registers itself in the
+// site's database so campaigns can spread agents over the live nodes.
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/hyperspace-ai/hyperspace/activities"
+	"github.com/hyperspace-ai/hyperspace/internal/crdt"
+	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/receipt"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/p2p"
+	"github.com/hyperspace-ai/hyperspace/workflows"
+)
+
+// Options configure a node.
+type Options struct {
+	// Dir holds node.key (the libp2p identity) and replica/ (the CRDT log).
+	Dir         string
+	ListenAddrs []string
+	Bootstrap   []string
+	Domains     []string
+	EnableMDNS  bool
+	// P2P lets callers adjust the p2p configuration (tests, benchmarks).
+	P2P func(*p2p.Config)
+	// Temporal, when set, runs a worker on node-<peerID> with Activities.
+	Temporal   client.Client
+	Activities *activities.Activities
+	// Store, when set, registers the node and heartbeats it.
+	Store  *store.Store
+	APIURL string
+	Logger *slog.Logger
+}
+
+// Node is a running node.
+type Node struct {
+	P2P     *p2p.Node
+	Replica *crdt.Replica
+	key     crypto.PrivKey
+	worker  worker.Worker
+	store   *store.Store
+	log     *slog.Logger
+
+	certMu sync.Mutex
+	certs  map[string]p2p.AgentCert
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// Start opens the replica, starts the host, and (when configured) the worker
+// and the registration heartbeat.
+func Start(ctx context.Context, o Options) (*Node, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	key, err := p2p.LoadOrCreateKey(filepath.Join(o.Dir, "node.key"))
+	if err != nil {
+		return nil, err
+	}
+	rep, err := crdt.Open(filepath.Join(o.Dir, "replica"), crdt.WithDomains(o.Domains...))
+	if err != nil {
+		return nil, fmt.Errorf("open replica: %w", err)
+	}
+	cfg := p2p.DefaultConfig()
+	cfg.PrivKey = key
+	if len(o.ListenAddrs) > 0 {
+		cfg.ListenAddrs = o.ListenAddrs
+	}
+	cfg.Bootstrap = o.Bootstrap
+	cfg.Domains = o.Domains
+	cfg.Replica = replica{rep}
+	cfg.EnableMDNS = o.EnableMDNS
+	cfg.Logger = log
+	if o.P2P != nil {
+		o.P2P(&cfg)
+	}
+	pn, err := p2p.New(ctx, cfg)
+	if err != nil {
+		rep.Close()
+		return nil, err
+	}
+	n := &Node{P2P: pn, Replica: rep, key: key, store: o.Store, log: log.With("node", pn.ID().String()), certs: map[string]p2p.AgentCert{}}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.stop = cancel
+	if o.Temporal != nil && o.Activities != nil {
+		acts := *o.Activities
+		acts.Network = n
+		w := worker.New(o.Temporal, n.TaskQueue(), worker.Options{Identity: "node-" + pn.ID().String()})
+		acts.RegisterAgentSide(w)
+		if err := w.Start(); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("start node worker: %w", err)
+		}
+		n.worker = w
+	}
+	if o.Store != nil {
+		if err := n.register(ctx, o.APIURL); err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.wg.Add(1)
+		go func() { // registration heartbeat, owned by the node
+			defer n.wg.Done()
+			t := time.NewTicker(10 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-rctx.Done():
+					return
+				case <-t.C:
+					if err := n.register(rctx, o.APIURL); err != nil {
+						n.log.Warn("node heartbeat", "error", err)
+					}
+				}
+			}
+		}()
+	}
+	n.log.Info("node started", "addrs", pn.Addrs(), "queue", n.TaskQueue(), "records", rep.Len(""))
+	return n, nil
+}
+
+func (n *Node) register(ctx context.Context, apiURL string) error {
+	var addrs []string
+	for _, a := range n.P2P.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	return n.store.TouchNode(ctx, store.Node{PeerID: n.P2P.ID().String(), TaskQueue: n.TaskQueue(), Addrs: addrs, APIURL: apiURL})
+}
+
+// TaskQueue is node-<peerID>.
+func (n *Node) TaskQueue() string { return workflows.NodeQueue(n.P2P.ID().String()) }
+
+// cert returns (and caches) the node's certificate for an agent key.
+func (n *Node) cert(pub ed25519.PublicKey) p2p.AgentCert {
+	n.certMu.Lock()
+	defer n.certMu.Unlock()
+	k := string(pub)
+	c, ok := n.certs[k]
+	if !ok {
+		c = p2p.NewAgentCert(n.key, pub)
+		n.certs[k] = c
+	}
+	return c
+}
+
+// Share implements activities.Network: gossip the receipt and merge it locally.
+func (n *Node) Share(ctx context.Context, s receipt.Signed, k *identity.Key) error {
+	return n.P2P.Publish(ctx, s, n.cert(k.Public()))
+}
+
+// Known implements activities.Network.
+func (n *Node) Known(domain string) []receipt.Signed { return n.Replica.Records(domain) }
+
+// Close stops the worker, the heartbeat, the host and the replica; it
+// deregisters the node.
+func (n *Node) Close() {
+	if n.worker != nil {
+		n.worker.Stop()
+	}
+	if n.stop != nil {
+		n.stop()
+	}
+	n.wg.Wait()
+	if n.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.store.RemoveNode(ctx, n.P2P.ID().String())
+		cancel()
+	}
+	_ = n.P2P.Close()
+	_ = n.Replica.Close()
+}
