@@ -165,4 +165,3 @@ func (s *Server) networkLeaderboard(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"domain": d.Name(), "metric": d.Metric(), "records": s.Node.Replica.Len(d.Name()),
 		"stateHash": s.Node.Replica.StateHash(d.Name()), "entries": entries})
 }
-
