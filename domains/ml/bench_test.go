@@ -1,0 +1,48 @@
+package ml
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Run with:
+//
+//	go test -run '^$' -bench 'MatmulPeak|TrainDefault' -benchtime 1x ./domains/ml/
+//
+// BenchmarkMatmulPeak reports the best GFLOP/s of the gemm kernel on
+// 512×512×512 products on all GOMAXPROCS cores.
+func BenchmarkMatmulPeak(b *testing.B) {
+	var g float64
+	for i := 0; i < b.N; i++ {
+		g = max(g, MeasureMatmulPeak(512, 500*time.Millisecond))
+	}
+	b.ReportMetric(g, "GFLOP/s")
+}
+
+// BenchmarkTrainDefault trains the baseline config and reports tokens/s,
+// achieved GFLOP/s (analytic count, see flopsPerStep), the matmul peak
+// (MeasureMatmulPeak, 512³) and their ratio. Peak and training are measured
+// in alternating rounds in the same run and the best of each is kept, so a
+// burst of load from other processes on a shared machine does not skew the
+// ratio in one direction.
+func BenchmarkTrainDefault(b *testing.B) {
+	dir := testDataDir(b)
+	var tps, gf, peak float64
+	for i := 0; i < b.N; i++ {
+		for round := 0; round < 3; round++ {
+			peak = max(peak, MeasureMatmulPeak(512, 500*time.Millisecond))
+			t, g, err := TrainerThroughput(context.Background(), dir, New().Baseline(), 1, 2*time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if g > gf {
+				tps, gf = t, g
+			}
+		}
+	}
+	b.ReportMetric(tps, "tokens/s")
+	b.ReportMetric(gf, "GFLOP/s")
+	b.ReportMetric(peak, "peakGFLOP/s")
+	b.ReportMetric(gf/peak, "ratio")
+}

@@ -1,0 +1,410 @@
+package ml
+
+import "math"
+
+// Layer kernels. Every function works on row-major float32 slices with
+// rows = batch×time. Parallel parts split rows (or columns) into fixed-size
+// chunks; reductions over rows (bias and gain gradients) are done per column
+// in row order by one goroutine, so results do not depend on scheduling.
+
+const rowChunk = 32 // rows per parallel task for row-wise ops
+
+// parallelRows runs fn over [0,rows) in fixed chunks of rowChunk rows.
+func parallelRows(rows int, fn func(r0, r1 int)) {
+	parallelFor((rows+rowChunk-1)/rowChunk, func(t int) {
+		fn(t*rowChunk, min((t+1)*rowChunk, rows))
+	})
+}
+
+// colSumAdd adds the column sums of src (rows×cols) to dst (cols).
+// Each column is summed in row order by exactly one goroutine.
+func colSumAdd(dst, src []float32, rows, cols int) {
+	const cb = 16
+	parallelFor((cols+cb-1)/cb, func(t int) {
+		c0, c1 := t*cb, min((t+1)*cb, cols)
+		var acc [cb]float32
+		a := acc[:c1-c0]
+		for r := 0; r < rows; r++ {
+			row := src[r*cols+c0 : r*cols+c1]
+			a = a[:len(row)]
+			for i, v := range row {
+				a[i] += v
+			}
+		}
+		d := dst[c0:c1]
+		for i := range d {
+			d[i] += a[i]
+		}
+	})
+}
+
+// linearForward computes y = x·w + b for x (rows×in), w (in×out), b (out).
+func linearForward(x, w, b, y []float32, rows, in, out int) {
+	if b != nil {
+		parallelRows(rows, func(r0, r1 int) {
+			for r := r0; r < r1; r++ {
+				copy(y[r*out:(r+1)*out], b)
+			}
+		})
+	}
+	gemm(false, false, rows, out, in, x, in, w, out, y, out, b != nil)
+}
+
+// linearBackward accumulates dw += xᵀ·dy, db += colsum(dy) and, when dx is
+// not nil, dx (+)= dy·wᵀ (added when accDx, else overwritten).
+func linearBackward(x, w, dy, dx, dw, db []float32, rows, in, out int, accDx bool) {
+	gemm(true, false, in, out, rows, x, in, dy, out, dw, out, true)
+	if db != nil {
+		colSumAdd(db, dy, rows, out)
+	}
+	if dx != nil {
+		gemm(false, true, rows, in, out, dy, out, w, out, dx, in, accDx)
+	}
+}
+
+// Normalisation kinds.
+const (
+	normLayer = "layernorm"
+	normRMS   = "rmsnorm"
+	normEps   = 1e-5
+)
+
+// normForward normalises each row of x (rows×d) into y and records the
+// per-row mean (layernorm only) and reciprocal std. b is nil for rmsnorm.
+func normForward(kind string, x, g, b, y, mean, rstd []float32, rows, d int) {
+	parallelRows(rows, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			xr := x[r*d : (r+1)*d]
+			yr := y[r*d : (r+1)*d]
+			yr = yr[:len(xr)]
+			g := g[:len(xr)]
+			var mu float32
+			if kind == normLayer {
+				var s float32
+				for _, v := range xr {
+					s += v
+				}
+				mu = s / float32(d)
+			}
+			var ss float32
+			for _, v := range xr {
+				ss += (v - mu) * (v - mu)
+			}
+			rs := float32(1 / math.Sqrt(float64(ss/float32(d))+normEps))
+			mean[r], rstd[r] = mu, rs
+			if b != nil {
+				b := b[:len(xr)]
+				for i, v := range xr {
+					yr[i] = (v-mu)*rs*g[i] + b[i]
+				}
+			} else {
+				for i, v := range xr {
+					yr[i] = (v - mu) * rs * g[i]
+				}
+			}
+		}
+	})
+}
+
+// normBackward adds the input gradient to dx and the gain/bias gradients to
+// dg/db (db nil for rmsnorm). tmp is rows×d scratch.
+func normBackward(kind string, x, g, mean, rstd, dy, dx, dg, db, tmp []float32, rows, d int) {
+	parallelRows(rows, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			xr := x[r*d : (r+1)*d]
+			dyr := dy[r*d : (r+1)*d]
+			dxr := dx[r*d : (r+1)*d]
+			tr := tmp[r*d : (r+1)*d]
+			dyr, dxr, tr = dyr[:len(xr)], dxr[:len(xr)], tr[:len(xr)]
+			g := g[:len(xr)]
+			mu, rs := mean[r], rstd[r]
+			var sdh, sdhx float32 // Σ dxhat, Σ dxhat·xhat
+			for i, v := range xr {
+				xh := (v - mu) * rs
+				dh := dyr[i] * g[i]
+				tr[i] = dyr[i] * xh
+				sdh += dh
+				sdhx += dh * xh
+			}
+			n := float32(d)
+			if kind != normLayer {
+				sdh = 0
+			}
+			for i, v := range xr {
+				xh := (v - mu) * rs
+				dh := dyr[i] * g[i]
+				dxr[i] += rs * (dh - sdh/n - xh*sdhx/n)
+			}
+		}
+	})
+	colSumAdd(dg, tmp, rows, d)
+	if db != nil {
+		colSumAdd(db, dy, rows, d)
+	}
+}
+
+// Activation kinds.
+const (
+	actReLU   = "relu"
+	actGELU   = "gelu"
+	actSwiGLU = "swiglu"
+)
+
+const geluC = 0.7978845608028654 // sqrt(2/pi)
+
+// actForward applies the MLP nonlinearity. For relu/gelu u and a are
+// rows×f; for swiglu u is rows×2f laid out [gate | value] per row and
+// a = silu(gate)·value is rows×f. aux (rows×f) keeps what the backward pass
+// needs besides u: tanh(·) for gelu, sigmoid(gate) for swiglu (unused for
+// relu, may be nil).
+func actForward(kind string, u, a, aux []float32, rows, f int) {
+	parallelRows(rows, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			ar := a[r*f : (r+1)*f]
+			switch kind {
+			case actReLU:
+				ur := u[r*f : (r+1)*f]
+				ur = ur[:len(ar)]
+				for i, v := range ur {
+					ar[i] = max(v, 0)
+				}
+			case actGELU:
+				ur := u[r*f : (r+1)*f]
+				ur = ur[:len(ar)]
+				xr := aux[r*f : (r+1)*f]
+				xr = xr[:len(ar)]
+				for i, x := range ur {
+					t := tanhf(geluC * (x + 0.044715*x*x*x))
+					xr[i] = t
+					ar[i] = 0.5 * x * (1 + t)
+				}
+			case actSwiGLU:
+				gr := u[2*r*f : 2*r*f+f]
+				vr := u[2*r*f+f : 2*(r+1)*f]
+				xr := aux[r*f : (r+1)*f]
+				gr, vr, xr = gr[:len(ar)], vr[:len(ar)], xr[:len(ar)]
+				for i, gv := range gr {
+					sg := sigmoidf(gv)
+					xr[i] = sg
+					ar[i] = gv * sg * vr[i]
+				}
+			}
+		}
+	})
+}
+
+// actBackward writes du from da (overwriting du), using u and the aux
+// values saved by actForward.
+func actBackward(kind string, u, aux, da, du []float32, rows, f int) {
+	parallelRows(rows, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			dar := da[r*f : (r+1)*f]
+			switch kind {
+			case actReLU:
+				ur := u[r*f : (r+1)*f]
+				dur := du[r*f : (r+1)*f]
+				ur, dur = ur[:len(dar)], dur[:len(dar)]
+				for i, v := range ur {
+					if v > 0 {
+						dur[i] = dar[i]
+					} else {
+						dur[i] = 0
+					}
+				}
+			case actGELU:
+				ur := u[r*f : (r+1)*f]
+				dur := du[r*f : (r+1)*f]
+				xr := aux[r*f : (r+1)*f]
+				ur, dur, xr = ur[:len(dar)], dur[:len(dar)], xr[:len(dar)]
+				for i, x := range ur {
+					t := xr[i]
+					dt := (1 - t*t) * geluC * (1 + 3*0.044715*x*x)
+					dur[i] = dar[i] * (0.5*(1+t) + 0.5*x*dt)
+				}
+			case actSwiGLU:
+				gr := u[2*r*f : 2*r*f+f]
+				vr := u[2*r*f+f : 2*(r+1)*f]
+				dgr := du[2*r*f : 2*r*f+f]
+				dvr := du[2*r*f+f : 2*(r+1)*f]
+				xr := aux[r*f : (r+1)*f]
+				gr, vr, dgr, dvr, xr = gr[:len(dar)], vr[:len(dar)], dgr[:len(dar)], dvr[:len(dar)], xr[:len(dar)]
+				for i, x := range gr {
+					s := xr[i]
+					dvr[i] = dar[i] * x * s
+					dgr[i] = dar[i] * vr[i] * s * (1 + x*(1-s))
+				}
+			}
+		}
+	})
+}
+
+// attnRowBlock is the query-row block of the attention products: scores are
+// computed for columns up to the end of each block, so about
+// attnRowBlock/(2T) of the score products fall above the diagonal (wasted,
+// and not counted in flopsPerStep).
+const attnRowBlock = 16
+
+// attnForward runs causal multi-head self-attention. qkv is (B·T)×3d with
+// each row laid out [q | k | v], head h using columns h·hd..(h+1)·hd of each
+// part. out is (B·T)×d (heads merged back in the same column layout) and
+// probs (B·H·T·T) receives the attention weights (zero above the diagonal).
+// One task per (batch, head); the products use the gemm micro-kernel on
+// strided views of qkv.
+func attnForward(qkv, out, probs []float32, bsz, T, H, hd int) {
+	d := H * hd
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	parallelFor(bsz*H, func(t int) {
+		b, h := t/H, t%H
+		P := probs[t*T*T : (t+1)*T*T]
+		base := b * T * 3 * d
+		Q, K, V := qkv[base+h*hd:], qkv[base+d+h*hd:], qkv[base+2*d+h*hd:]
+		O := out[b*T*d+h*hd:]
+		for i0 := 0; i0 < T; i0 += attnRowBlock {
+			i1 := min(i0+attnRowBlock, T)
+			gemmSerial(false, true, i0, i1, 0, i1, hd, Q, 3*d, K, 3*d, P, T, false) // S = Q·Kᵀ
+			for i := i0; i < i1; i++ {
+				pr := P[i*T : (i+1)*T]
+				vis := pr[:i+1]
+				mx := float32(math.Inf(-1))
+				for j, s := range vis {
+					vis[j] = s * scale
+					mx = max(mx, vis[j])
+				}
+				var z float32
+				for j, s := range vis {
+					e := expf(s - mx)
+					vis[j] = e
+					z += e
+				}
+				inv := 1 / z
+				for j := range vis {
+					vis[j] *= inv
+				}
+				clear(pr[i+1:])
+			}
+			gemmSerial(false, false, i0, i1, 0, hd, i1, P, T, V, 3*d, O, d, false) // O = P·V
+		}
+	})
+}
+
+// attnBackward writes dqkv ((B·T)×3d, overwritten) from dout ((B·T)×d).
+// scratch holds B·H·T·T floats.
+func attnBackward(qkv, probs, dout, dqkv []float32, bsz, T, H, hd int, scratch []float32) {
+	d := H * hd
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	parallelFor(bsz*H, func(t int) {
+		b, h := t/H, t%H
+		P := probs[t*T*T : (t+1)*T*T]
+		dS := scratch[t*T*T : (t+1)*T*T]
+		base := b * T * 3 * d
+		Q, K, V := qkv[base+h*hd:], qkv[base+d+h*hd:], qkv[base+2*d+h*hd:]
+		dQ, dK, dV := dqkv[base+h*hd:], dqkv[base+d+h*hd:], dqkv[base+2*d+h*hd:]
+		dO := dout[b*T*d+h*hd:]
+		for i0 := 0; i0 < T; i0 += attnRowBlock {
+			i1 := min(i0+attnRowBlock, T)
+			gemmSerial(false, true, i0, i1, 0, i1, hd, dO, d, V, 3*d, dS, T, false) // dP = dO·Vᵀ
+			// dS_ij = P_ij (dP_ij - Σ_k P_ik dP_ik) · scale, zero above the diagonal.
+			for i := i0; i < i1; i++ {
+				pr := P[i*T : i*T+i+1]
+				dr := dS[i*T : (i+1)*T]
+				vis := dr[:len(pr)]
+				var sum float32
+				for j, p := range pr {
+					sum += p * vis[j]
+				}
+				for j, p := range pr {
+					vis[j] = p * (vis[j] - sum) * scale
+				}
+				clear(dr[i+1:])
+			}
+			gemmSerial(false, false, i0, i1, 0, hd, i1, dS, T, K, 3*d, dQ, 3*d, false) // dQ = dS·K
+		}
+		for j0 := 0; j0 < T; j0 += attnRowBlock {
+			j1 := min(j0+attnRowBlock, T)
+			// dK[j] = Σ_{i>=j} dS_ij q_i and dV[j] = Σ_{i>=j} P_ij do_i: the
+			// inner index starts at j0 (rows above are zero).
+			gemmSerial(true, false, j0, j1, 0, hd, T-j0, dS[j0*T:], T, Q[j0*3*d:], 3*d, dK, 3*d, false)
+			gemmSerial(true, false, j0, j1, 0, hd, T-j0, P[j0*T:], T, dO[j0*d:], d, dV, 3*d, false)
+		}
+	})
+}
+
+// embedForward writes x[b·T+t] = wte[tok] + wpe[t].
+func embedForward(tokens []int32, wte, wpe, x []float32, bsz, T, d int) {
+	parallelRows(bsz*T, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			tok := int(tokens[r])
+			t := r % T
+			xr := x[r*d : (r+1)*d]
+			e := wte[tok*d : (tok+1)*d]
+			p := wpe[t*d : (t+1)*d]
+			e, p = e[:len(xr)], p[:len(xr)]
+			for i := range xr {
+				xr[i] = e[i] + p[i]
+			}
+		}
+	})
+}
+
+// embedBackward accumulates dwte and dwpe from dx, in row order (serial:
+// several rows may hit the same token, and the work is tiny).
+func embedBackward(tokens []int32, dx, dwte, dwpe []float32, bsz, T, d int) {
+	for r := 0; r < bsz*T; r++ {
+		tok := int(tokens[r])
+		t := r % T
+		xr := dx[r*d : (r+1)*d]
+		e := dwte[tok*d : (tok+1)*d]
+		p := dwpe[t*d : (t+1)*d]
+		e, p = e[:len(xr)], p[:len(xr)]
+		for i, g := range xr {
+			e[i] += g
+			p[i] += g
+		}
+	}
+}
+
+// crossEntropy computes the summed negative log-likelihood (nats) of the
+// targets under softmax(logits) and the number of counted rows; targets < 0
+// are ignored. If dlogits is not nil it receives ∂(sum/scaleN)/∂logits, i.e.
+// (softmax - onehot)/scaleN on counted rows and 0 elsewhere. rowLoss is
+// rows-long scratch; the sum is taken in row order in float64.
+func crossEntropy(logits []float32, targets []int32, rows, V int, dlogits []float32, scaleN float64, rowLoss []float64) (sum float64, count int) {
+	parallelRows(rows, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			lr := logits[r*V : (r+1)*V]
+			tg := int(targets[r])
+			if tg < 0 {
+				rowLoss[r] = math.NaN()
+				if dlogits != nil {
+					clear(dlogits[r*V : (r+1)*V])
+				}
+				continue
+			}
+			mx := lr[0]
+			for _, v := range lr {
+				mx = max(mx, v)
+			}
+			var z float64
+			for _, v := range lr {
+				z += math.Exp(float64(v - mx))
+			}
+			lse := float64(mx) + math.Log(z)
+			rowLoss[r] = lse - float64(lr[tg])
+			if dlogits != nil {
+				dr := dlogits[r*V : (r+1)*V]
+				dr = dr[:len(lr)]
+				for i, v := range lr {
+					dr[i] = float32(math.Exp(float64(v)-lse) / scaleN)
+				}
+				dr[tg] -= float32(1 / scaleN)
+			}
+		}
+	})
+	for r := 0; r < rows; r++ {
+		if !math.IsNaN(rowLoss[r]) {
+			sum += rowLoss[r]
+			count++
+		}
+	}
+	return sum, count
+}

@@ -1,0 +1,39 @@
+package ml
+
+import "math"
+
+// expf is a fast float32 e^x: range reduction to 2^n·e^r with |r| <= ln2/2
+// and a degree-6 Taylor polynomial (relative error about 2e-7, i.e. float32
+// precision). Pure Go and deterministic; used by the activations and the
+// attention softmax, where math.Exp's float64 accuracy is wasted.
+func expf(x float32) float32 {
+	switch {
+	case x != x:
+		return x
+	case x > 88.72:
+		return float32(math.Inf(1))
+	case x < -87.33:
+		return 0
+	}
+	const log2e, ln2hi, ln2lo = 1.44269504, 0.693145751953125, 1.428606765330187e-06
+	t := x * log2e
+	var n float32
+	if t >= 0 {
+		n = float32(int32(t + 0.5))
+	} else {
+		n = float32(int32(t - 0.5))
+	}
+	r := (x - n*ln2hi) - n*ln2lo
+	p := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720))))))
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// tanhf is tanh(y) = 1 - 2/(e^{2y}+1) in float32.
+func tanhf(y float32) float32 {
+	return 1 - 2/(expf(2*y)+1)
+}
+
+// sigmoidf is 1/(1+e^{-x}) in float32.
+func sigmoidf(x float32) float32 {
+	return 1 / (1 + expf(-x))
+}
