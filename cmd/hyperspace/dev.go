@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/internal/devserver"
+	"github.com/hyperspace-ai/hyperspace/internal/node"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/workers"
 	"github.com/hyperspace-ai/hyperspace/workflows"
@@ -25,7 +27,7 @@ import (
 func devCmd() *cobra.Command {
 	var c common
 	var listen, demoDomain string
-	var temporalPort, uiPort, slots, demoAgents, demoExperiments, baselineSeeds int
+	var temporalPort, uiPort, slots, demoAgents, demoExperiments, baselineSeeds, nodes int
 	var noUI, demo bool
 	var demoBudget float64
 	cmd := &cobra.Command{
@@ -92,6 +94,25 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			defer g.Stop()
 			srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, TemporalUIURL: uiURL,
 				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds}
+			// N P2P nodes on loopback, each with its own libp2p host, replica
+			// and worker on node-<peerID>: the gossip of a local run is real.
+			var bootstrap []string
+			for i := 0; i < nodes; i++ {
+				n, err := node.Start(ctx, node.Options{
+					Dir: filepath.Join(c.StateDir, "nodes", strconv.Itoa(i+1)), Bootstrap: bootstrap,
+					Domains: registry().Names(), Temporal: tc, Activities: acts, Store: st, Logger: log,
+				})
+				if err != nil {
+					return fmt.Errorf("start node %d: %w", i+1, err)
+				}
+				defer n.Close()
+				if i == 0 {
+					for _, a := range n.P2P.Addrs() {
+						bootstrap = append(bootstrap, a.String())
+					}
+					srv.Node = &api.NetworkNode{P2P: n.P2P, Replica: n.Replica}
+				}
+			}
 			apiURL, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
 			if err != nil {
 				return err
@@ -103,6 +124,9 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 				fmt.Printf("  Temporal UI:  %s/namespaces/%s/workflows\n", uiURL, c.Namespace)
 			}
 			fmt.Printf("  Temporal:     %s (namespace %s)\n  Metrics:      %s/metrics\n", c.TemporalAddress, c.Namespace, apiURL)
+			if nodes > 0 {
+				fmt.Printf("  P2P:          %d nodes on loopback; peers %s/api/v1/peers, findings %s/api/v1/gossip/stream\n", nodes, apiURL, apiURL)
+			}
 			if demo {
 				id, err := startDemo(ctx, apiURL, demoDomain, demoAgents, demoExperiments, demoBudget)
 				if err != nil {
@@ -127,6 +151,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 	f.IntVar(&uiPort, "ui-port", 8233, "embedded Temporal Web UI port (0: any free port)")
 	f.BoolVar(&noUI, "no-ui", false, "do not serve the Temporal Web UI")
 	f.IntVar(&slots, "experiment-slots", 1, "experiments this process runs at once (each trainer uses every core)")
+	f.IntVar(&nodes, "nodes", 2, "P2P nodes to run on loopback (each its own libp2p host, replica and worker); 0: no knowledge plane")
 	f.IntVar(&baselineSeeds, "baseline-seeds", 3, "default number of baseline seeds for new campaigns (the noise floor)")
 	f.BoolVar(&demo, "demo", false, "start a small demo campaign once everything is up")
 	f.StringVar(&demoDomain, "demo-domain", "ml", "domain of the demo campaign")

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/internal/node"
+)
+
+func nodeCmd() *cobra.Command {
+	var c common
+	var listen, bootstrap, p2pListen, domainList string
+	var mdns bool
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run one P2P node: libp2p host, CRDT leaderboard, and its Temporal worker on node-<peerID>",
+		Long: `node joins the knowledge plane: a libp2p host (TCP and QUIC, Noise, Yamux) with a
+persistent Ed25519 identity in --state-dir, the Kademlia DHT, GossipSub topics
+per domain, and the leaderboard CRDT replica on disk. It serves the Temporal
+task queue node-<peerID>, where campaigns run their agents' Hypothesize,
+RecordResult and Share activities, and registers itself in the site database
+so new campaigns spread their agents over the live nodes. With --listen it
+also serves the REST API, including /api/v1/peers, /api/v1/gossip and the
+server-sent-events stream /api/v1/gossip/stream.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := c.logger()
+			if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
+				return fmt.Errorf("state dir: %w", err)
+			}
+			st, err := c.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			b, err := c.openBlob(ctx)
+			if err != nil {
+				return err
+			}
+			tc, err := c.dialTemporal(ctx, log)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			acts := c.activities(st, b, log)
+			n, err := node.Start(ctx, node.Options{
+				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), Bootstrap: splitList(bootstrap),
+				Domains: domainsOrAll(domainList), EnableMDNS: mdns, Temporal: tc, Activities: acts, Store: st, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			fmt.Printf("node %s\n", n.P2P.ID())
+			for _, a := range n.P2P.Addrs() {
+				fmt.Printf("  listening: %s\n", a)
+			}
+			fmt.Printf("  task queue: %s\n", n.TaskQueue())
+			if listen != "" {
+				srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, Namespace: c.Namespace, Logger: log,
+					Node: &api.NetworkNode{P2P: n.P2P, Replica: n.Replica}}
+				url, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
+				if err != nil {
+					return err
+				}
+				defer shutdown()
+				fmt.Printf("  API: %s/api/v1 (peers: %s/api/v1/peers)\n", url, url)
+			}
+			<-ctx.Done()
+			return nil
+		},
+	}
+	c.addFlags(cmd, "127.0.0.1:7233")
+	f := cmd.Flags()
+	f.StringVar(&p2pListen, "p2p-listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1", "comma-separated libp2p listen multiaddrs")
+	f.StringVar(&bootstrap, "bootstrap", "", "comma-separated multiaddrs (with /p2p/<id>) of peers to join through")
+	f.StringVar(&domainList, "domains", "", "comma-separated domains to gossip (default: every domain this build knows)")
+	f.BoolVar(&mdns, "mdns", false, "discover peers on the LAN with mDNS")
+	f.StringVar(&listen, "listen", "", "also serve the REST API on this address (empty: off)")
+	return cmd
+}
+
+func domainsOrAll(list string) []string {
+	if d := splitList(list); len(d) > 0 {
+		return d
+	}
+	return registry().Names()
+}

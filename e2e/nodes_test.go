@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/internal/node"
+	"github.com/hyperspace-ai/hyperspace/workflows"
+)
+
+// startNodes starts n P2P nodes in this process, each with its own libp2p
+// host on 127.0.0.1, CRDT replica and Temporal worker on node-<peerID>.
+func (s *stack) startNodes(t testing.TB, n int) []*node.Node {
+	t.Helper()
+	var out []*node.Node
+	var bootstrap []string
+	for i := 0; i < n; i++ {
+		nd, err := node.Start(context.Background(), node.Options{
+			Dir: filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i)), ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
+			Bootstrap: bootstrap, Domains: []string{"ml"}, Temporal: s.tc, Activities: s.acts, Store: s.st, Logger: s.acts.Logger,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nd.Close)
+		if i == 0 {
+			for _, a := range nd.P2P.Addrs() {
+				bootstrap = append(bootstrap, a.String())
+			}
+		}
+		out = append(out, nd)
+	}
+	return out
+}
+
+// TestCampaignOverNodes: a campaign's agents run on two P2P nodes; every
+// experiment is shared over gossip, both replicas converge to the same state,
+// and the receipts agree with the site database.
+func TestCampaignOverNodes(t *testing.T) {
+	s := newStack(t, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0)
+	nodes := s.startNodes(t, 2)
+	code, body := s.do(http.MethodGet, "/api/v1/nodes", nil)
+	if code != 200 || strings.Count(string(body), `"peerId"`) != 2 {
+		t.Fatalf("nodes: %d %s", code, body)
+	}
+	v := s.startCampaign(map[string]any{"domain": "ml", "agents": 2, "experiments": 2, "seed": 9, "budget": 4, "baseline": tinyML})
+	var in workflows.CampaignInput
+	_ = jsonUnmarshal(v.Request, &in)
+	if len(in.NodeQueues) != 2 {
+		t.Fatalf("campaign not spread over the nodes: %+v", in.NodeQueues)
+	}
+	v = s.waitCampaign(v.ID, 3*time.Minute)
+	if v.Status != "completed" {
+		t.Fatalf("campaign %s: %s", v.Status, v.Error)
+	}
+	rows := s.allExperiments(v.ID)
+	// Gossip is fast, but anti-entropy is the guarantee: wait for both.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a, b := nodes[0].Replica, nodes[1].Replica
+		if a.Len("ml") == len(rows) && a.StateHash("ml") == b.StateHash("ml") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas did not converge: %d vs %d records, %d rows", a.Len("ml"), b.Len("ml"), len(rows))
+		}
+		for _, n := range nodes {
+			_ = n.P2P.SyncAll(context.Background())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, r := range rows {
+		for i, n := range nodes {
+			if !n.Replica.Has(r.ID) {
+				t.Fatalf("node %d lacks experiment %s", i, r.ID)
+			}
+		}
+	}
+	// Each node heard the other's findings over gossip (not only through sync).
+	for i, n := range nodes {
+		remote := 0
+		for _, f := range n.P2P.Recent(100) {
+			if !f.Local {
+				remote++
+			}
+		}
+		if remote == 0 {
+			t.Fatalf("node %d received no finding by gossip", i)
+		}
+	}
+	// The API of a node shows its peers, feed and network leaderboard.
+	srv := &api.Server{Store: s.st, Temporal: s.tc, Domains: s.registry, Node: &api.NetworkNode{P2P: nodes[0].P2P, Replica: nodes[0].Replica}}
+	h := srv.Handler()
+	for _, p := range []string{"/api/v1/peers", "/api/v1/gossip", "/api/v1/network/leaderboard/ml"} {
+		rec := httptestRecorder(h, p)
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+}

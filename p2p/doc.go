@@ -1,0 +1,26 @@
+// Package p2p is the knowledge plane: a libp2p node per site that shares
+// research findings with every other node in about a second and converges
+// the leaderboards.
+//
+//   - Host: TCP and QUIC (127.0.0.1 unless configured), Noise, Yamux,
+//     identify, ping; circuit relay and hole punching by option. The node
+//     key is a persistent Ed25519 libp2p key (LoadOrCreateKey).
+//   - Discovery: a Kademlia DHT in server mode under our own protocol
+//     prefix, bootstrap peers, a rendezvous namespace, optional mDNS. A peer
+//     keeper tops the node up to MinPeers connections.
+//   - Gossip: GossipSub with one topic per research domain
+//     (TopicForDomain), plus TopicPapers and TopicInspiration. A research
+//     message is an Envelope (signed receipt + AgentCert); its message id is
+//     the receipt id. Topic validators reject and count bad messages (see
+//     the Reason* constants), and peer scoring (ScoreParams) graylists peers
+//     that flood or send invalid messages.
+//   - Sync: GossipSub only guarantees best effort (v0.19 publishes to mesh
+//     peers only, so a message published before the first heartbeat can be
+//     lost), so the leaderboard Replica runs anti-entropy over SyncProtocol
+//     when a node dials a peer and every SyncInterval.
+//   - Visibility: Recent (a feed), Subscribe (for server-sent events),
+//     Peers, Stats and a Prometheus Collector.
+//
+// Lifecycle: New starts everything; Close stops every goroutine the node
+// started and waits for them.
+package p2p
