@@ -1,5 +1,3 @@
-//go:build mdns
-
 package p2p
 
 import (
@@ -10,8 +8,7 @@ import (
 )
 
 // startMDNS announces the node on the LAN and feeds discoveries to the
-// peer keeper. It is built only with -tags mdns, because go-libp2p's mDNS
-// needs github.com/libp2p/zeroconf/v2, which go.mod does not require yet.
+// peer keeper.
 func (n *Node) startMDNS() error {
 	s := mdns.NewMdnsService(n.host, n.cfg.MDNSService, mdnsNotifee{n})
 	if err := s.Start(); err != nil {

@@ -349,3 +349,21 @@ func TestPublishRules(t *testing.T) {
 		t.Fatalf("unknown domain: %v", err)
 	}
 }
+
+// TestMDNSStarts checks mDNS can be enabled (discovery itself needs a LAN
+// with multicast, which loopback test hosts do not have).
+func TestMDNSStarts(t *testing.T) {
+	cfg := p2p.DefaultConfig()
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.EnableMDNS = true
+	cfg.Domains = []string{"ml"}
+	cfg.DisableDHT = true
+	cfg.Replica = memreplica.New()
+	n, err := p2p.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("mDNS enabled: %v", err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

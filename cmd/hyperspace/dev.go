@@ -101,6 +101,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 				n, err := node.Start(ctx, node.Options{
 					Dir: filepath.Join(c.StateDir, "nodes", strconv.Itoa(i+1)), Bootstrap: bootstrap,
 					Domains: registry().Names(), Temporal: tc, Activities: acts, Store: st, Logger: log,
+					RegisterMetrics: i == 0,
 				})
 				if err != nil {
 					return fmt.Errorf("start node %d: %w", i+1, err)

@@ -51,6 +51,7 @@ server-sent-events stream /api/v1/gossip/stream.`,
 			n, err := node.Start(ctx, node.Options{
 				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), Bootstrap: splitList(bootstrap),
 				Domains: domainsOrAll(domainList), EnableMDNS: mdns, Temporal: tc, Activities: acts, Store: st, Logger: log,
+				RegisterMetrics: true,
 			})
 			if err != nil {
 				return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -44,6 +45,9 @@ type Options struct {
 	Store  *store.Store
 	APIURL string
 	Logger *slog.Logger
+	// RegisterMetrics exports this node's hyperspace_p2p_* metrics on the
+	// default Prometheus registry (one node per process may do so).
+	RegisterMetrics bool
 }
 
 // Node is a running node.
@@ -94,6 +98,11 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if err != nil {
 		rep.Close()
 		return nil, err
+	}
+	if o.RegisterMetrics {
+		if err := prometheus.Register(p2p.NewCollector(pn)); err != nil {
+			log.Warn("p2p metrics not registered", "error", err)
+		}
 	}
 	n := &Node{P2P: pn, Replica: rep, key: key, store: o.Store, log: log.With("node", pn.ID().String()), certs: map[string]p2p.AgentCert{}}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
