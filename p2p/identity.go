@@ -12,6 +12,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/hyperspace-ai/hyperspace/internal/identity"
 )
 
 // LoadOrCreateKey loads the node's libp2p private key from path, creating
@@ -40,7 +42,7 @@ func LoadOrCreateKey(path string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: encoding node key: %w", err)
 	}
-	if err := createExclusive(dir, path, data); err != nil {
+	if err := identity.CreateExclusive(dir, path, data); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return loadKey(path) // a concurrent creator won
 		}
@@ -67,43 +69,6 @@ func loadKey(path string) (crypto.PrivKey, error) {
 	return k, nil
 }
 
-// createExclusive atomically creates path with data unless it exists (then
-// the error satisfies errors.Is(err, fs.ErrExist)).
-func createExclusive(dir, path string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("p2p: creating temp key file: %w", err)
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("p2p: chmod temp key file: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("p2p: writing temp key file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("p2p: syncing temp key file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("p2p: closing temp key file: %w", err)
-	}
-	// link(2) fails with EEXIST if path exists: atomic create-if-absent.
-	if err := os.Link(name, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		return fmt.Errorf("p2p: creating key file %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // persist the directory entry
-		d.Close()
-	}
-	return nil
-}
 
 // AgentCert binds an agent's receipt-signing key to the node that gossips
 // its receipts: the node signs, with its libp2p key, the byte string

@@ -142,3 +142,41 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// services are the connections a long-running subcommand holds.
+type services struct {
+	Store    *store.Store
+	Blob     *blob.Store
+	Temporal client.Client
+}
+
+// Close releases every connection.
+func (s *services) Close() {
+	if s.Temporal != nil {
+		s.Temporal.Close()
+	}
+	if s.Store != nil {
+		s.Store.Close()
+	}
+}
+
+// connect makes the state dir and opens PostgreSQL, S3 and Temporal.
+func (c *common) connect(ctx context.Context, log *slog.Logger) (*services, error) {
+	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	s := &services{}
+	var err error
+	if s.Store, err = c.openStore(ctx); err != nil {
+		return nil, err
+	}
+	if s.Blob, err = c.openBlob(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.Temporal, err = c.dialTemporal(ctx, log); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}

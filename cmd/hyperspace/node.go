@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -30,23 +29,12 @@ server-sent-events stream /api/v1/gossip/stream.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := c.logger()
-			if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
-				return fmt.Errorf("state dir: %w", err)
-			}
-			st, err := c.openStore(ctx)
+			svc, err := c.connect(ctx, log)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			b, err := c.openBlob(ctx)
-			if err != nil {
-				return err
-			}
-			tc, err := c.dialTemporal(ctx, log)
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
+			defer svc.Close()
+			st, b, tc := svc.Store, svc.Blob, svc.Temporal
 			acts := c.activities(st, b, log)
 			n, err := node.Start(ctx, node.Options{
 				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), Bootstrap: splitList(bootstrap),

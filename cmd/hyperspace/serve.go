@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -39,24 +38,13 @@ an experiment whose worker dies is retried on another one.`,
 			if err := checkDataDir(c.DataDir); err != nil && strings.Contains(queues, workflows.ExperimentsQueue) {
 				return err
 			}
-			if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
-				return fmt.Errorf("state dir: %w", err)
-			}
-			st, err := c.openStore(ctx)
+			svc, err := c.connect(ctx, log)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			b, err := c.openBlob(ctx)
-			if err != nil {
-				return err
-			}
-			tc, err := c.dialTemporal(ctx, log)
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
-			acts := c.activities(st, b, log)
+			defer svc.Close()
+			acts := c.activities(svc.Store, svc.Blob, log)
+			tc := svc.Temporal
 			g, err := workers.Start(workers.Options{Client: tc, Queues: qs, Activities: acts, ExperimentSlots: slots, Identity: acts.WorkerID})
 			if err != nil {
 				return err
@@ -94,21 +82,12 @@ func apiCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := c.logger()
-			st, err := c.openStore(ctx)
+			svc, err := c.connect(ctx, log)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			b, err := c.openBlob(ctx)
-			if err != nil {
-				return err
-			}
-			tc, err := c.dialTemporal(ctx, log)
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
-			srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: registry(), TemporalUIURL: uiURL,
+			defer svc.Close()
+			srv := &api.Server{Store: svc.Store, Blob: svc.Blob, Temporal: svc.Temporal, Domains: registry(), TemporalUIURL: uiURL,
 				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds}
 			_, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
 			if err != nil {

@@ -113,7 +113,7 @@ func LoadOrCreate(dir, name string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := createExclusive(dir, path, encodePEM(k.priv)); err != nil {
+	if err := CreateExclusive(dir, path, encodePEM(k.priv)); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return load(path) // someone else won the race
 		}
@@ -159,7 +159,11 @@ func encodePEM(priv ed25519.PrivateKey) []byte {
 // createExclusive atomically creates path with data unless it exists, in
 // which case the returned error satisfies errors.Is(err, fs.ErrExist).
 // Readers never observe a partially written file.
-func createExclusive(dir, path string, data []byte) error {
+// CreateExclusive atomically creates path (mode 0600) holding data unless
+// it exists, in which case the error satisfies errors.Is(err, fs.ErrExist).
+// Readers never observe a partially written file. Other key stores (the
+// p2p node key) use it too.
+func CreateExclusive(dir, path string, data []byte) error {
 	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
 		return fmt.Errorf("identity: creating temp key file: %w", err)
