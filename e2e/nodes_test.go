@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/internal/node"
+	"github.com/hyperspace-ai/hyperspace/p2p/p2ptest"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
 
@@ -101,6 +104,59 @@ func TestCampaignOverNodes(t *testing.T) {
 		rec := httptestRecorder(h, p)
 		if rec.Code != 200 {
 			t.Fatalf("%s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+}
+
+// TestGossipStreamSSE: a finding published on one node arrives as a
+// server-sent event on another node's API.
+func TestGossipStreamSSE(t *testing.T) {
+	s := newStack(t, []string{workflows.TaskQueue}, 0)
+	nodes := s.startNodes(t, 2)
+	srv := &api.Server{Store: s.st, Temporal: s.tc, Domains: s.registry, Node: &api.NetworkNode{P2P: nodes[1].P2P, Replica: nodes[1].Replica}}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + "/api/v1/gossip/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	got := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: ") {
+				got <- sc.Text()
+				return
+			}
+		}
+	}()
+	// Publish from node 0 once its mesh has formed (retry: gossip before the
+	// first heartbeat may reach no one; the receipt is then in node 0's
+	// replica and a re-publish is a no-op, so use a fresh receipt each time).
+	key := p2ptest.AgentKey("sse")
+	deadline := time.Now().Add(30 * time.Second)
+	for run := 1; ; run++ {
+		rec, err := p2ptest.Receipt(key, "ml", run, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nodes[0].Share(context.Background(), rec, key); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case line := <-got:
+			if !strings.Contains(line, rec.ID[:16]) && !strings.Contains(line, `"domain":"ml"`) {
+				t.Fatalf("unexpected event %s", line)
+			}
+			return
+		case <-time.After(time.Second):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no server-sent event within 30 s")
 		}
 	}
 }
