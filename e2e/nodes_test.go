@@ -63,6 +63,8 @@ func TestCampaignOverNodes(t *testing.T) {
 		t.Fatalf("campaign %s: %s", v.Status, v.Error)
 	}
 	rows := s.allExperiments(v.ID)
+	saveHistory(t, history(t, s.tc, v.WorkflowID[len("campaign-"):]+"/"+workflows.AgentName(0)), "agent_nodes.json")
+	saveHistory(t, history(t, s.tc, v.WorkflowID), "campaign_nodes.json")
 	// Gossip is fast, but anti-entropy is the guarantee: wait for both.
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -16,7 +16,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(CampaignWorkflow, workflow.RegisterOptions{Name: "CampaignWorkflow"})
 	r.RegisterWorkflowWithOptions(AgentWorkflow, workflow.RegisterOptions{Name: "AgentWorkflow"})
-	for _, f := range []string{"campaign.json", "agent.json"} {
+	for _, f := range []string{"campaign.json", "agent.json", "campaign_nodes.json", "agent_nodes.json"} {
 		t.Run(f, func(t *testing.T) {
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", f)); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
