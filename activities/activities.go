@@ -198,12 +198,43 @@ func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeIn
 		}
 		return workflows.Proposal{}, fmt.Errorf("hypothesize: %w", err)
 	}
+	if p.Config, err = pinFixed(d, p.Config, hist); err != nil {
+		return workflows.Proposal{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
+	}
 	metrics.Proposals.WithLabelValues(in.Domain, proposerKind(who)).Inc()
 	parents := p.Parents
 	if parents == nil {
 		parents = []string{}
 	}
 	return workflows.Proposal{Config: p.Config, Hypothesis: p.Hypothesis, Parents: parents, Strategy: p.Strategy, Proposer: who}, nil
+}
+
+// pinFixed sets the domain's Fixed parameters (evaluation assumptions such
+// as transaction costs) to the campaign baseline's values, whatever the
+// proposer or the LLM chose, so agents cannot game them.
+func pinFixed(d domains.Domain, cfg domains.Config, hist []proposer.Entry) (domains.Config, error) {
+	var base domains.Config
+	for _, e := range hist {
+		if e.Baseline {
+			base = e.Config
+			break
+		}
+	}
+	if base == nil {
+		return cfg, nil
+	}
+	out := cfg.Clone()
+	changed := false
+	for _, p := range d.Space() {
+		if v, ok := base[p.Name]; p.Fixed && ok && fmt.Sprint(out[p.Name]) != fmt.Sprint(v) {
+			out[p.Name] = v
+			changed = true
+		}
+	}
+	if !changed {
+		return cfg, nil
+	}
+	return d.Validate(out)
 }
 
 func proposerKind(who string) string {

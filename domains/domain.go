@@ -58,6 +58,11 @@ type Param struct {
 	Log     bool      `json:"log,omitempty"`     // sample/mutate on a log scale
 	Choices []string  `json:"choices,omitempty"` // for Choice
 	Help    string    `json:"help"`
+	// Fixed marks an assumption of the evaluation (e.g. transaction costs),
+	// not a choice to optimise: a campaign may set it in its baseline, but
+	// agents never change it (the proposer leaves it alone and hypotheses
+	// are pinned to the campaign's value).
+	Fixed bool `json:"fixed,omitempty"`
 }
 
 // Space is an ordered list of parameters.

@@ -289,6 +289,9 @@ func (s *state) tournament(exclude *ranked) *ranked {
 
 // mutable reports whether p can take more than one value.
 func mutable(p domains.Param) bool {
+	if p.Fixed {
+		return false
+	}
 	switch p.Kind {
 	case domains.Int, domains.Float:
 		return p.Max > p.Min

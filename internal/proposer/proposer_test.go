@@ -378,3 +378,39 @@ func TestCampaignBaselineFromHistoryIsUsed(t *testing.T) {
 		t.Fatalf("proposed the domain baseline although the campaign's baseline ran: %+v", p)
 	}
 }
+
+// fixedBowl is the bowl with its first numeric parameter marked Fixed.
+type fixedBowl struct{ bowl }
+
+func (f *fixedBowl) Space() domains.Space {
+	sp := append(domains.Space(nil), f.bowl.Space()...)
+	for i := range sp {
+		if sp[i].Kind == domains.Float || sp[i].Kind == domains.Int {
+			sp[i].Fixed = true
+			break
+		}
+	}
+	return sp
+}
+
+func TestFixedParamsNeverChange(t *testing.T) {
+	d := &fixedBowl{}
+	var fixed string
+	for _, p := range d.Space() {
+		if p.Fixed {
+			fixed = p.Name
+		}
+	}
+	want := d.Baseline()[fixed]
+	var hist []Entry
+	for i := 0; i < 40; i++ {
+		p, err := Propose(d, hist, int64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Config.Float(fixed) != (domains.Config{fixed: want}).Float(fixed) {
+			t.Fatalf("proposal %d changed fixed %s: %v -> %v (%s)", i, fixed, want, p.Config[fixed], p.Strategy)
+		}
+		hist = append(hist, Entry{ID: fmt.Sprintf("f%02d", i), Agent: "a", Config: p.Config, Metric: loss(p.Config), Baseline: i == 0})
+	}
+}
