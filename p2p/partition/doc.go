@@ -11,6 +11,8 @@
 //	go test -count=1 -run Partition -v ./p2p/partition/
 //
 // HS_PARTITION_CUT (a Go duration, default 10s) sets how long the link
-// stays cut; cuts longer than yamux's keepalive (30s + 10s) make the nodes
-// drop their cross-side connections, so healing then needs a redial.
+// stays cut. After a cut longer than yamux's keepalive timeout (30s + 10s)
+// the nodes have dropped every cross-side connection, so the heal waits for
+// the peer keeper to redial (every p2p.Config.DiscoveryInterval, 30s by
+// default): expect up to about 30s more than after a short cut.
 package partition

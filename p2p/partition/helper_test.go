@@ -196,7 +196,7 @@ func (h *helper) start(interval time.Duration) error {
 			t := time.NewTicker(interval)
 			defer t.Stop()
 			for {
-				err := h.publish(ctx, a)
+				err := h.publish(a)
 				h.mu.Lock()
 				if err != nil {
 					h.errs++
@@ -218,7 +218,7 @@ func (h *helper) start(interval time.Duration) error {
 
 // publish signs a's next finding (a real receipt: Ed25519-signed by the
 // agent, certified by the node's key through node.Share) and publishes it.
-func (h *helper) publish(ctx context.Context, a *agent) error {
+func (h *helper) publish(a *agent) error {
 	a.run++
 	s, err := receipt.Sign(receipt.Receipt{
 		Project:    "partition",
@@ -236,7 +236,9 @@ func (h *helper) publish(ctx context.Context, a *agent) error {
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// Not ctx: stopping the campaign must not abort a publication halfway
+	// (the finding would be in the replica but not counted).
+	pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return a.n.Share(pctx, s, a.key)
 }
@@ -260,14 +262,15 @@ func (h *helper) halt() reply {
 	return r
 }
 
+// state reads every node's replica and counters. Records are only ever
+// added, so Count is read before Hash: when Count is the full total, the
+// hash covers every record.
 func (h *helper) state() []nodeState {
 	var out []nodeState
 	for _, a := range h.agents {
 		st := a.n.P2P.Stats()
 		ns := nodeState{
 			ID:        a.n.P2P.ID().String(),
-			// Count first: records are only ever added, so when Count
-			// is the full total the hash below covers every record.
 			Count:     a.n.Replica.Len(""),
 			BySide:    map[string]int{},
 			Peers:     st.Peers,
