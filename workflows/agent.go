@@ -82,8 +82,9 @@ func researchCycle(ctx workflow.Context, in AgentInput, run int) (Recorded, erro
 
 	// Hypothesize.
 	hctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           in.NodeQueue, // empty: the workflow's own queue
-		StartToCloseTimeout: 2 * time.Minute,
+		TaskQueue:              in.NodeQueue, // empty: the workflow's own queue
+		ScheduleToStartTimeout: nodeWait(in.NodeQueue),
+		StartToCloseTimeout:    2 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5,
 		},
@@ -108,6 +109,17 @@ func researchCycle(ctx workflow.Context, in AgentInput, run int) (Recorded, erro
 	// Synthesize/Review: the community issue adds paper synthesis and peer
 	// review here, every few cycles.
 	return rec, nil
+}
+
+// NodeWait is how long an activity waits for its P2P node to pick it up:
+// a node that is gone fails the cycle instead of stalling the campaign.
+const NodeWait = 10 * time.Minute
+
+func nodeWait(queue string) time.Duration {
+	if queue == "" {
+		return 0 // the shared queue: any worker will do, wait as long as it takes
+	}
+	return NodeWait
 }
 
 // cycleParams are the inputs of one RunExperiment + RecordResult (+ Share).
@@ -155,6 +167,7 @@ func cycleRun(ctx workflow.Context, c cycleParams) workflow.Future {
 		}
 		ropts := bookkeepingOptions()
 		ropts.TaskQueue = c.nodeQueue
+		ropts.ScheduleToStartTimeout = nodeWait(c.nodeQueue)
 		rctx := workflow.WithActivityOptions(ctx, ropts)
 		var rec Recorded
 		err = workflow.ExecuteActivity(rctx, ActRecordResult, RecordInput{
@@ -172,6 +185,7 @@ func cycleRun(ctx workflow.Context, c cycleParams) workflow.Future {
 			// CRDT anti-entropy catches up later), so it never fails the cycle.
 			sopts := bookkeepingOptions()
 			sopts.TaskQueue = c.nodeQueue
+			sopts.ScheduleToStartTimeout = nodeWait(c.nodeQueue)
 			sopts.RetryPolicy.MaximumAttempts = 3
 			err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, sopts), ActShare,
 				ShareInput{ExperimentID: rec.ExperimentID, CampaignID: campaign, Agent: agent}).Get(ctx, nil)
