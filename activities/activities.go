@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/domains/causes"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
 	"github.com/hyperspace-ai/hyperspace/internal/llm"
@@ -73,8 +74,17 @@ func (a *Activities) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (a *Activities) domain(name string) (domains.Domain, error) {
-	d, ok := a.Domains.Get(name)
+// domain resolves a built-in domain or a cause registered through any
+// process of the site (loaded from the database on first use).
+func (a *Activities) domain(ctx context.Context, name string) (domains.Domain, error) {
+	var l causes.Loader
+	if a.Store != nil {
+		l = a.Store
+	}
+	d, ok, err := causes.Resolve(ctx, a.Domains, l, name, func(err error) bool { return errors.Is(err, store.ErrNotFound) })
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, temporal.NewNonRetryableApplicationError("unknown domain "+name, "UnknownDomain", nil)
 	}
@@ -175,7 +185,7 @@ func (a *Activities) Share(ctx context.Context, in workflows.ShareInput) error {
 // one is configured (falling back to the built-in proposer on any failure,
 // and saying so), otherwise with the built-in proposer.
 func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeInput) (workflows.Proposal, error) {
-	d, err := a.domain(in.Domain)
+	d, err := a.domain(ctx, in.Domain)
 	if err != nil {
 		return workflows.Proposal{}, err
 	}
@@ -253,7 +263,7 @@ func proposerKind(who string) string {
 // because evaluations are deterministic the rerun gives the same result.
 // Artifacts are staged in S3 until RecordResult knows the receipt id.
 func (a *Activities) RunExperiment(ctx context.Context, in workflows.ExperimentInput) (workflows.Outcome, error) {
-	d, err := a.domain(in.Domain)
+	d, err := a.domain(ctx, in.Domain)
 	if err != nil {
 		return workflows.Outcome{}, err
 	}
@@ -381,7 +391,7 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return workflows.Recorded{}, err
 	}
-	d, err := a.domain(in.Domain)
+	d, err := a.domain(ctx, in.Domain)
 	if err != nil {
 		return workflows.Recorded{}, err
 	}

@@ -110,7 +110,7 @@ func jsonErr(err error) error {
 }
 
 // buildCampaign validates a request into a workflow input.
-func (s *Server) buildCampaign(req CampaignRequest) (workflows.CampaignInput, error) {
+func (s *Server) buildCampaign(req CampaignRequest, resolve func(string) (domains.Domain, bool, error)) (workflows.CampaignInput, error) {
 	in := workflows.CampaignInput{
 		CampaignID: req.ID, Agents: 2, ExperimentsPerAgent: 5, BaselineSeeds: 3, BudgetSeconds: workflows.DefaultBudgetSeconds,
 		CyclesPerRun: workflows.DefaultCyclesPerRun, HeartbeatSeconds: workflows.DefaultHeartbeatSecs,
@@ -129,7 +129,10 @@ func (s *Server) buildCampaign(req CampaignRequest) (workflows.CampaignInput, er
 	if req.Domain == "" {
 		return in, fieldErr("domain", "required; one of "+strings.Join(s.Domains.Names(), ", "))
 	}
-	d, ok := s.Domains.Get(req.Domain)
+	d, ok, err := resolve(req.Domain)
+	if err != nil {
+		return in, err
+	}
 	if !ok {
 		return in, fieldErr("domain", fmt.Sprintf("unknown domain %q; known: %s", req.Domain, strings.Join(s.Domains.Names(), ", ")))
 	}
@@ -256,7 +259,7 @@ func (s *Server) createCampaign(c *gin.Context) {
 		s.writeErr(c, err)
 		return
 	}
-	in, err := s.buildCampaign(req)
+	in, err := s.buildCampaign(req, func(name string) (domains.Domain, bool, error) { return s.resolveDomain(c, name) })
 	if err != nil {
 		s.writeErr(c, err)
 		return

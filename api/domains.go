@@ -26,6 +26,12 @@ func domainView(d domains.Domain) DomainView {
 }
 
 func (s *Server) listDomains(c *gin.Context) {
+	// Causes registered through another process of the site appear too.
+	if defs, err := s.Store.ListCauses(c.Request.Context()); err == nil {
+		for name := range defs {
+			_, _, _ = s.resolveDomain(c, name)
+		}
+	}
 	out := []DomainView{}
 	for _, n := range s.Domains.Names() {
 		d, _ := s.Domains.Get(n)
@@ -35,7 +41,11 @@ func (s *Server) listDomains(c *gin.Context) {
 }
 
 func (s *Server) domainParam(c *gin.Context) (domains.Domain, bool) {
-	d, ok := s.Domains.Get(c.Param("domain"))
+	d, ok, err := s.resolveDomain(c, c.Param("domain"))
+	if err != nil {
+		s.writeErr(c, err)
+		return nil, false
+	}
 	if !ok {
 		s.writeErr(c, newErr(http.StatusNotFound, CodeNotFound, "unknown domain "+strconv.Quote(c.Param("domain"))+"; see /api/v1/domains"))
 	}

@@ -88,6 +88,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/experiments/:id/artifacts/:name", s.getArtifact)
 	v1.GET("/nodes", s.listNodes)
 	s.networkRoutes(v1)
+	s.causeRoutes(v1)
 	return r
 }
 

@@ -14,6 +14,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Direction says whether a lower or a higher metric is better.
@@ -291,8 +292,10 @@ type Domain interface {
 	Describe() string
 }
 
-// Registry maps domain names to implementations.
+// Registry maps domain names to implementations. It is safe for concurrent
+// use: user-defined domains (causes) are registered while campaigns run.
 type Registry struct {
+	mu     sync.RWMutex
 	byName map[string]Domain
 	order  []string
 }
@@ -308,6 +311,8 @@ func NewRegistry(ds ...Domain) *Registry {
 
 // Register adds (or replaces) a domain.
 func (r *Registry) Register(d Domain) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if _, ok := r.byName[d.Name()]; !ok {
 		r.order = append(r.order, d.Name())
 	}
@@ -316,9 +321,15 @@ func (r *Registry) Register(d Domain) {
 
 // Get returns the named domain.
 func (r *Registry) Get(name string) (Domain, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	d, ok := r.byName[name]
 	return d, ok
 }
 
 // Names lists registered domains in registration order.
-func (r *Registry) Names() []string { return append([]string(nil), r.order...) }
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append([]string(nil), r.order...)
+}

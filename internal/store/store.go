@@ -491,3 +491,50 @@ func (s *Store) LiveNodes(ctx context.Context, maxAge time.Duration) ([]Node, er
 		return n, err
 	})
 }
+
+// ErrExists is returned when a row with the same key exists.
+var ErrExists = errors.New("already exists")
+
+// InsertCause stores a cause definition (JSON); a name taken is ErrExists.
+func (s *Store) InsertCause(ctx context.Context, name string, definition json.RawMessage) error {
+	tag, err := s.Pool.Exec(ctx, `INSERT INTO causes (name, definition) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, []byte(definition))
+	if err != nil {
+		return fmt.Errorf("insert cause %s: %w", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("cause %s: %w", name, ErrExists)
+	}
+	return nil
+}
+
+// GetCause loads one cause definition.
+func (s *Store) GetCause(ctx context.Context, name string) (json.RawMessage, error) {
+	var def []byte
+	err := s.Pool.QueryRow(ctx, `SELECT definition FROM causes WHERE name=$1`, name).Scan(&def)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("cause %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load cause %s: %w", name, err)
+	}
+	return def, nil
+}
+
+// ListCauses returns every cause definition by name.
+func (s *Store) ListCauses(ctx context.Context) (map[string]json.RawMessage, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT name, definition FROM causes ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list causes: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]json.RawMessage{}
+	for rows.Next() {
+		var name string
+		var def []byte
+		if err := rows.Scan(&name, &def); err != nil {
+			return nil, err
+		}
+		out[name] = def
+	}
+	return out, rows.Err()
+}
