@@ -16,7 +16,7 @@ import (
 func BenchmarkDomainCampaigns(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		s := newStackTB(b)
-		for _, dom := range []string{"search", "finance"} {
+		for _, dom := range []string{"search", "finance", "skills"} {
 			start := time.Now()
 			v := s.startCampaign(map[string]any{"domain": dom, "agents": 2, "experiments": 10, "seed": 2026, "budget": 60})
 			v = s.waitCampaign(v.ID, 20*time.Minute)

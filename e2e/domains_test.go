@@ -14,7 +14,7 @@ import (
 // that fixed evaluation assumptions were never changed by agents.
 func TestDomainCampaigns(t *testing.T) {
 	s := newStack(t, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0)
-	for _, dom := range []string{"search", "finance"} {
+	for _, dom := range []string{"search", "finance", "skills"} {
 		t.Run(dom, func(t *testing.T) {
 			v := s.startCampaign(map[string]any{"domain": dom, "agents": 2, "experiments": 3, "seed": 4, "budget": 30})
 			v = s.waitCampaign(v.ID, 3*time.Minute)

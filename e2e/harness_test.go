@@ -25,6 +25,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/finance"
 	"github.com/hyperspace-ai/hyperspace/domains/ml"
 	"github.com/hyperspace-ai/hyperspace/domains/search"
+	"github.com/hyperspace-ai/hyperspace/domains/skills"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/internal/testenv"
@@ -74,7 +75,7 @@ func newStackQueues(t testing.TB, queues []string, heartbeatSecs int) *stack {
 	s.blob, s.blobCfg = testenv.Blob(t)
 	s.dataDir = testenv.DataDir(t)
 	s.keyDir = filepath.Join(t.TempDir(), "keys")
-	s.registry = domains.NewRegistry(ml.New(), search.New(), finance.New())
+	s.registry = domains.NewRegistry(ml.New(), search.New(), finance.New(), skills.New())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

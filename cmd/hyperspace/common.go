@@ -18,6 +18,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/finance"
 	"github.com/hyperspace-ai/hyperspace/domains/ml"
 	"github.com/hyperspace-ai/hyperspace/domains/search"
+	"github.com/hyperspace-ai/hyperspace/domains/skills"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 )
@@ -116,7 +117,7 @@ func (c *common) dialTemporal(ctx context.Context, log *slog.Logger) (client.Cli
 
 // registry lists the research domains this build knows.
 func registry() *domains.Registry {
-	return domains.NewRegistry(ml.New(), search.New(), finance.New())
+	return domains.NewRegistry(ml.New(), search.New(), finance.New(), skills.New())
 }
 
 func (c *common) activities(st *store.Store, b *blob.Store, log *slog.Logger) *activities.Activities {
