@@ -16,7 +16,10 @@ import (
 func BenchmarkDomainCampaigns(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		s := newStackTB(b)
-		for _, dom := range []string{"search", "finance", "skills"} {
+		if code, body := s.post("/api/v1/causes", "application/yaml", quadraticCause); code != 201 {
+			b.Fatalf("register cause: %d %s", code, body)
+		}
+		for _, dom := range []string{"search", "finance", "skills", "quadratic"} {
 			start := time.Now()
 			v := s.startCampaign(map[string]any{"domain": dom, "agents": 2, "experiments": 10, "seed": 2026, "budget": 60})
 			v = s.waitCampaign(v.ID, 20*time.Minute)
