@@ -115,7 +115,7 @@ func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) 
 	// Phase 1: the noise floor. Baseline seeds run in parallel, assigned
 	// round-robin to the agents (each agent signs its own runs).
 	floor, runsPerAgent, err := runBaseline(ctx, in, agents, st, stopCh)
-	if err != nil {
+	if err != nil && !(st.Stopped && errors.Is(err, errStoppedInBaseline)) {
 		return nil, fail(ctx, in, err)
 	}
 	logger.Info("noise floor measured", "mean", floor.Mean, "sd", floor.SD, "n", floor.N)
@@ -216,7 +216,13 @@ func fail(ctx workflow.Context, in CampaignInput, err error) error {
 }
 
 // runBaseline runs the baseline config with BaselineSeeds seeds and measures the noise floor.
+// errStoppedInBaseline: the campaign was stopped before its noise floor was measured.
+var errStoppedInBaseline = errors.New("stopped during the baseline")
+
 func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, st *campaignState, stopCh workflow.ReceiveChannel) (NoiseFloor, []int, error) {
+	// A stop cancels the baseline runs that have not finished.
+	bctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
 	type job struct {
 		agent string
 		run   int
@@ -241,7 +247,7 @@ func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, st *ca
 		p := prop
 		p.Hypothesis = fmt.Sprintf("Baseline: the reference config with seed %d (%d of %d), measuring the noise floor", j.seed, i+1, len(jobs))
 		jj := j
-		jj.f = cycleRun(ctx, cycleParams{campaign: in.CampaignID, domain: in.Domain, agent: jj.agent, run: jj.run, seed: jj.seed,
+		jj.f = cycleRun(bctx, cycleParams{campaign: in.CampaignID, domain: in.Domain, agent: jj.agent, run: jj.run, seed: jj.seed,
 			prop: p, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, baseline: true,
 			nodeQueue: nodeQueueFor(in, agentIndex(agents, jj.agent))})
 		pending++
@@ -249,6 +255,9 @@ func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, st *ca
 			pending--
 			var rec Recorded
 			if err := f.Get(ctx, &rec); err != nil {
+				if st.Stopped {
+					return // cancelled by the stop: not a failure
+				}
 				st.baselineFailed++
 				st.Progress.Failed++
 				if firstErr == nil {
@@ -266,9 +275,17 @@ func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, st *ca
 	sel.AddReceive(stopCh, func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(ctx, nil)
 		st.Stopped = true
+		cancel()
 	})
 	for pending > 0 {
 		sel.Select(ctx)
+	}
+	if st.Stopped && len(values) < len(jobs) {
+		f := NoiseFloor{}
+		if len(values) >= 2 {
+			f = measureFloor(values, 2)
+		}
+		return f, runs, errStoppedInBaseline
 	}
 	if len(values) < 2 {
 		return NoiseFloor{}, runs, fmt.Errorf("noise floor: only %d of %d baseline runs succeeded: %v", len(values), len(jobs), firstErr)

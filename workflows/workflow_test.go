@@ -207,3 +207,23 @@ func TestWithoutNodesNothingIsShared(t *testing.T) {
 		t.Fatalf("err %v, shared %d", err, len(acts.shared))
 	}
 }
+
+func TestStopDuringBaselineEndsStoppedNotFailed(t *testing.T) {
+	env := newEnv(t, &fakeActs{})
+	in := input()
+	in.BaselineSeeds = 32
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalStop, nil) }, 0)
+	env.ExecuteWorkflow(CampaignWorkflow, in)
+	var s Summary
+	if err := env.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Status != "stopped" || s.Failed != 0 {
+		t.Fatalf("summary = %+v", s)
+	}
+	for _, a := range s.Agents {
+		if a.Done != 0 {
+			t.Fatalf("agent %s ran %d experiments after a stop in the baseline", a.Agent, a.Done)
+		}
+	}
+}
