@@ -145,7 +145,7 @@ func (a *Activities) History(ctx context.Context, domain, campaign, agent string
 			return nil, fmt.Errorf("decode experiment %s: %w", r.ID, err)
 		}
 		seen[r.ID] = true
-		out = append(out, proposer.Entry{ID: r.ID, Agent: r.Agent, Config: domains.Config(s.Receipt.Config), Metric: r.Metric, Baseline: r.Baseline})
+		out = append(out, proposer.Entry{ID: r.ID, Agent: r.Agent, Config: domains.Config(s.Receipt.Config), Metric: r.Metric, Baseline: r.Baseline, CodeHash: codeHash(s.Receipt.Code)})
 	}
 	if a.Network != nil && !isolated {
 		for _, s := range a.Network.Known(domain) {
@@ -154,7 +154,7 @@ func (a *Activities) History(ctx context.Context, domain, campaign, agent string
 			}
 			rc := s.Receipt
 			// Another campaign's baseline is not ours: rank it as a plain result.
-			out = append(out, proposer.Entry{ID: s.ID, Agent: rc.Campaign + "/" + rc.Agent, Config: domains.Config(rc.Config), Metric: rc.Metric.Value})
+			out = append(out, proposer.Entry{ID: s.ID, Agent: rc.Campaign + "/" + rc.Agent, Config: domains.Config(rc.Config), Metric: rc.Metric.Value, CodeHash: codeHash(rc.Code)})
 		}
 	}
 	return out, nil
@@ -216,7 +216,16 @@ func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeIn
 	if parents == nil {
 		parents = []string{}
 	}
-	return workflows.Proposal{Config: p.Config, Hypothesis: p.Hypothesis, Parents: parents, Strategy: p.Strategy, Proposer: who}, nil
+	return workflows.Proposal{Config: p.Config, Hypothesis: p.Hypothesis, Parents: parents, Strategy: p.Strategy, Proposer: who, Code: p.Code}, nil
+}
+
+// codeHash is the hex sha256 of a candidate's source ("" for none).
+func codeHash(code string) string {
+	if code == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(sum[:])
 }
 
 // pinFixed sets the domain's Fixed parameters (evaluation assumptions such
@@ -303,7 +312,7 @@ func (a *Activities) RunExperiment(ctx context.Context, in workflows.ExperimentI
 	activity.RecordHeartbeat(ctx, domains.Progress{Message: "starting"})
 	start := time.Now()
 	metrics.ExperimentsRunning.Inc()
-	res, err := d.Evaluate(ctx, cfg, in.Seed, domains.EvalOptions{
+	eopts := domains.EvalOptions{
 		DataDir:       a.DataDir,
 		BudgetSeconds: in.BudgetSeconds,
 		Progress: func(p domains.Progress) {
@@ -311,7 +320,19 @@ func (a *Activities) RunExperiment(ctx context.Context, in workflows.ExperimentI
 			last = p
 			mu.Unlock()
 		},
-	})
+	}
+	var res domains.Result
+	if in.Code != "" {
+		cd, ok := d.(domains.CodeDomain)
+		if !ok {
+			err = temporal.NewNonRetryableApplicationError("domain "+in.Domain+" does not evaluate source code", "InvalidConfig", nil)
+		} else if res, err = cd.EvaluateCode(ctx, cfg, []byte(in.Code), in.Seed, eopts); err != nil && ctx.Err() == nil {
+			// Source that does not build or run fails the same way every time.
+			err = temporal.NewNonRetryableApplicationError("candidate code: "+err.Error(), "CodeFailed", err)
+		}
+	} else {
+		res, err = d.Evaluate(ctx, cfg, in.Seed, eopts)
+	}
 	metrics.ExperimentsRunning.Dec()
 	close(stop)
 	wg.Wait()
@@ -451,6 +472,7 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 		NoiseFloor:  floor,
 		BeatsNoise:  beats,
 		Artifacts:   in.Outcome.Artifacts,
+		Code:        in.Proposal.Code,
 	}
 	signed, err := receipt.Sign(r, k)
 	if err != nil {

@@ -292,6 +292,16 @@ type Domain interface {
 	Describe() string
 }
 
+// CodeDomain is a domain whose candidates may also be source code (written
+// by an LLM) instead of a point in the search space alone.
+type CodeDomain interface {
+	Domain
+	// CodeSpec tells an LLM what to write for cfg: language, interface, limits.
+	CodeSpec(cfg Config) string
+	// EvaluateCode scores code under cfg (e.g. the suite it is written for).
+	EvaluateCode(ctx context.Context, cfg Config, code []byte, seed int64, opts EvalOptions) (Result, error)
+}
+
 // Registry maps domain names to implementations. It is safe for concurrent
 // use: user-defined domains (causes) are registered while campaigns run.
 type Registry struct {

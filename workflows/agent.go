@@ -159,7 +159,7 @@ func cycleRun(ctx workflow.Context, c cycleParams) workflow.Future {
 		var out Outcome
 		err := workflow.ExecuteActivity(ectx, ActRunExperiment, ExperimentInput{
 			CampaignID: campaign, Agent: agent, Domain: domain, RunNumber: run,
-			Config: prop.Config, Seed: seed, BudgetSeconds: budget,
+			Config: prop.Config, Seed: seed, BudgetSeconds: budget, Code: prop.Code,
 		}).Get(ctx, &out)
 		if err != nil {
 			set.Set(nil, fmt.Errorf("experiment run %d: %w", run, err))

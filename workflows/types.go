@@ -216,6 +216,8 @@ type Proposal struct {
 	Parents    []string       `json:"parents"`
 	Strategy   string         `json:"strategy"`
 	Proposer   string         `json:"proposer"`
+	// Code is source code to evaluate under Config (domains.CodeDomain).
+	Code string `json:"code,omitempty"`
 }
 
 // ExperimentInput runs one evaluation.
@@ -227,6 +229,7 @@ type ExperimentInput struct {
 	Config        domains.Config `json:"config"`
 	Seed          int64          `json:"seed"`
 	BudgetSeconds float64        `json:"budgetSeconds"`
+	Code          string         `json:"code,omitempty"`
 }
 
 // Outcome is what an evaluation produced (artifacts are staged in S3).

@@ -182,6 +182,30 @@ func (d *Domain) Evaluate(ctx context.Context, cfg domains.Config, seed int64, o
 // EvaluateSource scores arbitrary Go source of a skill (a single-file main
 // package using only the standard library, following the package ABI) on
 // suite ("csv" or "json"), exactly as Evaluate scores a template variant.
+var _ domains.CodeDomain = (*Domain)(nil)
+
+// CodeSpec implements domains.CodeDomain: what an LLM-written skill must do.
+func (d *Domain) CodeSpec(cfg domains.Config) string {
+	suite := cfg.String("suite")
+	what := "exit 0 if stdin holds exactly one valid JSON text (RFC 8259), exit 1 otherwise; stdout is ignored"
+	if suite == SuiteCSV {
+		what = "parse stdin as CSV (RFC 4180: quoted fields, doubled quotes, embedded newlines, CRLF) and print every record, header first, as a JSON array of arrays of strings, then exit 0"
+	}
+	return fmt.Sprintf("Write one complete Go file, package main, standard library only, compiled with GOOS=wasip1 GOARCH=wasm. "+
+		"It reads all of stdin and must %s. No files, no network, no environment; 64 MiB of memory and 2 s per input. "+
+		"Suite: %s. Put the whole file in the \"code\" field.", what, suite)
+}
+
+// EvaluateCode implements domains.CodeDomain: it compiles and scores code
+// on the suite cfg names.
+func (d *Domain) EvaluateCode(ctx context.Context, cfg domains.Config, code []byte, _ int64, opts domains.EvalOptions) (domains.Result, error) {
+	c, err := d.Validate(cfg)
+	if err != nil {
+		return domains.Result{}, err
+	}
+	return EvaluateSource(ctx, c.String("suite"), code, opts)
+}
+
 func EvaluateSource(ctx context.Context, suite string, src []byte, opts domains.EvalOptions) (domains.Result, error) {
 	return evaluate(ctx, suite, src, opts, DefaultLimits)
 }

@@ -2,6 +2,8 @@ package llm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,6 +97,9 @@ func Prompt(d domains.Domain, history []proposer.Entry) ([]Message, error) {
 	fmt.Fprintf(&b, "Metric: %s (%s is better).\n\n", m.Name, better)
 	fmt.Fprintf(&b, "Search space (JSON):\n%s\n\nBaseline config (JSON):\n%s\n\n", space, base)
 	fmt.Fprintf(&b, "%d experiments have been run. The best %d, best first (JSON):\n%s\n\n", len(history), len(top), hist)
+	if cd, ok := d.(domains.CodeDomain); ok {
+		fmt.Fprintf(&b, "This domain also accepts source code: you may add a \"code\" key holding a complete program that replaces the generated candidate for the given config. %s\n\n", cd.CodeSpec(d.Baseline()))
+	}
 	b.WriteString("Propose the next experiment as a JSON object with keys hypothesis, config and parents. Do not repeat a config that was already run.")
 	return []Message{{Role: "system", Content: systemPrompt}, {Role: "user", Content: b.String()}}, nil
 }
@@ -154,13 +159,30 @@ func ParseProposal(content string, d domains.Domain, history []proposer.Entry) (
 			return proposer.Proposal{}, &ProposalError{Kind: ErrMissingField, Detail: `"parents" must be an array of strings`}
 		}
 	}
+	var code string
+	if raw, ok := top["code"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &code); err != nil {
+			return proposer.Proposal{}, &ProposalError{Kind: ErrMissingField, Detail: `"code" must be a string holding the whole source file`}
+		}
+		if _, ok := d.(domains.CodeDomain); !ok && code != "" {
+			return proposer.Proposal{}, &ProposalError{Kind: ErrInvalidConfig, Detail: "domain " + d.Name() + " does not take source code"}
+		}
+		if len(code) > MaxCodeBytes {
+			return proposer.Proposal{}, &ProposalError{Kind: ErrInvalidConfig, Detail: fmt.Sprintf("code is %d bytes; the limit is %d", len(code), MaxCodeBytes)}
+		}
+	}
 	v, err := d.Validate(domains.Config(cfg))
 	if err != nil {
 		return proposer.Proposal{}, &ProposalError{Kind: ErrInvalidConfig, Err: err}
 	}
 	key := v.Key()
+	hash := ""
+	if code != "" {
+		sum := sha256.Sum256([]byte(code))
+		hash = hex.EncodeToString(sum[:])
+	}
 	for _, e := range history {
-		if e.Config == nil {
+		if e.Config == nil || e.CodeHash != hash {
 			continue
 		}
 		same := e.Config.Key() == key
@@ -178,8 +200,12 @@ func ParseProposal(content string, d domains.Domain, history []proposer.Entry) (
 		Hypothesis: oneLine(hyp, 500),
 		Parents:    resolveParents(parents, history),
 		Strategy:   StrategyLLM,
+		Code:       code,
 	}, nil
 }
+
+// MaxCodeBytes bounds LLM-written source code.
+const MaxCodeBytes = 128 << 10
 
 // resolveParents keeps the parents that name history ids (exactly or as a
 // unique prefix of at least 8 characters), deduplicated, in order.

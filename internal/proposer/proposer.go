@@ -65,6 +65,7 @@ type Entry struct {
 	Config   domains.Config // the evaluated config
 	Metric   float64        // the domain metric (validation split); NaN/Inf = failed run
 	Baseline bool           // a noise-floor baseline run
+	CodeHash string         // sha256 of the candidate's source code, if it had any
 }
 
 // Proposal is the next experiment to run.
@@ -73,6 +74,7 @@ type Proposal struct {
 	Hypothesis string         // one line explaining the proposal
 	Parents    []string       // receipt ids it was derived from (best first)
 	Strategy   string         // "baseline" | "mutate" | "crossover" | "explore" (or "llm" from package llm)
+	Code       string         // source code of the candidate (LLM proposals for a domains.CodeDomain)
 }
 
 // Strategies.

@@ -62,6 +62,9 @@ type Receipt struct {
 	NoiseFloor *NoiseFloor       `json:"noiseFloor"`      // floor used for isNewBest, or null
 	BeatsNoise bool              `json:"beatsNoiseFloor"` // the gain exceeded the noise threshold
 	Artifacts  map[string]string `json:"artifacts"`       // name -> S3 key (marshalled as {} when empty)
+	// Code is the candidate's source when it was code (an LLM-written skill),
+	// so a receipt can be re-run from itself.
+	Code string `json:"code,omitempty"`
 }
 
 // Result is what the evaluation reported.
