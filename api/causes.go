@@ -70,7 +70,7 @@ func (s *Server) createCause(c *gin.Context) {
 		s.writeErr(c, err)
 		return
 	}
-	s.Domains.Register(cause)
+	s.Domains.Register(cause.Domain())
 	c.JSON(http.StatusCreated, domainView(cause))
 }
 

@@ -92,6 +92,11 @@ func AutoresearchCause(dir string, opts ...AutoresearchOption) (*Cause, error) {
 	if s := def.Evaluator.Env["AUTORESEARCH_SCRIPT"]; s != "" {
 		script = s
 	}
+	// An LLM may rewrite the training script itself (the proposer only
+	// changes its hyperparameters).
+	if def.Evaluator.CodeFile == "" {
+		def.Evaluator.CodeFile = script
+	}
 	if st, err := os.Stat(filepath.Join(abs, script)); err != nil || !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("causes: autoresearch: %s has no %s", abs, script)
 	}

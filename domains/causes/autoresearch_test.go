@@ -2,6 +2,7 @@ package causes
 
 import (
 	"context"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,5 +159,52 @@ func TestAutoresearchTemplateParses(t *testing.T) {
 	}
 	if len(c.Space()) != 12 || c.Baseline().Int("depth") != 8 {
 		t.Fatalf("template: %v", c.Baseline())
+	}
+}
+
+// TestAutoresearchCodeEdit: an LLM's rewritten train.py replaces the
+// template's for one evaluation (the hyperparameter rewrite still applies)
+// and the template directory stays untouched.
+func TestAutoresearchCodeEdit(t *testing.T) {
+	dir := tinyAutoresearch(t)
+	c, err := AutoresearchCause(dir, WithTimeout(60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd, ok := c.Domain().(domains.CodeDomain)
+	if !ok {
+		t.Fatal("the autoresearch cause does not accept code")
+	}
+	if !strings.Contains(cd.CodeSpec(nil), "train.py") {
+		t.Fatalf("code spec does not name train.py: %s", cd.CodeSpec(nil))
+	}
+	ctx := context.Background()
+	base, err := c.Evaluate(ctx, nil, 1, domains.EvalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The edit halves the reported val_bpb.
+	edited := strings.Replace(tinyTrain, `    print("---")`, `    bpb = bpb / 2
+    print("---")`, 1)
+	if edited == tinyTrain {
+		t.Skip("tiny train.py has no val_bpb print line to edit")
+	}
+	r, err := cd.EvaluateCode(ctx, nil, []byte(edited), 1, domains.EvalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(r.Metric-base.Metric/2) > 2e-6 || string(r.Artifacts["train.py"]) != edited {
+		t.Fatalf("edited metric %v, base %v", r.Metric, base.Metric)
+	}
+	if src, _ := os.ReadFile(filepath.Join(dir, "train.py")); string(src) != tinyTrain {
+		t.Fatal("train.py in the template directory was modified")
+	}
+	// A cause without codeFile is not a CodeDomain.
+	plain, err := Parse([]byte(`{"name":"plain","description":"a plain cause","metric":{"name":"m","direction":"minimize"},"space":[{"name":"x","kind":"float","min":0,"max":1}],"baseline":{"x":0.5},"evaluator":{"command":["true"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := plain.Domain().(domains.CodeDomain); ok {
+		t.Fatal("a cause without codeFile accepts code")
 	}
 }

@@ -109,6 +109,10 @@ type EvaluatorDef struct {
 	// working directory after the workdir copy, e.g. a small evaluator
 	// script kept in the definition itself.
 	Files map[string]string `json:"files,omitempty" yaml:"files,omitempty"`
+	// CodeFile, when set, names the file an LLM may rewrite: a proposal's
+	// source code is written there (over the workdir copy and Files) before
+	// the command runs, e.g. train.py for the autoresearch adapter.
+	CodeFile string `json:"codeFile,omitempty" yaml:"codeFile,omitempty"`
 	// TimeoutSeconds bounds one run (default DefaultTimeoutSeconds).
 	TimeoutSeconds float64 `json:"timeoutSeconds,omitempty" yaml:"timeoutSeconds,omitempty"`
 	// Env holds extra environment variables for the command. Names
@@ -303,6 +307,11 @@ func check(d *Definition) (domains.Space, domains.Config, error) {
 	for _, name := range sortedKeys(e.Files) {
 		if clean := path.Clean(name); name == "" || path.IsAbs(name) || clean != name || clean == "." || strings.HasPrefix(clean, "../") || clean == ".." || name == configFile {
 			bad("evaluator.files."+name, "must be a clean relative path inside the working directory (not %s)", configFile)
+		}
+	}
+	if name := e.CodeFile; name != "" {
+		if clean := path.Clean(name); path.IsAbs(name) || clean != name || clean == "." || strings.HasPrefix(clean, "../") || clean == ".." || name == configFile {
+			bad("evaluator.codeFile", "must be a clean relative path inside the working directory (not %s)", configFile)
 		}
 	}
 	if len(errs) > 0 {

@@ -187,6 +187,6 @@ func (s *Store) Remove(name string) (bool, error) {
 // RegisterAll registers every cause of the store in r.
 func (s *Store) RegisterAll(r *domains.Registry) {
 	for _, c := range s.List() {
-		r.Register(c)
+		r.Register(c.Domain())
 	}
 }
