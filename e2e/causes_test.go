@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -65,7 +65,9 @@ func TestCauseCampaign(t *testing.T) {
 		"not yaml":      "name: [unclosed",
 	} {
 		code, body := s.post("/api/v1/causes", "application/yaml", def)
-		var e struct{ Error struct{ Code, Message string } }
+		var e struct {
+			Error struct{ Code, Message string }
+		}
 		_ = json.Unmarshal(body, &e)
 		if code != http.StatusUnprocessableEntity || e.Error.Message == "" {
 			t.Fatalf("%s: %d %s", name, code, body)

@@ -69,7 +69,6 @@ func loadKey(path string) (crypto.PrivKey, error) {
 	return k, nil
 }
 
-
 // AgentCert binds an agent's receipt-signing key to the node that gossips
 // its receipts: the node signs, with its libp2p key, the byte string
 // "hyperspace-agent-cert/v1\n" + AgentPublicKey + "\n" + Node. Receivers

@@ -9,7 +9,7 @@ import (
 type replica struct{ r *crdt.Replica }
 
 func (a replica) Add(s receipt.Signed) (bool, error) { return a.r.Add(s) }
-func (a replica) Has(id string) bool                  { return a.r.Has(id) }
+func (a replica) Has(id string) bool                 { return a.r.Has(id) }
 
 func (a replica) SyncRequest(domains []string) ([]byte, error) {
 	return a.r.Request(domains...).Marshal()
