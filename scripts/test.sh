@@ -15,6 +15,9 @@ if command -v docker-compose >/dev/null; then
   log "docker-compose.yml: docker-compose config -q"
   docker-compose config -q
 fi
+log "gofmt"
+unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.hyperspace/*'))"
+[[ -z "$unformatted" ]] || die "gofmt would change: $unformatted"
 log "go vet"
 go vet ./...
 log "go test (timeout ${HYPERSPACE_TEST_TIMEOUT:-25m})"
