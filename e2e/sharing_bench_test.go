@@ -9,7 +9,6 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
-	"github.com/hyperspace-ai/hyperspace/workflows"
 )
 
 // BenchmarkSharing asks whether sharing helps: the same campaign budget
@@ -29,8 +28,7 @@ func BenchmarkSharing(b *testing.B) {
 	results := map[bool][]outcome{}
 	for i := 0; i < b.N; i++ {
 		s := newStackTB(b)
-		nodes := s.startNodes(b, 4)
-		_ = nodes
+		s.startNodes(b, 4) // each agent on its own P2P node
 		base := map[string]any{}
 		for k, v := range tinyML {
 			base[k] = v
@@ -139,4 +137,3 @@ func adopters(recs []receipt.Receipt, best receipt.Receipt, base domains.Config)
 	return len(agents)
 }
 
-var _ = workflows.TaskQueue

@@ -21,7 +21,6 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/node"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/workers"
-	"github.com/hyperspace-ai/hyperspace/workflows"
 )
 
 func devCmd() *cobra.Command {
@@ -214,4 +213,3 @@ func startDemo(ctx context.Context, apiURL, domain string, agents, experiments i
 	return out.ID, nil
 }
 
-var _ = workflows.TaskQueue
