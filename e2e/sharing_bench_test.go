@@ -136,4 +136,3 @@ func adopters(recs []receipt.Receipt, best receipt.Receipt, base domains.Config)
 	}
 	return len(agents)
 }
-

@@ -212,4 +212,3 @@ func startDemo(ctx context.Context, apiURL, domain string, agents, experiments i
 	}
 	return out.ID, nil
 }
-
