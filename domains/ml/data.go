@@ -5,12 +5,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/hyperspace-ai/hyperspace/domains"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 )
 
 // Corpus is the parsed Cranfield collection as character ids.
@@ -42,16 +42,7 @@ type Corpus struct {
 // VocabSize is the number of token ids, including the unknown id 0.
 func (c *Corpus) VocabSize() int { return len(c.Vocab) + 1 }
 
-var corpusCache struct {
-	mu sync.Mutex
-	m  map[string]*corpusEntry
-}
-
-type corpusEntry struct {
-	once sync.Once
-	c    *Corpus
-	err  error
-}
+var corpusCache domains.DirCache[*Corpus]
 
 // CorpusPath is where the Cranfield abstracts live under a data directory.
 func CorpusPath(dataDir string) string {
@@ -61,30 +52,7 @@ func CorpusPath(dataDir string) string {
 // LoadCorpus parses (once per data directory, then cached) the Cranfield
 // collection under dataDir.
 func LoadCorpus(dataDir string) (*Corpus, error) {
-	abs, err := filepath.Abs(dataDir)
-	if err != nil {
-		abs = dataDir
-	}
-	corpusCache.mu.Lock()
-	if corpusCache.m == nil {
-		corpusCache.m = map[string]*corpusEntry{}
-	}
-	e, ok := corpusCache.m[abs]
-	if !ok {
-		e = &corpusEntry{}
-		corpusCache.m[abs] = e
-	}
-	corpusCache.mu.Unlock()
-	e.once.Do(func() { e.c, e.err = parseCorpus(CorpusPath(abs)) })
-	if e.err != nil {
-		// Do not cache failures: the data may appear later.
-		corpusCache.mu.Lock()
-		if corpusCache.m[abs] == e {
-			delete(corpusCache.m, abs)
-		}
-		corpusCache.mu.Unlock()
-	}
-	return e.c, e.err
+	return corpusCache.Load(dataDir, func(abs string) (*Corpus, error) { return parseCorpus(CorpusPath(abs)) })
 }
 
 func parseCorpus(path string) (*Corpus, error) {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/hyperspace-ai/hyperspace/domains"
 )
 
 // File names of the Cranfield collection under <DataDir>/cranfield/.
@@ -88,16 +90,7 @@ func (c *Collection) DocIndex(id int) (int, bool) {
 	return i, ok
 }
 
-var collections struct {
-	mu sync.Mutex
-	m  map[string]*collectionEntry
-}
-
-type collectionEntry struct {
-	once sync.Once
-	c    *Collection
-	err  error
-}
+var collections domains.DirCache[*Collection]
 
 // CollectionDir is where the Cranfield files live under a data directory.
 func CollectionDir(dataDir string) string { return filepath.Join(dataDir, "cranfield") }
@@ -105,29 +98,7 @@ func CollectionDir(dataDir string) string { return filepath.Join(dataDir, "cranf
 // LoadCollection parses (once per data directory, then cached) the
 // Cranfield collection under <dataDir>/cranfield. Failures are not cached.
 func LoadCollection(dataDir string) (*Collection, error) {
-	abs, err := filepath.Abs(dataDir)
-	if err != nil {
-		abs = dataDir
-	}
-	collections.mu.Lock()
-	if collections.m == nil {
-		collections.m = map[string]*collectionEntry{}
-	}
-	e, ok := collections.m[abs]
-	if !ok {
-		e = &collectionEntry{}
-		collections.m[abs] = e
-	}
-	collections.mu.Unlock()
-	e.once.Do(func() { e.c, e.err = parseCollection(CollectionDir(abs)) })
-	if e.err != nil {
-		collections.mu.Lock()
-		if collections.m[abs] == e {
-			delete(collections.m, abs)
-		}
-		collections.mu.Unlock()
-	}
-	return e.c, e.err
+	return collections.Load(dataDir, func(abs string) (*Collection, error) { return parseCollection(CollectionDir(abs)) })
 }
 
 func readDataFile(dir, name string) ([]byte, error) {
