@@ -56,6 +56,10 @@ type Activities struct {
 	Logger         *slog.Logger
 	// Network is the P2P node this worker belongs to (nil: no knowledge plane).
 	Network Network
+	// Archive is the git archive (nil: this worker serves no archive queue).
+	Archive *Archive
+	// Memory is the semantic memory (nil: a built-in one over the store).
+	Memory *Memory
 }
 
 // Network is what the activities need from a P2P node: publish a receipt
@@ -65,6 +69,10 @@ type Network interface {
 	Share(ctx context.Context, s receipt.Signed, k *identity.Key) error
 	// Known returns the receipts the node's replica holds for a domain.
 	Known(domain string) []receipt.Signed
+	// PublishPaper gossips a signed paper, review or breakthrough message.
+	PublishPaper(ctx context.Context, data []byte) error
+	// PeerID is the node's libp2p peer id.
+	PeerID() string
 }
 
 func (a *Activities) log() *slog.Logger {
@@ -201,7 +209,17 @@ func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeIn
 		}
 		client = &llm.Client{BaseURL: in.LLM.BaseURL, Model: in.LLM.Model, APIKey: a.LLMAPIKey, HTTP: llmHTTPClient(timeout)}
 	}
-	p, who, err := llm.Hypothesize(ctx, client, d, hist, in.Seed)
+	var notes []string
+	if !in.NoEvolve {
+		// Evolve: peer-reviewed breakthroughs enter the context first.
+		if hist, err = a.markBreakthroughs(ctx, in.Domain, hist); err != nil {
+			return workflows.Proposal{}, err
+		}
+	}
+	if client != nil {
+		notes = a.relatedWork(ctx, in.Domain, hist)
+	}
+	p, who, err := llm.Hypothesize(ctx, client, d, hist, in.Seed, notes...)
 	if err != nil {
 		if errors.Is(err, proposer.ErrExhausted) {
 			return workflows.Proposal{}, temporal.NewNonRetryableApplicationError(err.Error(), "SearchExhausted", err)
@@ -284,58 +302,8 @@ func (a *Activities) RunExperiment(ctx context.Context, in workflows.ExperimentI
 	log := a.log().With("campaign", in.CampaignID, "agent", in.Agent, "run", in.RunNumber, "attempt", info.Attempt)
 	log.Info("experiment started", "domain", in.Domain, "seed", in.Seed)
 
-	var mu sync.Mutex
-	var last domains.Progress
-	hbEvery := a.HeartbeatEvery
-	if hbEvery <= 0 {
-		hbEvery = 2 * time.Second
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // heartbeat owner: stops when the evaluation returns
-		defer wg.Done()
-		t := time.NewTicker(hbEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				mu.Lock()
-				p := last
-				mu.Unlock()
-				activity.RecordHeartbeat(ctx, p)
-			}
-		}
-	}()
-	activity.RecordHeartbeat(ctx, domains.Progress{Message: "starting"})
 	start := time.Now()
-	metrics.ExperimentsRunning.Inc()
-	eopts := domains.EvalOptions{
-		DataDir:       a.DataDir,
-		BudgetSeconds: in.BudgetSeconds,
-		Progress: func(p domains.Progress) {
-			mu.Lock()
-			last = p
-			mu.Unlock()
-		},
-	}
-	var res domains.Result
-	if in.Code != "" {
-		cd, ok := d.(domains.CodeDomain)
-		if !ok {
-			err = temporal.NewNonRetryableApplicationError("domain "+in.Domain+" does not evaluate source code", "InvalidConfig", nil)
-		} else if res, err = cd.EvaluateCode(ctx, cfg, []byte(in.Code), in.Seed, eopts); err != nil && ctx.Err() == nil {
-			// Source that does not build or run fails the same way every time.
-			err = temporal.NewNonRetryableApplicationError("candidate code: "+err.Error(), "CodeFailed", err)
-		}
-	} else {
-		res, err = d.Evaluate(ctx, cfg, in.Seed, eopts)
-	}
-	metrics.ExperimentsRunning.Dec()
-	close(stop)
-	wg.Wait()
+	res, err := a.evaluate(ctx, d, cfg, in.Code, in.Seed, in.BudgetSeconds)
 	dur := time.Since(start).Seconds()
 	metrics.ExperimentSeconds.WithLabelValues(in.Domain).Observe(dur)
 	if err != nil {
@@ -381,6 +349,62 @@ func (a *Activities) RunExperiment(ctx context.Context, in workflows.ExperimentI
 		DurationSec: dur, StagingPrefix: prefix, Artifacts: digests,
 		Worker: a.WorkerID + "@" + host, Attempt: info.Attempt,
 	}, nil
+}
+
+// evaluate runs one evaluation of cfg (or of code, for a CodeDomain) with
+// seed, heartbeating the domain's progress until it returns.
+func (a *Activities) evaluate(ctx context.Context, d domains.Domain, cfg domains.Config, code string, seed int64, budget float64) (domains.Result, error) {
+	var mu sync.Mutex
+	var last domains.Progress
+	hbEvery := a.HeartbeatEvery
+	if hbEvery <= 0 {
+		hbEvery = 2 * time.Second
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // heartbeat owner: stops when the evaluation returns
+		defer wg.Done()
+		t := time.NewTicker(hbEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				mu.Lock()
+				p := last
+				mu.Unlock()
+				activity.RecordHeartbeat(ctx, p)
+			}
+		}
+	}()
+	activity.RecordHeartbeat(ctx, domains.Progress{Message: "starting"})
+	metrics.ExperimentsRunning.Inc()
+	defer metrics.ExperimentsRunning.Dec()
+	defer func() { close(stop); wg.Wait() }()
+	eopts := domains.EvalOptions{
+		DataDir:       a.DataDir,
+		BudgetSeconds: budget,
+		Progress: func(p domains.Progress) {
+			mu.Lock()
+			last = p
+			mu.Unlock()
+		},
+	}
+	if code == "" {
+		return d.Evaluate(ctx, cfg, seed, eopts)
+	}
+	cd, ok := d.(domains.CodeDomain)
+	if !ok {
+		return domains.Result{}, temporal.NewNonRetryableApplicationError("domain "+d.Name()+" does not evaluate source code", "InvalidConfig", nil)
+	}
+	res, err := cd.EvaluateCode(ctx, cfg, []byte(code), seed, eopts)
+	if err != nil && ctx.Err() == nil {
+		// Source that does not build or run fails the same way every time.
+		return res, temporal.NewNonRetryableApplicationError("candidate code: "+err.Error(), "CodeFailed", err)
+	}
+	return res, err
 }
 
 func finiteValues(v map[string]float64) map[string]float64 {

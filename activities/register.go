@@ -18,6 +18,17 @@ func (a *Activities) RegisterAgentSide(w worker.Registry) {
 	w.RegisterActivityWithOptions(a.SetCampaignStatus, activity.RegisterOptions{Name: workflows.ActSetCampaignStatus})
 	w.RegisterActivityWithOptions(a.RegisterAgent, activity.RegisterOptions{Name: workflows.ActRegisterAgent})
 	w.RegisterActivityWithOptions(a.Share, activity.RegisterOptions{Name: workflows.ActShare})
+	w.RegisterActivityWithOptions(a.WritePaper, activity.RegisterOptions{Name: workflows.ActWritePaper})
+	w.RegisterActivityWithOptions(a.ReviewPaper, activity.RegisterOptions{Name: workflows.ActReviewPaper})
+	w.RegisterActivityWithOptions(a.FinishReview, activity.RegisterOptions{Name: workflows.ActFinishReview})
+	w.RegisterActivityWithOptions(a.AnnounceBreakthrough, activity.RegisterOptions{Name: workflows.ActAnnounceBreakthough})
+}
+
+// RegisterArchive registers the archive activities (task queue workflows.ArchiveQueue).
+func (a *Activities) RegisterArchive(w worker.Registry) {
+	w.RegisterActivityWithOptions(a.ArchiveAgent, activity.RegisterOptions{Name: workflows.ActArchiveAgent})
+	w.RegisterActivityWithOptions(a.ArchiveBreakthrough, activity.RegisterOptions{Name: workflows.ActArchiveBreakthrough})
+	w.RegisterActivityWithOptions(a.WriteSnapshot, activity.RegisterOptions{Name: workflows.ActWriteSnapshot})
 }
 
 // RegisterExperiments registers RunExperiment (task queue workflows.ExperimentsQueue).

@@ -50,6 +50,15 @@ type CampaignRequest struct {
 	// Nodes are the peer ids of this site's P2P nodes to spread agents over
 	// (default: every live node; none live: no gossip).
 	Nodes []string `json:"nodes,omitempty"`
+	// PaperEvery: each agent writes a paper after every PaperEvery
+	// experiments, peer-reviewed on other nodes (default: the server's,
+	// 5 under hyperspace dev; 0 turns papers off).
+	PaperEvery *int `json:"paperEvery,omitempty"`
+	// Reviewers per paper (default 3; fewer when fewer other nodes exist).
+	Reviewers *int `json:"reviewers,omitempty"`
+	// Evolve puts peer-reviewed breakthroughs first in the hypothesis
+	// context (default true; false for measuring what evolve does).
+	Evolve *bool `json:"evolve,omitempty"`
 }
 
 var campaignIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,47}$`)
@@ -195,6 +204,25 @@ func (s *Server) buildCampaign(req CampaignRequest, resolve func(string) (domain
 		in.LLM = req.LLM
 	}
 	in.Isolated = req.Isolated
+	comm := workflows.Community{PaperEvery: s.DefaultPaperEvery, Reviewers: workflows.DefaultReviewers, Archive: s.Archive != nil}
+	if req.PaperEvery != nil {
+		if *req.PaperEvery < 0 || *req.PaperEvery > workflows.MaxExperiments {
+			return in, fieldErr("paperEvery", fmt.Sprintf("must be between 0 (no papers) and %d, got %d", workflows.MaxExperiments, *req.PaperEvery))
+		}
+		comm.PaperEvery = *req.PaperEvery
+	}
+	if req.Reviewers != nil {
+		if *req.Reviewers < 1 || *req.Reviewers > 16 {
+			return in, fieldErr("reviewers", fmt.Sprintf("must be between 1 and 16, got %d", *req.Reviewers))
+		}
+		comm.Reviewers = *req.Reviewers
+	}
+	if req.Evolve != nil {
+		comm.NoEvolve = !*req.Evolve
+	}
+	if comm.PaperEvery > 0 || comm.Archive || comm.NoEvolve {
+		in.Community = &comm
+	}
 	if err := workflows.ValidateCampaign(in); err != nil {
 		return in, fieldErr("campaign", err.Error())
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/metrics"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 )
@@ -41,6 +42,14 @@ type Server struct {
 	DefaultHeartbeatSeconds int
 	// Node is this process's P2P node, if it runs one (peers, gossip, network leaderboard).
 	Node *NetworkNode
+	// DefaultPaperEvery: agents write a paper every this many experiments
+	// unless a campaign says otherwise (0: no papers by default).
+	DefaultPaperEvery int
+	// Archive, when set, is the site's git archive (campaigns archive to it
+	// and /status reports it).
+	Archive *ArchiveInfo
+	// Memory serves GET /api/v1/search (nil: 503).
+	Memory *memory.Memory
 }
 
 func (s *Server) log() *slog.Logger {
@@ -89,6 +98,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/nodes", s.listNodes)
 	s.networkRoutes(v1)
 	s.causeRoutes(v1)
+	s.communityRoutes(v1)
 	return r
 }
 

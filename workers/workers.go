@@ -3,6 +3,8 @@
 //
 //	hyperspace   CampaignWorkflow, AgentWorkflow, Hypothesize, RecordResult, bookkeeping
 //	experiments  RunExperiment (CPU/GPU machines; one evaluation at a time by default)
+//	archive      ArchiveAgent, ArchiveBreakthrough, WriteSnapshot (git/GitHub)
+//	node-<peer>  (internal/node) Hypothesize, RecordResult, Share, WritePaper, ReviewPaper
 package workers
 
 import (
@@ -48,6 +50,14 @@ func Start(o Options) (*Group, error) {
 			w = worker.New(o.Client, q, worker.Options{Identity: o.Identity})
 			RegisterWorkflows(w)
 			o.Activities.RegisterAgentSide(w)
+		case workflows.ArchiveQueue:
+			if o.Activities.Archive == nil {
+				g.Stop()
+				return nil, fmt.Errorf("the %s queue needs an archive (set --archive-dir)", q)
+			}
+			// One writer per process: commits to one repository serialise anyway.
+			w = worker.New(o.Client, q, worker.Options{Identity: o.Identity, MaxConcurrentActivityExecutionSize: 2})
+			o.Activities.RegisterArchive(w)
 		case workflows.ExperimentsQueue:
 			w = worker.New(o.Client, q, worker.Options{
 				Identity:                           o.Identity,
@@ -56,7 +66,7 @@ func Start(o Options) (*Group, error) {
 			o.Activities.RegisterExperiments(w)
 		default:
 			g.Stop()
-			return nil, fmt.Errorf("unknown task queue %q (known: %s, %s)", q, workflows.TaskQueue, workflows.ExperimentsQueue)
+			return nil, fmt.Errorf("unknown task queue %q (known: %s, %s, %s)", q, workflows.TaskQueue, workflows.ExperimentsQueue, workflows.ArchiveQueue)
 		}
 		if err := w.Start(); err != nil {
 			g.Stop()
@@ -71,6 +81,8 @@ func Start(o Options) (*Group, error) {
 func RegisterWorkflows(r worker.Registry) {
 	r.RegisterWorkflowWithOptions(workflows.CampaignWorkflow, workflow.RegisterOptions{Name: "CampaignWorkflow"})
 	r.RegisterWorkflowWithOptions(workflows.AgentWorkflow, workflow.RegisterOptions{Name: "AgentWorkflow"})
+	r.RegisterWorkflowWithOptions(workflows.PeerReviewWorkflow, workflow.RegisterOptions{Name: "PeerReviewWorkflow"})
+	r.RegisterWorkflowWithOptions(workflows.SnapshotWorkflow, workflow.RegisterOptions{Name: "SnapshotWorkflow"})
 }
 
 // Stop stops every worker (each waits for its running activities to yield).

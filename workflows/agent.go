@@ -40,6 +40,7 @@ func AgentWorkflow(ctx workflow.Context, in AgentInput) (*AgentProgress, error) 
 		}
 	}
 
+	arch := &archiver{}
 	for cycles := 0; ; cycles++ {
 		checkStop()
 		if in.Stopped {
@@ -52,6 +53,7 @@ func AgentWorkflow(ctx workflow.Context, in AgentInput) (*AgentProgress, error) 
 		}
 		if cycles >= in.CyclesPerRun {
 			// Bound the history: carry the state into a fresh run.
+			arch.wait(ctx)
 			return nil, workflow.NewContinueAsNewError(ctx, AgentWorkflow, in)
 		}
 		run := in.NextRun
@@ -69,11 +71,96 @@ func AgentWorkflow(ctx workflow.Context, in AgentInput) (*AgentProgress, error) 
 			if p.Best == nil || in.Direction.Better(rec.Metric, p.Best.Metric) {
 				p.Best = &Best{ExperimentID: rec.ExperimentID, Agent: in.Agent, Metric: rec.Metric, TestMetric: rec.TestMetric}
 			}
+			community(ctx, &in, rec, arch)
 		}
 		notifyParent(ctx, in.ParentWorkflowID, *p)
 	}
+	arch.wait(ctx)
 	notifyParent(ctx, in.ParentWorkflowID, *p)
 	return p, nil
+}
+
+// community runs the stages after a recorded experiment: archive the
+// finding, and every PaperEvery experiments synthesize a paper and start
+// its peer review. Failures here never fail the research cycle.
+func community(ctx workflow.Context, in *AgentInput, rec Recorded, arch *archiver) {
+	c := in.Community
+	if c == nil {
+		return
+	}
+	log := workflow.GetLogger(ctx)
+	if c.Archive {
+		arch.archive(ctx, *in)
+	}
+	if c.PaperEvery <= 0 {
+		return
+	}
+	in.Window = append(in.Window, rec.ExperimentID)
+	if len(in.Window) < c.PaperEvery {
+		return
+	}
+	// Synthesize, on the author's node (it gossips the paper).
+	o := bookkeepingOptions()
+	o.TaskQueue = in.NodeQueue
+	o.ScheduleToStartTimeout = nodeWait(in.NodeQueue)
+	o.StartToCloseTimeout = 3 * time.Minute // an LLM may write the prose
+	o.RetryPolicy.MaximumAttempts = 5
+	var ref PaperRef
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), ActWritePaper, PaperInput{
+		CampaignID: in.CampaignID, Domain: in.Domain, Agent: in.Agent, Number: in.Papers + 1,
+		Window: in.Window, Floor: in.Floor, LLM: in.LLM, TimestampMs: workflow.Now(ctx).UnixMilli(),
+	}).Get(ctx, &ref)
+	in.Window = nil
+	if err != nil {
+		log.Warn("paper synthesis failed", "agent", in.Agent, "error", err)
+		return
+	}
+	in.Papers++
+	in.Progress.Papers = in.Papers
+	if c.Archive {
+		arch.archive(ctx, *in)
+	}
+	// Peer review, as its own workflow on other nodes.
+	if err := startReview(ctx, *in, ref); err != nil {
+		log.Warn("peer review did not start", "paper", ref.PaperID, "error", err)
+	}
+}
+
+// archiver runs ArchiveAgent without holding up the research loop; the
+// agent waits for outstanding archive work before it continues as new or
+// ends, and coalesces requests made while one is in flight.
+type archiver struct {
+	running, again bool
+	in             AgentInput
+}
+
+func (a *archiver) archive(ctx workflow.Context, in AgentInput) {
+	a.in = in
+	if a.running {
+		a.again = true
+		return
+	}
+	a.running = true
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			a.again = false
+			actx := workflow.WithActivityOptions(ctx, archiveOptions())
+			err := workflow.ExecuteActivity(actx, ActArchiveAgent, ArchiveInput{
+				CampaignID: a.in.CampaignID, Agent: a.in.Agent, Domain: a.in.Domain, FoundAtMs: workflow.Now(ctx).UnixMilli(),
+			}).Get(ctx, nil)
+			if err != nil {
+				workflow.GetLogger(ctx).Warn("archive failed", "agent", a.in.Agent, "error", err)
+			}
+			if !a.again {
+				break
+			}
+		}
+		a.running = false
+	})
+}
+
+func (a *archiver) wait(ctx workflow.Context) {
+	_ = workflow.Await(ctx, func() bool { return !a.running })
 }
 
 // researchCycle is one hypothesize -> experiment -> record pass.
@@ -92,7 +179,7 @@ func researchCycle(ctx workflow.Context, in AgentInput, run int) (Recorded, erro
 	var prop Proposal
 	err := workflow.ExecuteActivity(hctx, ActHypothesize, HypothesizeInput{
 		CampaignID: in.CampaignID, Domain: in.Domain, Agent: in.Agent, RunNumber: run, Seed: seed, LLM: in.LLM,
-		Isolated: in.Isolated,
+		Isolated: in.Isolated, NoEvolve: in.Community != nil && in.Community.NoEvolve,
 	}).Get(ctx, &prop)
 	if err != nil {
 		return Recorded{}, fmt.Errorf("hypothesize run %d: %w", run, err)

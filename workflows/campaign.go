@@ -145,6 +145,7 @@ func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) 
 			NextRun: runsPerAgent[i] + 1, Seed: in.Seed, Floor: floor, Baseline: in.Baseline,
 			LLM: in.LLM, BudgetSeconds: in.BudgetSeconds, CyclesPerRun: in.CyclesPerRun,
 			HeartbeatSeconds: in.HeartbeatSeconds, Isolated: in.Isolated, NodeQueue: nodeQueueFor(in, i),
+			AllNodeQueues: in.NodeQueues, Community: in.Community,
 			Progress: *st.Agents[a],
 		})
 		children = append(children, f)

@@ -94,6 +94,9 @@ type CampaignInput struct {
 	// agents are spread over, round-robin; empty: the agent-side activities
 	// run on TaskQueue and nothing is shared over gossip.
 	NodeQueues []string `json:"nodeQueues,omitempty"`
+	// Community turns on papers, peer review, evolve and the archive
+	// (nil: none of them, as in campaigns recorded before they existed).
+	Community *Community `json:"community,omitempty"`
 }
 
 // NodeQueue is the task queue of the P2P node with this peer id.
@@ -129,6 +132,7 @@ type AgentProgress struct {
 	Best      *Best  `json:"best,omitempty"`
 	Status    string `json:"status"` // running | stopped | completed
 	LastError string `json:"lastError,omitempty"`
+	Papers    int    `json:"papers,omitempty"`
 }
 
 // Progress is what the campaign's `progress` query returns.
@@ -186,9 +190,17 @@ type AgentInput struct {
 	// NodeQueue runs this agent's Hypothesize, RecordResult and Share on its
 	// P2P node (empty: TaskQueue, no sharing).
 	NodeQueue string `json:"nodeQueue,omitempty"`
+	// AllNodeQueues are every node queue of the campaign (reviewers are
+	// drawn from those other than NodeQueue).
+	AllNodeQueues []string   `json:"allNodeQueues,omitempty"`
+	Community     *Community `json:"community,omitempty"`
 	// State carried across runs.
 	Progress AgentProgress `json:"progress"`
 	Stopped  bool          `json:"stopped"`
+	// Window holds the receipt ids recorded since the last paper.
+	Window []string `json:"window,omitempty"`
+	// Papers is how many papers the agent has written.
+	Papers int `json:"papers,omitempty"`
 }
 
 // HypothesizeInput asks for the next experiment.
@@ -200,6 +212,8 @@ type HypothesizeInput struct {
 	Seed       int64      `json:"seed"`
 	LLM        *LLMConfig `json:"llm,omitempty"`
 	Isolated   bool       `json:"isolated,omitempty"`
+	// NoEvolve keeps peer-reviewed breakthroughs out of the context.
+	NoEvolve bool `json:"noEvolve,omitempty"`
 }
 
 // ShareInput publishes a recorded experiment to the network.

@@ -16,11 +16,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hyperspace-ai/hyperspace/activities"
 	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/devserver"
 	"github.com/hyperspace-ai/hyperspace/internal/node"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/workers"
+	"github.com/hyperspace-ai/hyperspace/workflows"
 )
 
 func devCmd() *cobra.Command {
@@ -29,6 +32,8 @@ func devCmd() *cobra.Command {
 	var temporalPort, uiPort, slots, demoAgents, demoExperiments, baselineSeeds, nodes int
 	var noUI, demo bool
 	var demoBudget float64
+	var arch archiveFlags
+	var paperEvery int
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "All in one: embedded Temporal server and UI, migrations, workers and the API",
@@ -86,13 +91,30 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			}
 			defer tc.Close()
 			acts := c.activities(st, b, log)
-			g, err := workers.Start(workers.Options{Client: tc, Activities: acts, ExperimentSlots: slots, Identity: acts.WorkerID})
+			ar, archInfo, err := arch.open(ctx)
+			if err != nil {
+				return err
+			}
+			acts.Archive = ar
+			queues := []string{workflows.TaskQueue, workflows.ExperimentsQueue}
+			if ar != nil {
+				queues = append(queues, workflows.ArchiveQueue)
+			}
+			g, err := workers.Start(workers.Options{Client: tc, Queues: queues, Activities: acts, ExperimentSlots: slots, Identity: acts.WorkerID})
 			if err != nil {
 				return err
 			}
 			defer g.Stop()
+			if ar != nil {
+				if err := workers.EnsureSnapshotSchedule(ctx, tc, arch.SnapshotEvery); err != nil {
+					return err
+				}
+			}
+			mem := memory.New(activities.StoreCorpus(st), memory.Options{})
+			acts.Memory = mem
 			srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, TemporalUIURL: uiURL,
-				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds}
+				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds,
+				DefaultPaperEvery: paperEvery, Archive: archInfo, Memory: mem}
 			// N P2P nodes on loopback, each with its own libp2p host, replica
 			// and worker on node-<peerID>: the gossip of a local run is real.
 			var bootstrap []string
@@ -124,6 +146,10 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 				fmt.Printf("  Temporal UI:  %s/namespaces/%s/workflows\n", uiURL, c.Namespace)
 			}
 			fmt.Printf("  Temporal:     %s (namespace %s)\n  Metrics:      %s/metrics\n", c.TemporalAddress, c.Namespace, apiURL)
+			fmt.Printf("  Papers:       %s/api/v1/papers  breakthroughs %s/api/v1/breakthroughs  search %s/api/v1/search?q=...\n", apiURL, apiURL, apiURL)
+			if archInfo != nil {
+				fmt.Printf("  Archive:      %s (git; snapshots every %s; %s/api/v1/status)\n", archInfo.Location, arch.SnapshotEvery, apiURL)
+			}
 			if nodes > 0 {
 				fmt.Printf("  P2P:          %d nodes on loopback; peers %s/api/v1/peers, findings %s/api/v1/gossip/stream\n", nodes, apiURL, apiURL)
 			}
@@ -158,6 +184,8 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 	f.IntVar(&demoAgents, "demo-agents", 2, "agents in the demo campaign")
 	f.IntVar(&demoExperiments, "demo-experiments", 3, "experiments per agent in the demo campaign")
 	f.Float64Var(&demoBudget, "demo-budget", 0, "wall-clock cap of one demo experiment in seconds (0: the API default, 120)")
+	f.IntVar(&paperEvery, "paper-every", 5, "agents write a paper every this many experiments unless a campaign says otherwise (0: off)")
+	arch.add(cmd, filepath.Join(defaultStateDir(), "archive.git"))
 	return cmd
 }
 

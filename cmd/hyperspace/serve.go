@@ -7,7 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/hyperspace-ai/hyperspace/activities"
 	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/workers"
 	"github.com/hyperspace-ai/hyperspace/workflows"
@@ -17,12 +19,14 @@ func workerCmd() *cobra.Command {
 	var c common
 	var queues, metricsAddr string
 	var slots int
+	var arch archiveFlags
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Serve Temporal task queues (workflows and agent activities, experiments)",
 		Long: `worker polls the task queues it is told:
   hyperspace   campaign and agent workflows, Hypothesize, RecordResult
   experiments  RunExperiment (domain evaluations; CPU/GPU machines)
+  archive      the git/GitHub archive and the snapshot schedule (needs --archive-dir)
 Run as many as you like, on as many machines: Temporal spreads the work, and
 an experiment whose worker dies is retried on another one.`,
 		Args: cobra.NoArgs,
@@ -31,8 +35,8 @@ an experiment whose worker dies is retried on another one.`,
 			log := c.logger()
 			qs := workers.ParseQueues(queues)
 			for _, q := range qs {
-				if q != workflows.TaskQueue && q != workflows.ExperimentsQueue {
-					return fmt.Errorf("--queues: unknown queue %q (known: %s, %s)", q, workflows.TaskQueue, workflows.ExperimentsQueue)
+				if q != workflows.TaskQueue && q != workflows.ExperimentsQueue && q != workflows.ArchiveQueue {
+					return fmt.Errorf("--queues: unknown queue %q (known: %s, %s, %s)", q, workflows.TaskQueue, workflows.ExperimentsQueue, workflows.ArchiveQueue)
 				}
 			}
 			if err := checkDataDir(c.DataDir); err != nil && strings.Contains(queues, workflows.ExperimentsQueue) {
@@ -45,6 +49,19 @@ an experiment whose worker dies is retried on another one.`,
 			defer svc.Close()
 			acts := c.activities(svc.Store, svc.Blob, log)
 			tc := svc.Temporal
+			if strings.Contains(queues, workflows.ArchiveQueue) {
+				if arch.Dir == "" {
+					return fmt.Errorf("--queues %s needs --archive-dir", workflows.ArchiveQueue)
+				}
+				ar, _, err := arch.open(ctx)
+				if err != nil {
+					return err
+				}
+				acts.Archive = ar
+				if err := workers.EnsureSnapshotSchedule(ctx, tc, arch.SnapshotEvery); err != nil {
+					return err
+				}
+			}
 			g, err := workers.Start(workers.Options{Client: tc, Queues: qs, Activities: acts, ExperimentSlots: slots, Identity: acts.WorkerID})
 			if err != nil {
 				return err
@@ -68,13 +85,14 @@ an experiment whose worker dies is retried on another one.`,
 	f.StringVar(&queues, "queues", workflows.TaskQueue+","+workflows.ExperimentsQueue, "comma-separated task queues to serve")
 	f.IntVar(&slots, "experiment-slots", 1, "experiments this worker runs at once")
 	f.StringVar(&metricsAddr, "metrics-address", "", "serve Prometheus /metrics on this address (empty: off)")
+	arch.add(cmd, "")
 	return cmd
 }
 
 func apiCmd() *cobra.Command {
 	var c common
 	var listen, uiURL string
-	var baselineSeeds int
+	var baselineSeeds, paperEvery int
 	cmd := &cobra.Command{
 		Use:   "api",
 		Short: "Serve the REST API (/api/v1, /healthz, /readyz, /metrics)",
@@ -88,7 +106,8 @@ func apiCmd() *cobra.Command {
 			}
 			defer svc.Close()
 			srv := &api.Server{Store: svc.Store, Blob: svc.Blob, Temporal: svc.Temporal, Domains: registry(), TemporalUIURL: uiURL,
-				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds}
+				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds, DefaultPaperEvery: paperEvery,
+				Memory: memory.New(activities.StoreCorpus(svc.Store), memory.Options{})}
 			_, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
 			if err != nil {
 				return err
@@ -103,6 +122,7 @@ func apiCmd() *cobra.Command {
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "listen address")
 	f.StringVar(&uiURL, "temporal-ui-url", "", "Temporal Web UI base URL, for links from campaigns to their workflows")
 	f.IntVar(&baselineSeeds, "baseline-seeds", 3, "default number of baseline seeds for new campaigns")
+	f.IntVar(&paperEvery, "paper-every", 5, "agents write a paper every this many experiments unless a campaign says otherwise (0: off)")
 	return cmd
 }
 

@@ -66,14 +66,18 @@ Reply with a single JSON object and nothing else:
 Values must respect each parameter's kind and range: numbers for int/float (integers for int), one of the listed strings for choice, true/false for bool.`
 
 type promptEntry struct {
-	ID       string         `json:"id"`
-	Metric   float64        `json:"metric"`
-	Baseline bool           `json:"baseline,omitempty"`
-	Config   domains.Config `json:"config"`
+	ID           string         `json:"id"`
+	Metric       float64        `json:"metric"`
+	Baseline     bool           `json:"baseline,omitempty"`
+	Breakthrough bool           `json:"breakthrough,omitempty"`
+	Config       domains.Config `json:"config"`
 }
 
-// Prompt builds the messages sent to the LLM for a proposal.
-func Prompt(d domains.Domain, history []proposer.Entry) ([]Message, error) {
+// Prompt builds the messages sent to the LLM for a proposal. Peer-reviewed
+// breakthroughs in history (Entry.Breakthrough) come first, in their own
+// section (evolve); notes (e.g. related work from semantic memory) follow
+// the history.
+func Prompt(d domains.Domain, history []proposer.Entry, notes ...string) ([]Message, error) {
 	m := d.Metric()
 	space, err := json.Marshal(d.Space())
 	if err != nil {
@@ -96,7 +100,27 @@ func Prompt(d domains.Domain, history []proposer.Entry) ([]Message, error) {
 	fmt.Fprintf(&b, "Domain: %s\n%s\n\n", d.Name(), strings.TrimSpace(d.Describe()))
 	fmt.Fprintf(&b, "Metric: %s (%s is better).\n\n", m.Name, better)
 	fmt.Fprintf(&b, "Search space (JSON):\n%s\n\nBaseline config (JSON):\n%s\n\n", space, base)
+	var breaks []proposer.Entry
+	for _, e := range history {
+		if e.Breakthrough {
+			breaks = append(breaks, e)
+		}
+	}
+	if len(breaks) > 0 {
+		bt, err := json.MarshalIndent(topEntries(breaks, m.Direction, PromptHistory), "", " ")
+		if err != nil {
+			return nil, fmt.Errorf("llm: encoding breakthroughs: %w", err)
+		}
+		fmt.Fprintf(&b, "Peer-reviewed breakthroughs (reproduced by other agents beyond the noise floor; build on these first), best first (JSON):\n%s\n\n", bt)
+	}
 	fmt.Fprintf(&b, "%d experiments have been run. The best %d, best first (JSON):\n%s\n\n", len(history), len(top), hist)
+	if len(notes) > 0 {
+		b.WriteString("Related work from the network's memory:\n")
+		for _, n := range notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+		b.WriteString("\n")
+	}
 	if cd, ok := d.(domains.CodeDomain); ok {
 		fmt.Fprintf(&b, "This domain also accepts source code: you may add a \"code\" key holding a complete program that replaces the generated candidate for the given config. %s\n\n", cd.CodeSpec(d.Baseline()))
 	}
@@ -115,7 +139,7 @@ func topEntries(history []proposer.Entry, dir domains.Direction, n int) []prompt
 	sort.SliceStable(ok, func(i, j int) bool { return dir.Better(ok[i].Metric, ok[j].Metric) })
 	out := []promptEntry{}
 	for _, e := range ok[:min(n, len(ok))] {
-		out = append(out, promptEntry{ID: e.ID, Metric: e.Metric, Baseline: e.Baseline, Config: e.Config})
+		out = append(out, promptEntry{ID: e.ID, Metric: e.Metric, Baseline: e.Baseline, Breakthrough: e.Breakthrough, Config: e.Config})
 	}
 	return out
 }
@@ -126,8 +150,8 @@ func topEntries(history []proposer.Entry, dir domains.Direction, n int) []prompt
 // characters) are dropped. Unknown top-level keys are ignored. Problems
 // with the reply are *ProposalError; transport problems are returned as is
 // (*APIError, context errors).
-func (c *Client) Propose(ctx context.Context, d domains.Domain, history []proposer.Entry) (proposer.Proposal, error) {
-	msgs, err := Prompt(d, history)
+func (c *Client) Propose(ctx context.Context, d domains.Domain, history []proposer.Entry, notes ...string) (proposer.Proposal, error) {
+	msgs, err := Prompt(d, history, notes...)
 	if err != nil {
 		return proposer.Proposal{}, err
 	}
@@ -265,12 +289,12 @@ func short(id string) string {
 // "llm:<model>") and, on any error or unusable reply, falls back to the
 // built-in proposer with name "builtin (llm fallback: <short reason>)".
 // It fails only if the built-in proposer fails too.
-func Hypothesize(ctx context.Context, c *Client, d domains.Domain, history []proposer.Entry, seed int64) (proposer.Proposal, string, error) {
+func Hypothesize(ctx context.Context, c *Client, d domains.Domain, history []proposer.Entry, seed int64, notes ...string) (proposer.Proposal, string, error) {
 	if c == nil {
 		p, err := proposer.Propose(d, history, seed)
 		return p, "builtin", err
 	}
-	p, err := c.Propose(ctx, d, history)
+	p, err := c.Propose(ctx, d, history, notes...)
 	if err == nil {
 		return p, "llm:" + c.Model, nil
 	}

@@ -40,4 +40,20 @@ var (
 	// HTTPSeconds is API latency.
 	HTTPSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "http_request_seconds",
 		Help: "API latency, by route.", Buckets: prometheus.DefBuckets}, []string{"route"})
+	// PapersWritten counts synthesized papers, by domain and writer kind.
+	PapersWritten = promauto.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "papers_written_total",
+		Help: "Papers synthesized, by domain and writer (builtin, llm, fallback)."}, []string{"domain", "writer"})
+	// ReviewsWritten counts peer reviews, by score.
+	ReviewsWritten = promauto.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reviews_written_total",
+		Help: "Peer reviews written, by domain and score."}, []string{"domain", "score"})
+	// Breakthroughs counts papers whose median review score reached 8.
+	Breakthroughs = promauto.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "breakthroughs_total",
+		Help: "Breakthrough papers (median review score >= 8), by domain."}, []string{"domain"})
+	// ArchiveLatency is the time from a finding's receipt to its archive commit.
+	ArchiveLatency = promauto.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "archive_commit_latency_seconds",
+		Help:    "Seconds from a receipt's timestamp to the archive commit that holds it.",
+		Buckets: []float64{0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800}})
+	// ArchiveCommits counts archive commits, by target (local, remote, github).
+	ArchiveCommits = promauto.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "archive_commits_total",
+		Help: "Archive commits (or mirror updates), by target."}, []string{"target"})
 )

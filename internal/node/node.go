@@ -173,6 +173,12 @@ func (n *Node) Share(ctx context.Context, s receipt.Signed, k *identity.Key) err
 	return n.P2P.Publish(ctx, s, n.cert(k.Public()))
 }
 
+// PublishPaper implements activities.Network: gossip on the papers topic.
+func (n *Node) PublishPaper(ctx context.Context, data []byte) error { return n.P2P.PublishPaper(ctx, data) }
+
+// PeerID implements activities.Network.
+func (n *Node) PeerID() string { return n.P2P.ID().String() }
+
 // Known implements activities.Network.
 func (n *Node) Known(domain string) []receipt.Signed { return n.Replica.Records(domain) }
 

@@ -73,6 +73,8 @@ type Claim struct {
 	EffectCI float64 `json:"effectCi"`
 	// Z is Effect in floor standard deviations (0 when SD is 0).
 	Z float64 `json:"z"`
+	// K is the multiple of SD a gain must exceed to beat the noise floor.
+	K float64 `json:"k"`
 }
 
 // Signed is a paper with its id and signature.
@@ -109,7 +111,7 @@ func finite(name string, vs ...float64) error {
 }
 
 func (c Claim) check() error {
-	return finite("claim", c.Value, c.TestValue, c.FloorMean, c.FloorSD, c.Effect, c.EffectCI, c.Z)
+	return finite("claim", c.Value, c.TestValue, c.FloorMean, c.FloorSD, c.Effect, c.EffectCI, c.Z, c.K)
 }
 
 // Sign fills in the author fields from k and returns the signed paper.

@@ -107,7 +107,7 @@ func Synthesize(f Facts, at time.Time) (Draft, error) {
 	claim := Claim{
 		Receipt: k.ID, Metric: f.Metric, Direction: f.Direction,
 		Value: k.Receipt.Metric.Value, TestValue: k.Receipt.Metric.TestValue,
-		FloorMean: f.Floor.Mean, FloorSD: f.Floor.SD, FloorN: f.Floor.N,
+		FloorMean: f.Floor.Mean, FloorSD: f.Floor.SD, FloorN: f.Floor.N, K: f.Floor.K,
 		Effect: gain(k.Receipt.Metric.Value, f.Floor.Mean, f.Direction),
 	}
 	if f.Floor.N > 0 {

@@ -66,7 +66,14 @@ type Entry struct {
 	Metric   float64        // the domain metric (validation split); NaN/Inf = failed run
 	Baseline bool           // a noise-floor baseline run
 	CodeHash string         // sha256 of the candidate's source code, if it had any
+	// Breakthrough marks the key result of a peer-reviewed breakthrough
+	// paper (evolve): such configs are preferred as parents.
+	Breakthrough bool
 }
+
+// BreakthroughParentProbability is the share of exploit moves whose first
+// parent is a breakthrough's config, when the history has any (evolve).
+const BreakthroughParentProbability = 0.5
 
 // Proposal is the next experiment to run.
 type Proposal struct {
@@ -114,6 +121,8 @@ type ranked struct {
 	key    string
 	metric float64 // mean over the entries with this config
 	n      int
+	// breakthrough: some entry with this config is a breakthrough's key result.
+	breakthrough bool
 }
 
 type state struct {
@@ -124,6 +133,7 @@ type state struct {
 	rng        *rand.Rand
 	seen       map[string]bool
 	ranked     []*ranked // best first
+	breaks     []*ranked // breakthrough configs, best first
 	base       domains.Config
 	baseID     string  // id of the evaluated baseline, if any
 	scale      float64 // mutation step: StepScale(len(ranked))
@@ -259,9 +269,28 @@ func (s *state) index(history []Entry) {
 		}
 		r.metric += (e.Metric - r.metric) / float64(r.n+1) // running mean
 		r.n++
+		r.breakthrough = r.breakthrough || e.Breakthrough
 	}
 	sort.SliceStable(order, func(i, j int) bool { return s.dir.Better(order[i].metric, order[j].metric) })
 	s.ranked = order
+	for _, r := range order {
+		if r.breakthrough {
+			s.breaks = append(s.breaks, r)
+		}
+	}
+}
+
+// parent picks the first parent of an exploit move: a breakthrough's
+// config with BreakthroughParentProbability when there are any (the best
+// one, or another by a size-2 tournament among them), otherwise the
+// tournament over the ranking. Without breakthroughs it draws exactly what
+// tournament draws, so evolve changes nothing until a breakthrough exists.
+func (s *state) parent() *ranked {
+	if len(s.breaks) > 0 && s.rng.Float64() < BreakthroughParentProbability {
+		i, j := s.rng.IntN(len(s.breaks)), s.rng.IntN(len(s.breaks))
+		return s.breaks[min(i, j)]
+	}
+	return s.tournament(nil)
 }
 
 // tournament returns a ranked config chosen by a size-2 tournament among
@@ -306,7 +335,7 @@ func mutable(p domains.Param) bool {
 }
 
 func (s *state) mutate(widen float64) Proposal {
-	parent := s.tournament(nil)
+	parent := s.parent()
 	cfg := parent.cfg.Clone()
 	if !s.perturb(cfg, 1+boolInt(s.rng.Float64() < 0.4), widen) {
 		return Proposal{}
@@ -391,7 +420,7 @@ func roundClamp(p domains.Param, x float64) float64 {
 }
 
 func (s *state) crossover(widen float64) Proposal {
-	a := s.tournament(nil)
+	a := s.parent()
 	b := s.tournament(a)
 	if b == nil {
 		return s.mutate(widen)
@@ -578,6 +607,9 @@ func (s *state) label(r *ranked) string {
 	id := r.id
 	if len(id) > 8 {
 		id = id[:8]
+	}
+	if r.breakthrough {
+		return fmt.Sprintf("breakthrough %s (%s=%s)", id, s.metricName, formatMetric(r.metric))
 	}
 	return fmt.Sprintf("%s (%s=%s)", id, s.metricName, formatMetric(r.metric))
 }

@@ -367,10 +367,10 @@ func (s *Store) ListExperiments(ctx context.Context, f ExperimentFilter) ([]Expe
 	return out, next, nil
 }
 
-// CountExperiments counts a campaign's experiment rows.
+// CountExperiments counts a campaign's experiment rows ("" = all).
 func (s *Store) CountExperiments(ctx context.Context, campaignID string) (int, error) {
 	var n int
-	err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM experiments WHERE campaign_id=$1`, campaignID).Scan(&n)
+	err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM experiments WHERE $1 = '' OR campaign_id=$1`, campaignID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count experiments of %s: %w", campaignID, err)
 	}

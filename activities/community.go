@@ -1,0 +1,399 @@
+package activities
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/internal/archive"
+	ghpub "github.com/hyperspace-ai/hyperspace/internal/archive/github"
+	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/llm"
+	"github.com/hyperspace-ai/hyperspace/internal/metrics"
+	"github.com/hyperspace-ai/hyperspace/internal/paper"
+	"github.com/hyperspace-ai/hyperspace/internal/receipt"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/workflows"
+)
+
+// Archive is where the archive activities write: a local git repository,
+// optionally pushed to a git remote and mirrored to GitHub.
+type Archive struct {
+	Repo *archive.Repo
+	// Remote is a git remote (URL or path) pushed after every commit ("" none).
+	Remote string
+	// GitHub mirrors branches and opens breakthrough pull requests (nil none).
+	GitHub *ghpub.Publisher
+	// GitHubRepo names the GitHub repository ("owner/repo") for /status.
+	GitHubRepo string
+}
+
+func decodeReceipt(e store.Experiment) (receipt.Signed, error) {
+	var s receipt.Signed
+	if err := json.Unmarshal(e.Record, &s); err != nil {
+		return s, fmt.Errorf("decode experiment %s: %w", e.ID, err)
+	}
+	return s, nil
+}
+
+func decodePaper(p store.Paper) (paper.Signed, error) {
+	var s paper.Signed
+	if err := json.Unmarshal(p.Record, &s); err != nil {
+		return s, fmt.Errorf("decode paper %s: %w", p.ID, err)
+	}
+	return s, nil
+}
+
+// nodeID is the peer id of this worker's P2P node ("site" without one).
+func (a *Activities) nodeID() string {
+	if a.Network == nil {
+		return "site"
+	}
+	return a.Network.PeerID()
+}
+
+// WritePaper synthesizes an agent's paper from its window of experiments:
+// the facts (results table, effects against the noise floor, lineage, the
+// key claim) are computed from the receipts; the prose comes from the
+// campaign's LLM when one is configured, otherwise (or when it fails) from
+// the built-in writer. The signed paper is stored in PostgreSQL and S3 and
+// gossiped on the papers topic. Idempotent per (campaign, agent, number).
+func (a *Activities) WritePaper(ctx context.Context, in workflows.PaperInput) (workflows.PaperRef, error) {
+	if p, err := a.Store.GetPaperByNumber(ctx, in.CampaignID, in.Agent, in.Number); err == nil {
+		return workflows.PaperRef{PaperID: p.ID, Number: p.Number, Title: p.Title}, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return workflows.PaperRef{}, err
+	}
+	d, err := a.domain(ctx, in.Domain)
+	if err != nil {
+		return workflows.PaperRef{}, err
+	}
+	rows, _, err := a.Store.ListExperiments(ctx, store.ExperimentFilter{CampaignID: in.CampaignID})
+	if err != nil {
+		return workflows.PaperRef{}, err
+	}
+	want := map[string]bool{}
+	for _, id := range in.Window {
+		want[id] = true
+	}
+	var window, known []receipt.Signed
+	for _, r := range rows {
+		s, err := decodeReceipt(r)
+		if err != nil {
+			return workflows.PaperRef{}, err
+		}
+		if want[r.ID] {
+			window = append(window, s)
+		} else {
+			known = append(known, s)
+		}
+	}
+	if len(window) != len(in.Window) {
+		return workflows.PaperRef{}, fmt.Errorf("write paper: %d of the %d window receipts are not stored yet", len(window), len(in.Window))
+	}
+	m := d.Metric()
+	facts := paper.Facts{
+		Domain: in.Domain, Project: projectOf(in.Domain), Campaign: in.CampaignID, Agent: in.Agent, Number: in.Number,
+		Metric: m.Name, Direction: string(m.Direction),
+		Floor:  paper.Floor{Mean: in.Floor.Mean, SD: in.Floor.SD, N: in.Floor.N, K: in.Floor.K},
+		Window: window, Known: known,
+	}
+	draft, err := paper.Synthesize(facts, time.UnixMilli(in.TimestampMs))
+	if err != nil {
+		return workflows.PaperRef{}, temporal.NewNonRetryableApplicationError(err.Error(), "NothingToWrite", err)
+	}
+	if in.LLM != nil && in.LLM.BaseURL != "" {
+		a.llmProse(ctx, in.LLM, facts, &draft)
+	}
+	k, err := a.AgentKey(in.CampaignID, in.Agent)
+	if err != nil {
+		return workflows.PaperRef{}, err
+	}
+	sp, err := paper.Sign(draft.Paper, k)
+	if err != nil {
+		return workflows.PaperRef{}, temporal.NewNonRetryableApplicationError(err.Error(), "Unsignable", err)
+	}
+	rec, _ := json.Marshal(sp)
+	if a.Blob != nil {
+		if err := a.Blob.Put(ctx, "papers/"+sp.ID+".json", rec, "application/json"); err != nil {
+			return workflows.PaperRef{}, err
+		}
+		if err := a.Blob.Put(ctx, "papers/"+sp.ID+".md", []byte(sp.Paper.Markdown), "text/markdown; charset=utf-8"); err != nil {
+			return workflows.PaperRef{}, err
+		}
+	}
+	inserted, err := a.Store.InsertPaper(ctx, store.Paper{
+		ID: sp.ID, CampaignID: in.CampaignID, Domain: in.Domain, Agent: in.Agent, Number: in.Number,
+		PeerID: sp.Paper.PeerID, Title: sp.Paper.Title, Record: rec,
+	})
+	if err != nil {
+		return workflows.PaperRef{}, err
+	}
+	if !inserted {
+		// A concurrent attempt won; return what is stored.
+		p, err := a.Store.GetPaperByNumber(ctx, in.CampaignID, in.Agent, in.Number)
+		if err != nil {
+			return workflows.PaperRef{}, err
+		}
+		return workflows.PaperRef{PaperID: p.ID, Number: p.Number, Title: p.Title}, nil
+	}
+	metrics.PapersWritten.WithLabelValues(in.Domain, writerKind(sp.Paper.Writer)).Inc()
+	a.log().Info("paper written", "paper", sp.ID, "agent", in.Agent, "title", sp.Paper.Title, "writer", sp.Paper.Writer)
+	if a.Network != nil {
+		msg, _ := json.Marshal(map[string]any{"type": "paper", "paper": sp})
+		if err := a.Network.PublishPaper(ctx, msg); err != nil {
+			a.log().Warn("paper gossip failed", "paper", sp.ID, "error", err)
+		}
+	}
+	return workflows.PaperRef{PaperID: sp.ID, Number: in.Number, Title: sp.Paper.Title}, nil
+}
+
+func writerKind(w string) string {
+	switch {
+	case strings.HasPrefix(w, "llm:"):
+		return "llm"
+	case strings.Contains(w, "fallback"):
+		return "fallback"
+	}
+	return "builtin"
+}
+
+// llmProse asks the LLM for the title, abstract and a discussion, given the
+// computed facts; the results table and every number stay computed. On any
+// failure the built-in prose stays and the writer says why.
+func (a *Activities) llmProse(ctx context.Context, cfg *workflows.LLMConfig, f paper.Facts, d *paper.Draft) {
+	timeout := a.LLMTimeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	c := &llm.Client{BaseURL: cfg.BaseURL, Model: cfg.Model, APIKey: a.LLMAPIKey, HTTP: llmHTTPClient(timeout)}
+	facts, _ := json.MarshalIndent(map[string]any{
+		"domain": f.Domain, "metric": f.Metric, "direction": f.Direction,
+		"noiseFloor": map[string]any{"mean": f.Floor.Mean, "sd": f.Floor.SD, "n": f.Floor.N},
+		"claim":      d.Paper.Claim, "results": d.Rows, "builtinTitle": d.Paper.Title, "builtinAbstract": d.Paper.Abstract,
+	}, "", " ")
+	msgs := []llm.Message{
+		{Role: "system", Content: "You write the prose of a short research paper from fixed experimental facts. " +
+			"Never invent numbers: use only those given. Answer with one JSON object: " +
+			`{"title": "<at most 120 characters>", "abstract": "<at most 1200 characters>", "discussion": "<what the results suggest and what to try next, at most 2000 characters>"}`},
+		{Role: "user", Content: "Facts:\n" + string(facts)},
+	}
+	out, err := c.Chat(ctx, msgs, llm.ChatOptions{Temperature: 0.3, MaxTokens: 1200})
+	var prose struct{ Title, Abstract, Discussion string }
+	if err == nil {
+		err = json.Unmarshal([]byte(strings.TrimSpace(stripFences(out))), &prose)
+	}
+	if err == nil {
+		prose.Title, prose.Abstract = strings.TrimSpace(prose.Title), strings.TrimSpace(prose.Abstract)
+		switch {
+		case prose.Title == "" || len(prose.Title) > 200:
+			err = fmt.Errorf("title is empty or longer than 200 characters")
+		case prose.Abstract == "" || len(prose.Abstract) > 3000:
+			err = fmt.Errorf("abstract is empty or longer than 3000 characters")
+		case len(prose.Discussion) > 6000:
+			err = fmt.Errorf("discussion is longer than 6000 characters")
+		}
+	}
+	if err != nil {
+		d.Paper.Writer = "builtin (llm fallback: " + llm.ShortReason(err) + ")"
+		d.Paper.Markdown = paper.Render(f, *d, "")
+		return
+	}
+	d.Paper.Title = strings.Join(strings.Fields(prose.Title), " ")
+	d.Paper.Abstract = prose.Abstract
+	d.Paper.Writer = "llm:" + cfg.Model
+	d.Paper.Markdown = paper.Render(f, *d, prose.Discussion)
+}
+
+var fenceRE = regexp.MustCompile("(?s)^```[a-zA-Z]*\\s*(.*?)\\s*```$")
+
+func stripFences(s string) string {
+	s = strings.TrimSpace(s)
+	if m := fenceRE.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return s
+}
+
+// reviewSeed is the fresh seed a reviewer node re-runs a paper's key
+// receipt with: derived from the paper and the node (stable across
+// retries), never the receipt's own seed, within ±2^53.
+func reviewSeed(paperID, node string, receiptSeed int64) int64 {
+	sum := receipt.IDOf([]byte("review-seed/" + paperID + "/" + node))
+	b := []byte(sum[:16])
+	seed := int64(binary.BigEndian.Uint64(b[:8]) & (1<<52 - 1))
+	if seed == receiptSeed {
+		seed++
+	}
+	return seed
+}
+
+// ReviewPaper is the built-in reviewer, run on a reviewer node's queue: it
+// verifies the paper and every receipt it rests on, re-runs the key receipt
+// with a fresh seed, scores the paper 1-10 with the rubric in package paper,
+// and stores the signed review. Idempotent per (paper, node).
+func (a *Activities) ReviewPaper(ctx context.Context, in workflows.ReviewTask) (workflows.ReviewOutcome, error) {
+	node := a.nodeID()
+	if r, err := a.Store.GetReviewByNode(ctx, in.PaperID, node); err == nil {
+		return workflows.ReviewOutcome{ReviewID: r.ID, Node: node, Score: r.Score}, nil
+	}
+	row, err := a.Store.GetPaper(ctx, in.PaperID)
+	if errors.Is(err, store.ErrNotFound) {
+		return workflows.ReviewOutcome{}, temporal.NewNonRetryableApplicationError("paper "+in.PaperID+" not found", "PaperNotFound", err)
+	}
+	if err != nil {
+		return workflows.ReviewOutcome{}, err
+	}
+	sp, err := decodePaper(row)
+	if err != nil {
+		return workflows.ReviewOutcome{}, err
+	}
+	// Fetch every receipt: the site's copy first, then the node's replica.
+	got := map[string]receipt.Signed{}
+	var net map[string]receipt.Signed
+	for _, id := range sp.Paper.Receipts {
+		if e, err := a.Store.GetExperiment(ctx, id); err == nil {
+			if s, err := decodeReceipt(e); err == nil {
+				got[id] = s
+				continue
+			}
+		}
+		if a.Network != nil {
+			if net == nil {
+				net = map[string]receipt.Signed{}
+				for _, s := range a.Network.Known(sp.Paper.Domain) {
+					net[s.ID] = s
+				}
+			}
+			if s, ok := net[id]; ok {
+				got[id] = s
+			}
+		}
+	}
+	// Re-run the key receipt with a fresh seed.
+	rep := paper.Reproduction{Receipt: sp.Paper.Claim.Receipt, Claimed: sp.Paper.Claim.Value}
+	if key, ok := got[sp.Paper.Claim.Receipt]; !ok {
+		rep.Error = "the key receipt is not available"
+	} else if key.Verify() != nil {
+		rep.Error = "the key receipt does not verify, so it was not re-run"
+	} else {
+		rep.Seed = reviewSeed(in.PaperID, node, key.Receipt.Seed)
+		obs, err := a.rerun(ctx, key, rep.Seed, in.BudgetSeconds)
+		switch {
+		case ctx.Err() != nil:
+			return workflows.ReviewOutcome{}, ctx.Err()
+		case err != nil:
+			rep.Error = err.Error()
+		default:
+			rep.Ran, rep.Observed = true, obs
+		}
+	}
+	k := sp.Paper.Claim.K
+	score, rubric, reasons := paper.Assess(paper.Assessment{Paper: sp, Receipts: got, Reproduction: rep, K: k})
+	rep.Tolerance = paper.Tolerance(sp.Paper.Claim, k)
+	if !finite(rep.Observed) {
+		rep.Observed = 0
+	}
+	key, err := a.reviewerKey(node)
+	if err != nil {
+		return workflows.ReviewOutcome{}, err
+	}
+	sr, err := paper.SignReview(paper.Review{
+		PaperID: in.PaperID, Node: node, Timestamp: time.Now().UnixMilli(),
+		Score: score, Rubric: rubric, Reasons: reasons, Reproduction: rep,
+	}, key)
+	if err != nil {
+		return workflows.ReviewOutcome{}, err
+	}
+	rec, _ := json.Marshal(sr)
+	if _, err := a.Store.InsertReview(ctx, store.Review{ID: sr.ID, PaperID: in.PaperID, Node: node, Reviewer: sr.Review.Reviewer, Score: score, Record: rec}); err != nil {
+		return workflows.ReviewOutcome{}, err
+	}
+	if r, err := a.Store.GetReviewByNode(ctx, in.PaperID, node); err == nil {
+		sr.ID, score = r.ID, r.Score // a concurrent attempt may have stored first
+	}
+	metrics.ReviewsWritten.WithLabelValues(sp.Paper.Domain, strconv.Itoa(score)).Inc()
+	a.log().Info("paper reviewed", "paper", in.PaperID, "node", node, "score", score, "reasons", reasons)
+	if a.Network != nil {
+		msg, _ := json.Marshal(map[string]any{"type": "review", "review": sr})
+		if err := a.Network.PublishPaper(ctx, msg); err != nil {
+			a.log().Warn("review gossip failed", "review", sr.ID, "error", err)
+		}
+	}
+	return workflows.ReviewOutcome{ReviewID: sr.ID, Node: node, Score: score}, nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// rerun evaluates a receipt's config (and code) with another seed.
+func (a *Activities) rerun(ctx context.Context, s receipt.Signed, seed int64, budget float64) (float64, error) {
+	d, err := a.domain(ctx, s.Receipt.Domain)
+	if err != nil {
+		return 0, err
+	}
+	cfg, err := d.Validate(domains.Config(s.Receipt.Config))
+	if err != nil {
+		return 0, fmt.Errorf("the receipt's config is invalid: %w", err)
+	}
+	res, err := a.evaluate(ctx, d, cfg, s.Receipt.Code, seed, budget)
+	if err != nil {
+		return 0, fmt.Errorf("re-run: %w", err)
+	}
+	return res.Metric, nil
+}
+
+// reviewerKey is the signing key of this node's reviewer.
+func (a *Activities) reviewerKey(node string) (*identity.Key, error) {
+	return identity.LoadOrCreate(a.KeyDir, "reviewer-"+safeName(node))
+}
+
+var unsafeRE = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+func safeName(s string) string { return unsafeRE.ReplaceAllString(s, "_") }
+
+// FinishReview records a paper's verdict.
+func (a *Activities) FinishReview(ctx context.Context, in workflows.FinishInput) error {
+	v := in.Verdict
+	var score *float64
+	status := store.PaperUnreviewed
+	if v.Status == "reviewed" {
+		s := v.Score
+		score, status = &s, store.PaperReviewed
+	}
+	if err := a.Store.FinishReview(ctx, v.PaperID, status, score, v.Breakthrough); err != nil {
+		return err
+	}
+	if v.Breakthrough {
+		if p, err := a.Store.GetPaper(ctx, v.PaperID); err == nil {
+			metrics.Breakthroughs.WithLabelValues(p.Domain).Inc()
+		}
+	}
+	return nil
+}
+
+// AnnounceBreakthrough gossips a breakthrough from the author's node.
+func (a *Activities) AnnounceBreakthrough(ctx context.Context, in workflows.FinishInput) error {
+	if a.Network == nil {
+		return temporal.NewNonRetryableApplicationError("this worker has no P2P node", "NoNetwork", nil)
+	}
+	row, err := a.Store.GetPaper(ctx, in.Verdict.PaperID)
+	if err != nil {
+		return err
+	}
+	sp, err := decodePaper(row)
+	if err != nil {
+		return err
+	}
+	msg, _ := json.Marshal(map[string]any{"type": "breakthrough", "score": in.Verdict.Score, "reviews": in.Verdict.Reviews, "paper": sp})
+	return a.Network.PublishPaper(ctx, msg)
+}

@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS archive_state;
+DROP TABLE IF EXISTS reviews;
+DROP TABLE IF EXISTS papers;
