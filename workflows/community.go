@@ -272,11 +272,19 @@ func PeerReviewWorkflow(ctx workflow.Context, in ReviewInput) (*Verdict, error) 
 				log.Warn("breakthrough announcement failed", "paper", in.PaperID, "error", err)
 			}
 		}
-		if in.Archive {
-			o := archiveOptions()
-			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), ActArchiveBreakthrough, FinishInput{Verdict: *v}).Get(ctx, nil); err != nil {
-				log.Warn("breakthrough archive failed", "paper", in.PaperID, "error", err)
-			}
+	}
+	if in.Archive {
+		// The verdict goes into the author's branch; a breakthrough also
+		// gets a pull request on the GitHub mirror.
+		actx := workflow.WithActivityOptions(ctx, archiveOptions())
+		var err error
+		if v.Breakthrough {
+			err = workflow.ExecuteActivity(actx, ActArchiveBreakthrough, FinishInput{Verdict: *v}).Get(ctx, nil)
+		} else {
+			err = workflow.ExecuteActivity(actx, ActArchiveAgent, ArchiveInput{CampaignID: in.CampaignID, Agent: in.Agent, Domain: in.Domain}).Get(ctx, nil)
+		}
+		if err != nil {
+			log.Warn("archiving the verdict failed", "paper", in.PaperID, "error", err)
 		}
 	}
 	return v, nil
