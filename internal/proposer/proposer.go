@@ -134,6 +134,7 @@ type state struct {
 	seen       map[string]bool
 	ranked     []*ranked // best first
 	breaks     []*ranked // breakthrough configs, best first
+	evolve     bool      // this proposal builds on a breakthrough
 	base       domains.Config
 	baseID     string  // id of the evaluated baseline, if any
 	scale      float64 // mutation step: StepScale(len(ranked))
@@ -181,6 +182,11 @@ func Propose(d domains.Domain, history []Entry, seed int64) (Proposal, error) {
 		}
 	}
 
+	if len(s.breaks) > 0 {
+		// Decided once per proposal, so the surrogate screen compares
+		// candidates that all build on the breakthrough.
+		s.evolve = s.rng.Float64() < BreakthroughParentProbability
+	}
 	n := len(s.ranked)
 	s.scale = StepScale(n)
 	invalid, repeats := 0, 0
@@ -280,13 +286,13 @@ func (s *state) index(history []Entry) {
 	}
 }
 
-// parent picks the first parent of an exploit move: a breakthrough's
-// config with BreakthroughParentProbability when there are any (the best
-// one, or another by a size-2 tournament among them), otherwise the
+// parent picks the first parent of an exploit move: when this proposal
+// evolves (with BreakthroughParentProbability, if there are breakthroughs)
+// a breakthrough's config (a size-2 tournament among them), otherwise the
 // tournament over the ranking. Without breakthroughs it draws exactly what
 // tournament draws, so evolve changes nothing until a breakthrough exists.
 func (s *state) parent() *ranked {
-	if len(s.breaks) > 0 && s.rng.Float64() < BreakthroughParentProbability {
+	if s.evolve {
 		i, j := s.rng.IntN(len(s.breaks)), s.rng.IntN(len(s.breaks))
 		return s.breaks[min(i, j)]
 	}

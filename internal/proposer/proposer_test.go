@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -412,5 +413,49 @@ func TestFixedParamsNeverChange(t *testing.T) {
 			t.Fatalf("proposal %d changed fixed %s: %v -> %v (%s)", i, fixed, want, p.Config[fixed], p.Strategy)
 		}
 		hist = append(hist, Entry{ID: fmt.Sprintf("f%02d", i), Agent: "a", Config: p.Config, Metric: loss(p.Config), Baseline: i == 0})
+	}
+}
+
+// TestBreakthroughsArePreferredParents: with a breakthrough in history,
+// about half of the exploit moves build on it even though it is not the
+// best-ranked config; without the mark, it is chosen only by the ordinary
+// tournament (evolve).
+func TestBreakthroughsArePreferredParents(t *testing.T) {
+	d := &bowl{}
+	h := run(t, d, 40, 5, loss)
+	// Mark a mid-ranked, non-baseline result as a breakthrough.
+	sorted := append([]Entry(nil), h...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Metric < sorted[j].Metric })
+	target := sorted[len(sorted)/2].ID
+	count := func(mark bool) (hits, exploit int) {
+		hist := append([]Entry(nil), h...)
+		for i := range hist {
+			hist[i].Breakthrough = mark && hist[i].ID == target
+		}
+		for seed := int64(0); seed < 200; seed++ {
+			p, err := Propose(d, hist, seed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Strategy == StrategyExplore {
+				continue
+			}
+			exploit++
+			for _, id := range p.Parents {
+				if id == target {
+					hits++
+					if mark && !strings.Contains(p.Hypothesis, "breakthrough") {
+						t.Fatalf("hypothesis does not name the breakthrough: %s", p.Hypothesis)
+					}
+					break
+				}
+			}
+		}
+		return
+	}
+	on, n1 := count(true)
+	off, n2 := count(false)
+	if n1 == 0 || n2 == 0 || float64(on)/float64(n1) < 0.3 || on <= 3*off {
+		t.Fatalf("breakthrough chosen as parent %d/%d with evolve, %d/%d without", on, n1, off, n2)
 	}
 }
