@@ -8,7 +8,7 @@ RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.
     CGO_ENABLED=0 go build -trimpath -o /out/hyperspace ./cmd/hyperspace
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl git && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/hyperspace /usr/local/bin/hyperspace
 RUN useradd -m -u 10001 hyperspace
 USER hyperspace

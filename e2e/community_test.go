@@ -38,8 +38,8 @@ type communityStack struct {
 	archInfo           *api.ArchiveInfo
 }
 
-func newCommunityStack(t *testing.T) *communityStack {
-	s := newStack(t, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0)
+func newCommunityStack(t testing.TB) *communityStack {
+	s := newStackQueues(t, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0)
 	cs := &communityStack{stack: s, repoDir: filepath.Join(t.TempDir(), "archive.git"), remoteDir: filepath.Join(t.TempDir(), "remote.git")}
 	ctx := context.Background()
 	repo, err := archive.Open(ctx, cs.repoDir)

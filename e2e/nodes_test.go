@@ -26,7 +26,7 @@ func (s *stack) startNodes(t testing.TB, n int) []*node.Node {
 	for i := 0; i < n; i++ {
 		nd, err := node.Start(context.Background(), node.Options{
 			Dir: filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i)), ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-			Bootstrap: bootstrap, Domains: []string{"ml"}, Temporal: s.tc, Activities: s.acts, Store: s.st, Logger: s.acts.Logger,
+			Bootstrap: bootstrap, Domains: s.registry.Names(), Temporal: s.tc, Activities: s.acts, Store: s.st, Logger: s.acts.Logger,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -214,7 +214,8 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 }
 
 func startDemo(ctx context.Context, apiURL, domain string, agents, experiments int, budget float64) (string, error) {
-	req := map[string]any{"domain": domain, "agents": agents, "experiments": experiments}
+	// One paper per agent at the end, so the demo shows peer review too.
+	req := map[string]any{"domain": domain, "agents": agents, "experiments": experiments, "paperEvery": experiments}
 	if budget > 0 {
 		req["budget"] = budget
 	}
