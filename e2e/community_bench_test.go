@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -69,7 +70,20 @@ func percentile(xs []float64, q float64) float64 {
 // latency (receipt -> commit holding it), and the evolve comparison.
 //
 //	go test -run '^$' -bench Community -benchtime 1x -timeout 60m ./e2e
+//
+// HYPERSPACE_BENCH_DOMAIN=ml runs the same on the small ML config of
+// BenchmarkSharing (1 layer, d=32, 60k characters, ~1-2 s a run).
 func BenchmarkCommunity(b *testing.B) {
+	domain := "search"
+	var baseline map[string]any
+	if os.Getenv("HYPERSPACE_BENCH_DOMAIN") == "ml" {
+		domain = "ml"
+		baseline = map[string]any{}
+		for k, v := range tinyML {
+			baseline[k] = v
+		}
+		baseline["tokenBudget"] = 60000
+	}
 	seeds := []int64{1, 2, 3}
 	type outcome struct {
 		best, bestTest            float64
@@ -87,8 +101,12 @@ func BenchmarkCommunity(b *testing.B) {
 		for _, seed := range seeds {
 			for _, evolve := range []bool{true, false} {
 				start := time.Now()
-				v := cs.startCampaign(map[string]any{"domain": "search", "agents": 4, "experiments": 12, "seed": seed,
-					"budget": 30, "paperEvery": 3, "reviewers": 2, "evolve": evolve})
+				req := map[string]any{"domain": domain, "agents": 4, "experiments": 12, "seed": seed,
+					"budget": 30, "paperEvery": 3, "reviewers": 2, "evolve": evolve}
+				if baseline != nil {
+					req["baseline"] = baseline
+				}
+				v := cs.startCampaign(req)
 				v = cs.waitCampaign(v.ID, 20*time.Minute)
 				if v.Status != "completed" {
 					b.Fatalf("campaign %s: %s", v.Status, v.Error)
@@ -140,7 +158,7 @@ func BenchmarkCommunity(b *testing.B) {
 	var lat []float64
 	var papers, reviews int
 	var hours float64
-	fmt.Printf("\n| seed | evolve on: best val (test) | evolve off: best val (test) | breakthroughs on / off | proposals citing a breakthrough on / off |\n|---|---|---|---|---|\n")
+	fmt.Printf("\ndomain %s\n| seed | evolve on: best val (test) | evolve off: best val (test) | breakthroughs on / off | proposals citing a breakthrough on / off |\n|---|---|---|---|---|\n", domain)
 	var mOn, mOff, tOn, tOff float64
 	for i, seed := range seeds {
 		on, off := res[true][i], res[false][i]

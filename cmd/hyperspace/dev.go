@@ -34,6 +34,7 @@ func devCmd() *cobra.Command {
 	var demoBudget float64
 	var arch archiveFlags
 	var paperEvery int
+	var noArchive bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "All in one: embedded Temporal server and UI, migrations, workers and the API",
@@ -91,6 +92,9 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			}
 			defer tc.Close()
 			acts := c.activities(st, b, log)
+			if arch.Dir == "" && !noArchive {
+				arch.Dir = filepath.Join(c.StateDir, "archive.git")
+			}
 			ar, archInfo, err := arch.open(ctx)
 			if err != nil {
 				return err
@@ -185,7 +189,9 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 	f.IntVar(&demoExperiments, "demo-experiments", 3, "experiments per agent in the demo campaign")
 	f.Float64Var(&demoBudget, "demo-budget", 0, "wall-clock cap of one demo experiment in seconds (0: the API default, 120)")
 	f.IntVar(&paperEvery, "paper-every", 5, "agents write a paper every this many experiments unless a campaign says otherwise (0: off)")
-	arch.add(cmd, filepath.Join(defaultStateDir(), "archive.git"))
+	arch.add(cmd, "")
+	f.Lookup("archive-dir").Usage = "local bare git repository of the research archive (default: <state-dir>/archive.git)"
+	f.BoolVar(&noArchive, "no-archive", false, "run without the git archive (and its snapshot schedule)")
 	return cmd
 }
 
