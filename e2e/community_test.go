@@ -18,6 +18,7 @@ import (
 	ghpub "github.com/hyperspace-ai/hyperspace/internal/archive/github"
 	"github.com/hyperspace-ai/hyperspace/internal/archive/github/githubtest"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/llm/llmtest"
 	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/paper"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
@@ -418,5 +419,56 @@ func fabricatedClaims(t *testing.T, cs *communityStack, campaign string, rows []
 	v = review("forger-2", ms)
 	if v.Status != "reviewed" || v.Score > 2 || v.Breakthrough {
 		t.Fatalf("unreproducible claim passed review: %+v", v)
+	}
+}
+
+// TestLLMWritesPaper: with an LLM configured (llmtest, an in-process
+// stand-in for a hosted OpenAI-compatible endpoint), the LLM writes a
+// paper's title, abstract and discussion from the computed facts; an
+// unusable answer falls back to the built-in writer and says so. No P2P
+// nodes: papers are written and marked unreviewed.
+func TestLLMWritesPaper(t *testing.T) {
+	s := newStack(t, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0)
+	srv := llmtest.New()
+	defer srv.Close()
+	prose, _ := json.Marshal(map[string]any{"title": "Short budgets favour small models",
+		"abstract": "We ran two experiments against a three-seed noise floor.", "discussion": "Try a shorter context next."})
+	// hypothesize x2 (unusable: built-in fallback), paper 1, hypothesize x2, paper 2 (unusable).
+	srv.EnqueueContent("no", "no", string(prose), "no", "no", "this is not JSON")
+	v := s.startCampaign(map[string]any{"domain": "ml", "agents": 1, "experiments": 4, "seed": 5, "budget": 10, "baseline": tinyML,
+		"paperEvery": 2, "llm": map[string]any{"baseUrl": srv.BaseURL(), "model": "test-model"}})
+	v = s.waitCampaign(v.ID, 3*time.Minute)
+	if v.Status != "completed" {
+		t.Fatalf("campaign %s: %s", v.Status, v.Error)
+	}
+	ps, err := s.st.ListPapers(context.Background(), store.PaperFilter{CampaignID: v.ID})
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("papers %d: %v", len(ps), err)
+	}
+	byNum := map[int]paper.Signed{}
+	for _, p := range ps {
+		var sp paper.Signed
+		_ = json.Unmarshal(p.Record, &sp)
+		byNum[p.Number] = sp
+		if p.Status != store.PaperUnreviewed {
+			t.Fatalf("paper without reviewer nodes: %s", p.Status)
+		}
+	}
+	p1, p2 := byNum[1].Paper, byNum[2].Paper
+	if p1.Writer != "llm:test-model" || p1.Title != "Short budgets favour small models" || !strings.Contains(p1.Markdown, "## Discussion\n\nTry a shorter context next.") {
+		t.Fatalf("paper 1: writer %q title %q", p1.Writer, p1.Title)
+	}
+	if !strings.HasPrefix(p2.Writer, "builtin (llm fallback: ") || strings.Contains(p2.Markdown, "## Discussion") {
+		t.Fatalf("paper 2: writer %q", p2.Writer)
+	}
+	// The facts stay computed: the results table is there either way.
+	for _, p := range []paper.Paper{p1, p2} {
+		if !strings.Contains(p.Markdown, "## Results") || len(p.Receipts) != 2 {
+			t.Fatalf("paper %d lacks its facts", p.Number)
+		}
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 6 || !strings.Contains(string(reqs[2].Body), "Facts") {
+		t.Fatalf("%d LLM requests; paper request %s", len(reqs), reqs[2].Body)
 	}
 }
