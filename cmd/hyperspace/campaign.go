@@ -71,7 +71,8 @@ func campaignCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&apiURL, "api-url", "http://127.0.0.1:8080", "base URL of a hyperspace API")
 
 	var req api.CampaignRequest
-	var agents, experiments, seeds int
+	var agents, experiments, seeds, paperEvery, reviewers int
+	var noEvolve bool
 	var budget float64
 	var seed int64
 	var baseline, llmURL, llmModel string
@@ -96,6 +97,16 @@ func campaignCmd() *cobra.Command {
 			}
 			if f.Changed("seed") {
 				req.Seed = &seed
+			}
+			if f.Changed("paper-every") {
+				req.PaperEvery = &paperEvery
+			}
+			if f.Changed("reviewers") {
+				req.Reviewers = &reviewers
+			}
+			if noEvolve {
+				evolve := false
+				req.Evolve = &evolve
 			}
 			if baseline != "" {
 				if err := json.Unmarshal([]byte(baseline), &req.Baseline); err != nil {
@@ -133,6 +144,9 @@ func campaignCmd() *cobra.Command {
 	sf.StringVar(&llmURL, "llm-base-url", "", "OpenAI-compatible endpoint for hypotheses, e.g. http://127.0.0.1:8000/v1 (default: built-in proposer)")
 	sf.StringVar(&llmModel, "llm-model", "", "model name at --llm-base-url")
 	sf.BoolVar(&watch, "watch", false, "follow the campaign after starting it")
+	sf.IntVar(&paperEvery, "paper-every", 5, "each agent writes a paper every N experiments (default: the server's; 0: no papers)")
+	sf.IntVar(&reviewers, "reviewers", 3, "peer reviewers per paper, on nodes other than the author's")
+	sf.BoolVar(&noEvolve, "no-evolve", false, "keep peer-reviewed breakthroughs out of the hypothesis context")
 
 	status := &cobra.Command{
 		Use:   "status ID",

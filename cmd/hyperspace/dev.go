@@ -18,8 +18,8 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/activities"
 	"github.com/hyperspace-ai/hyperspace/api"
-	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/devserver"
+	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/node"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/workers"

@@ -174,7 +174,9 @@ func (n *Node) Share(ctx context.Context, s receipt.Signed, k *identity.Key) err
 }
 
 // PublishPaper implements activities.Network: gossip on the papers topic.
-func (n *Node) PublishPaper(ctx context.Context, data []byte) error { return n.P2P.PublishPaper(ctx, data) }
+func (n *Node) PublishPaper(ctx context.Context, data []byte) error {
+	return n.P2P.PublishPaper(ctx, data)
+}
 
 // PeerID implements activities.Network.
 func (n *Node) PeerID() string { return n.P2P.ID().String() }

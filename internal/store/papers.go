@@ -12,9 +12,9 @@ import (
 
 // Paper statuses.
 const (
-	PaperReviewing = "reviewing"
-	PaperReviewed  = "reviewed"
-	PaperUnreviewed= "unreviewed" // no reviewer could be reached
+	PaperReviewing  = "reviewing"
+	PaperReviewed   = "reviewed"
+	PaperUnreviewed = "unreviewed" // no reviewer could be reached
 )
 
 // Paper is one row of papers.
