@@ -9,6 +9,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/hyperspace-ai/hyperspace/internal/paper"
 )
 
 // The community stages of the research loop: synthesize (WritePaper), peer
@@ -148,22 +150,8 @@ type SnapshotResult struct {
 	Runs    int    `json:"runs"`
 }
 
-// median of review scores (mean of the middle two for an even count).
-func median(scores []int) float64 {
-	if len(scores) == 0 {
-		return 0
-	}
-	s := append([]int(nil), scores...)
-	sort.Ints(s)
-	n := len(s)
-	if n%2 == 1 {
-		return float64(s[n/2])
-	}
-	return float64(s[n/2-1]+s[n/2]) / 2
-}
-
 // BreakthroughScore is the median review score from which a paper is a breakthrough.
-const BreakthroughScore = 8
+const BreakthroughScore = paper.BreakthroughScore
 
 // reviewerOrder shuffles the candidates deterministically by paper id, so
 // papers spread over the nodes and a replay picks the same ones.
@@ -255,7 +243,7 @@ func PeerReviewWorkflow(ctx workflow.Context, in ReviewInput) (*Verdict, error) 
 		v.Status = "unreviewed"
 	} else {
 		v.Status = "reviewed"
-		v.Score = median(scores)
+		v.Score = paper.Median(scores)
 		v.Breakthrough = v.Score >= BreakthroughScore
 	}
 	bctx := workflow.WithActivityOptions(ctx, bookkeepingOptions())

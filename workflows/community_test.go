@@ -159,8 +159,3 @@ func TestReviewerOrderIsDeterministicAndComplete(t *testing.T) {
 	}
 }
 
-func TestMedian(t *testing.T) {
-	if median(nil) != 0 || median([]int{3, 9, 8}) != 8 || median([]int{1, 10}) != 5.5 {
-		t.Fatal("median")
-	}
-}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/hyperspace-ai/hyperspace/internal/llm"
 )
 
 // MaxOpenAIBatch is the most inputs the OpenAI client sends in one request.
@@ -55,31 +57,9 @@ func (o *OpenAI) Dim() int {
 }
 
 // APIError is a non-2xx answer, decoded from OpenAI's error shape
-// {"error": {"message", "type", "code"}} when the body has it.
-type APIError struct {
-	StatusCode int
-	Message    string
-	Type       string
-	Code       string
-	Body       string // raw body (truncated) when it was not OpenAI's shape
-}
-
-func (e *APIError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "embed: HTTP %d", e.StatusCode)
-	if e.Type != "" {
-		fmt.Fprintf(&b, " %s", e.Type)
-	}
-	if e.Code != "" {
-		fmt.Fprintf(&b, " (%s)", e.Code)
-	}
-	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", e.Message)
-	} else if e.Body != "" {
-		fmt.Fprintf(&b, ": %s", e.Body)
-	}
-	return b.String()
-}
+// {"error": {"message", "type", "code"}} when the body has it (the same
+// type as the chat client's).
+type APIError = llm.APIError
 
 // ErrBadResponse wraps every failure to make sense of a 2xx answer: a body
 // that is not JSON, a wrong number of embeddings, bad or repeated indices,
@@ -97,14 +77,6 @@ type embeddingsResponse struct {
 		Embedding []float32 `json:"embedding"`
 	} `json:"data"`
 	Model string `json:"model"`
-}
-
-type errorBody struct {
-	Error *struct {
-		Message string          `json:"message"`
-		Type    string          `json:"type"`
-		Code    json.RawMessage `json:"code"`
-	} `json:"error"`
 }
 
 // Embed returns one L2-normalised vector per text, in order, sending at
@@ -158,7 +130,7 @@ func (o *OpenAI) embedBatch(ctx context.Context, texts []string) ([][]float32, e
 		return nil, fmt.Errorf("embed: reading response: %w", err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, decodeAPIError(resp.StatusCode, raw)
+		return nil, llm.DecodeAPIError(resp.StatusCode, raw)
 	}
 	var er embeddingsResponse
 	if err := json.Unmarshal(raw, &er); err != nil {
@@ -204,23 +176,6 @@ func (o *OpenAI) embedBatch(ctx context.Context, texts []string) ([][]float32, e
 	}
 	o.dim = dim
 	return vecs, nil
-}
-
-func decodeAPIError(status int, raw []byte) *APIError {
-	e := &APIError{StatusCode: status}
-	var eb errorBody
-	if json.Unmarshal(raw, &eb) == nil && eb.Error != nil {
-		e.Message, e.Type = eb.Error.Message, eb.Error.Type
-		var s string
-		if json.Unmarshal(eb.Error.Code, &s) == nil {
-			e.Code = s
-		} else if len(eb.Error.Code) > 0 && string(eb.Error.Code) != "null" {
-			e.Code = string(eb.Error.Code) // some servers send numbers
-		}
-		return e
-	}
-	e.Body = truncate(strings.TrimSpace(string(raw)), 300)
-	return e
 }
 
 func truncate(s string, n int) string {

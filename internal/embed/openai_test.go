@@ -226,7 +226,7 @@ func TestOpenAIBadResponses(t *testing.T) {
 		_, err := NewOpenAI(srv.URL+"/v1", "m", "", srv.Client()).Embed(context.Background(), []string{"x"})
 		var apiErr *APIError
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Code != "rate_limit_exceeded" || apiErr.Type != "requests" ||
-			err.Error() != "embed: HTTP 429 requests (rate_limit_exceeded): Rate limit reached" {
+			err.Error() != "llm: HTTP 429 requests (rate_limit_exceeded): Rate limit reached" {
 			t.Fatalf("%v", err)
 		}
 	})

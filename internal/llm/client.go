@@ -138,7 +138,7 @@ func (c *Client) Chat(ctx context.Context, messages []Message, opts ChatOptions)
 		return "", fmt.Errorf("llm: reading response: %w", err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return "", decodeAPIError(resp.StatusCode, raw)
+		return "", DecodeAPIError(resp.StatusCode, raw)
 	}
 	var cr chatResponse
 	if err := json.Unmarshal(raw, &cr); err != nil {
@@ -150,7 +150,9 @@ func (c *Client) Chat(ctx context.Context, messages []Message, opts ChatOptions)
 	return *cr.Choices[0].Message.Content, nil
 }
 
-func decodeAPIError(status int, raw []byte) *APIError {
+// DecodeAPIError builds the *APIError of a non-2xx answer of any
+// OpenAI-compatible endpoint (chat, embeddings).
+func DecodeAPIError(status int, raw []byte) *APIError {
 	e := &APIError{StatusCode: status}
 	var eb errorBody
 	if json.Unmarshal(raw, &eb) == nil && eb.Error != nil {
