@@ -484,6 +484,29 @@ type sigIn struct {
 	Date  *string `json:"date"`
 }
 
+// setSignatures fills c's author and committer as GitHub does: the
+// defaults when absent, the committer defaulting to the author. It returns
+// a validation message ("" when valid).
+func (s *Server) setSignatures(c *commitObj, author, committer *sigIn) string {
+	c.author = s.defaultSignature()
+	if author != nil {
+		sig, msg := s.parseSig(author, "author")
+		if msg != "" {
+			return msg
+		}
+		c.author = sig
+	}
+	c.committer = c.author
+	if committer != nil {
+		sig, msg := s.parseSig(committer, "committer")
+		if msg != "" {
+			return msg
+		}
+		c.committer = sig
+	}
+	return ""
+}
+
 func (s *Server) parseSig(in *sigIn, field string) (signature, string) {
 	if in.Name == nil || in.Email == nil {
 		return signature{}, fmt.Sprintf("Invalid request.\n\n%s.name and %s.email are required.", field, field)
@@ -529,23 +552,9 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c := &commitObj{tree: *in.Tree, parents: append([]string(nil), in.Parents...), message: *in.Message}
-	c.author = s.defaultSignature()
-	if in.Author != nil {
-		sig, msg := s.parseSig(in.Author, "author")
-		if msg != "" {
-			writeError(w, http.StatusUnprocessableEntity, msg)
-			return
-		}
-		c.author = sig
-	}
-	c.committer = c.author
-	if in.Committer != nil {
-		sig, msg := s.parseSig(in.Committer, "committer")
-		if msg != "" {
-			writeError(w, http.StatusUnprocessableEntity, msg)
-			return
-		}
-		c.committer = sig
+	if msg := s.setSignatures(c, in.Author, in.Committer); msg != "" {
+		writeError(w, http.StatusUnprocessableEntity, msg)
+		return
 	}
 	sha := s.putCommit(c)
 	w.Header().Set("Location", s.api("git/commits/"+sha))
@@ -811,23 +820,9 @@ func (s *Server) putContents(w http.ResponseWriter, r *http.Request) {
 	blob := s.putBlob(content)
 	setPath(flat, p, treeEntry{mode: modeFile, typ: "blob", sha: blob})
 	c := &commitObj{tree: s.writeFlat(flat), parents: parents, message: *in.Message}
-	c.author = s.defaultSignature()
-	if in.Author != nil {
-		sig, msg := s.parseSig(in.Author, "author")
-		if msg != "" {
-			writeError(w, http.StatusUnprocessableEntity, msg)
-			return
-		}
-		c.author = sig
-	}
-	c.committer = c.author
-	if in.Committer != nil {
-		sig, msg := s.parseSig(in.Committer, "committer")
-		if msg != "" {
-			writeError(w, http.StatusUnprocessableEntity, msg)
-			return
-		}
-		c.committer = sig
+	if msg := s.setSignatures(c, in.Author, in.Committer); msg != "" {
+		writeError(w, http.StatusUnprocessableEntity, msg)
+		return
 	}
 	sha := s.putCommit(c)
 	s.setRef(ref, sha)
