@@ -471,4 +471,10 @@ func TestLLMWritesPaper(t *testing.T) {
 	if len(reqs) != 6 || !strings.Contains(string(reqs[2].Body), "Facts") {
 		t.Fatalf("%d LLM requests; paper request %s", len(reqs), reqs[2].Body)
 	}
+	// Hypothesize consults semantic memory: similar past work is in the prompt.
+	for _, i := range []int{0, 3} {
+		if !strings.Contains(string(reqs[i].Body), "Related work from the network's memory") {
+			t.Fatalf("hypothesis prompt %d has no related work: %s", i, reqs[i].Body)
+		}
+	}
 }

@@ -93,6 +93,7 @@ func apiCmd() *cobra.Command {
 	var c common
 	var listen, uiURL string
 	var baselineSeeds, paperEvery int
+	var archiveLocation string
 	cmd := &cobra.Command{
 		Use:   "api",
 		Short: "Serve the REST API (/api/v1, /healthz, /readyz, /metrics)",
@@ -108,6 +109,9 @@ func apiCmd() *cobra.Command {
 			srv := &api.Server{Store: svc.Store, Blob: svc.Blob, Temporal: svc.Temporal, Domains: registry(), TemporalUIURL: uiURL,
 				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds, DefaultPaperEvery: paperEvery,
 				Memory: memory.New(activities.StoreCorpus(svc.Store), memory.Options{})}
+			if archiveLocation != "" {
+				srv.Archive = &api.ArchiveInfo{Location: archiveLocation}
+			}
 			_, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
 			if err != nil {
 				return err
@@ -123,6 +127,7 @@ func apiCmd() *cobra.Command {
 	f.StringVar(&uiURL, "temporal-ui-url", "", "Temporal Web UI base URL, for links from campaigns to their workflows")
 	f.IntVar(&baselineSeeds, "baseline-seeds", 3, "default number of baseline seeds for new campaigns")
 	f.IntVar(&paperEvery, "paper-every", 5, "agents write a paper every this many experiments unless a campaign says otherwise (0: off)")
+	f.StringVar(&archiveLocation, "archive-location", "", "the site's archive (where `worker --queues archive` keeps it): campaigns archive to it and /status reports it (empty: no archive)")
 	return cmd
 }
 
