@@ -72,12 +72,15 @@ func percentile(xs []float64, q float64) float64 {
 //	go test -run '^$' -bench Community -benchtime 1x -timeout 60m ./e2e
 //
 // HYPERSPACE_BENCH_DOMAIN=ml runs the same on the small ML config of
-// BenchmarkSharing (1 layer, d=32, 60k characters, ~1-2 s a run).
+// BenchmarkSharing (1 layer, d=32, 60k characters, ~1-2 s a run), with 9
+// experiments per agent and a 5 s cap per run.
 func BenchmarkCommunity(b *testing.B) {
-	domain := "search"
+	domain, experiments, budget := "search", 12, 30.0
 	var baseline map[string]any
 	if os.Getenv("HYPERSPACE_BENCH_DOMAIN") == "ml" {
-		domain = "ml"
+		// Proposals grow models and token budgets: a 5 s cap keeps the
+		// six campaigns within half an hour (capped runs are truncated).
+		domain, experiments, budget = "ml", 9, 5
 		baseline = map[string]any{}
 		for k, v := range tinyML {
 			baseline[k] = v
@@ -101,8 +104,8 @@ func BenchmarkCommunity(b *testing.B) {
 		for _, seed := range seeds {
 			for _, evolve := range []bool{true, false} {
 				start := time.Now()
-				req := map[string]any{"domain": domain, "agents": 4, "experiments": 12, "seed": seed,
-					"budget": 30, "paperEvery": 3, "reviewers": 2, "evolve": evolve}
+				req := map[string]any{"domain": domain, "agents": 4, "experiments": experiments, "seed": seed,
+					"budget": budget, "paperEvery": 3, "reviewers": 2, "evolve": evolve}
 				if baseline != nil {
 					req["baseline"] = baseline
 				}
@@ -111,7 +114,7 @@ func BenchmarkCommunity(b *testing.B) {
 				if v.Status != "completed" {
 					b.Fatalf("campaign %s: %s", v.Status, v.Error)
 				}
-				ps := cs.waitReviewed(v.ID, 16, 10*time.Minute)
+				ps := cs.waitReviewed(v.ID, 4*experiments/3, 10*time.Minute)
 				var last time.Time
 				o := outcome{papers: len(ps)}
 				for _, p := range ps {
