@@ -158,4 +158,3 @@ func TestReviewerOrderIsDeterministicAndComplete(t *testing.T) {
 		t.Fatalf("not a permutation: %v", x)
 	}
 }
-
