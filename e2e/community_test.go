@@ -130,6 +130,13 @@ func TestCommunity(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, p := range ps {
+		// The verdict is recorded before the review workflow archives it:
+		// wait for the workflows to end before reading the archive.
+		if err := cs.tc.GetWorkflow(ctx, "review-"+p.ID, "").Get(ctx, nil); err != nil {
+			t.Fatalf("review of %s: %v", p.ID, err)
+		}
+	}
+	for _, p := range ps {
 		if p.Status != store.PaperReviewed || p.Score == nil {
 			t.Fatalf("paper %s: %+v", p.ID, p)
 		}
