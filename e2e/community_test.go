@@ -14,6 +14,7 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/activities"
 	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/archive"
 	ghpub "github.com/hyperspace-ai/hyperspace/internal/archive/github"
 	"github.com/hyperspace-ai/hyperspace/internal/archive/github/githubtest"
@@ -488,5 +489,133 @@ func TestLLMWritesPaper(t *testing.T) {
 		if !strings.Contains(string(reqs[i].Body), "Related work from the network's memory") {
 			t.Fatalf("hypothesis prompt %d has no related work: %s", i, reqs[i].Body)
 		}
+	}
+}
+
+// TestBreakthroughToGitHub: an honest, reproducible result far beyond its
+// noise floor (a search pipeline whose evaluation does not depend on the
+// seed, against a stated floor of the baseline's value ± 0.001) is reviewed
+// on two nodes, scores 8 or more, is announced over gossip, lands in the
+// author's archive branch with its verdict, and gets one pull request on the
+// (fake) GitHub mirror.
+func TestBreakthroughToGitHub(t *testing.T) {
+	cs := newCommunityStack(t)
+	nodes := cs.startNodes(t, 3)
+	ctx := context.Background()
+	d, _ := cs.registry.Get("search")
+	eval := func(over map[string]any) (domains.Config, float64, float64) {
+		base := d.Baseline().Clone()
+		for k, v := range over {
+			base[k] = v
+		}
+		cfg, err := d.Validate(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := d.Evaluate(ctx, cfg, 1, domains.EvalOptions{DataDir: cs.dataDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg, r.Metric, r.TestMetric
+	}
+	_, m0, _ := eval(map[string]any{"reranker": "none"})
+	cfg, v, tv := eval(map[string]any{"reranker": "none", "stemmer": "porter", "stopwords": true, "rm3": true})
+	if v < m0+0.01 {
+		t.Fatalf("the chosen pipeline (%.4f) does not beat the baseline (%.4f)", v, m0)
+	}
+	const campaign, agent = "bt", "agent-0"
+	if err := cs.st.CreateCampaign(ctx, store.Campaign{ID: campaign, Domain: "search", Status: store.StatusCompleted, Agents: 1, Experiments: 1, BaselineSeeds: 3, Request: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := cs.acts.AgentKey(campaign, agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor := receipt.NoiseFloor{Mean: m0, SD: 0.001, N: 3, Threshold: 0.002}
+	rs, err := receipt.Sign(receipt.Receipt{Project: "cranfield", RunNumber: 1, Timestamp: time.Now().UnixMilli(),
+		Hypothesis: "Porter stemming, stopwords and RM3 feedback on BM25F", Config: cfg, Domain: "search", Campaign: campaign, Agent: agent,
+		Seed: 1, Metric: receipt.MetricValue{Name: d.Metric().Name, Direction: string(d.Metric().Direction), Value: v, TestValue: tv},
+		NoiseFloor: &floor, IsNewBest: true, BeatsNoise: true}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := json.Marshal(rs)
+	if _, err := cs.st.InsertExperiment(ctx, store.Experiment{ID: rs.ID, CampaignID: campaign, Agent: agent, Domain: "search", RunNumber: 1,
+		Metric: v, TestMetric: &tv, Seed: 1, IsNewBest: true, Record: rec}); err != nil {
+		t.Fatal(err)
+	}
+	pd, err := paper.Synthesize(paper.Facts{Domain: "search", Project: "cranfield", Campaign: campaign, Agent: agent, Number: 1,
+		Metric: d.Metric().Name, Direction: string(d.Metric().Direction), Floor: paper.Floor{Mean: m0, SD: 0.001, N: 3, K: 2},
+		Window: []receipt.Signed{rs}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := paper.Sign(pd.Paper, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prec, _ := json.Marshal(sp)
+	if _, err := cs.st.InsertPaper(ctx, store.Paper{ID: sp.ID, CampaignID: campaign, Domain: "search", Agent: agent, Number: 1,
+		PeerID: sp.Paper.PeerID, Title: sp.Paper.Title, Record: prec}); err != nil {
+		t.Fatal(err)
+	}
+	feed, stop := nodes[1].P2P.SubscribeRaw()
+	defer stop()
+	run, err := cs.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "review-" + sp.ID, TaskQueue: workflows.TaskQueue}, workflows.PeerReviewWorkflow,
+		workflows.ReviewInput{PaperID: sp.ID, CampaignID: campaign, Domain: "search", Agent: agent, AuthorQueue: nodes[0].TaskQueue(),
+			Candidates: []string{nodes[1].TaskQueue(), nodes[2].TaskQueue()}, Reviewers: 2, BudgetSeconds: 30, Archive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verdict workflows.Verdict
+	if err := run.Get(ctx, &verdict); err != nil {
+		t.Fatal(err)
+	}
+	if !verdict.Breakthrough || verdict.Score < 8 || len(verdict.Reviews) != 2 {
+		rows, _ := cs.st.ListReviews(ctx, sp.ID)
+		for _, r := range rows {
+			t.Logf("review: %s", r.Record)
+		}
+		t.Fatalf("verdict %+v", verdict)
+	}
+	// Announced over gossip from the author's node.
+	deadline := time.After(20 * time.Second)
+	for announced := false; !announced; {
+		select {
+		case m := <-feed:
+			announced = strings.Contains(string(m.Data), `"type":"breakthrough"`) && strings.Contains(string(m.Data), sp.ID)
+		case <-deadline:
+			t.Fatal("no breakthrough announcement reached another node")
+		}
+	}
+	// Listed, archived with its verdict, and proposed on GitHub.
+	code, body := cs.do(http.MethodGet, "/api/v1/breakthroughs?domain=search", nil)
+	if code != 200 || !strings.Contains(string(body), sp.ID) {
+		t.Fatalf("breakthroughs: %d %s", code, body)
+	}
+	branch, _ := archive.BranchName(key.ID(), "search")
+	files, err := cs.acts.Archive.Repo.Files(ctx, branch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for name, b := range files {
+		if strings.HasPrefix(name, "papers/") && strings.Contains(string(b), "**breakthrough**") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the archive branch %s lacks the breakthrough paper", branch)
+	}
+	pulls := cs.gh.Pulls()
+	if len(pulls) != 1 || !strings.HasPrefix(pulls[0].Title, "Breakthrough: ") {
+		t.Fatalf("pull requests: %+v", pulls)
+	}
+	// Re-running the archive step opens no second pull request.
+	if _, err := cs.acts.ArchiveBreakthrough(ctx, workflows.FinishInput{Verdict: verdict}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cs.gh.Pulls()) != 1 {
+		t.Fatalf("a second pull request: %+v", cs.gh.Pulls())
 	}
 }
