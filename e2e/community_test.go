@@ -137,6 +137,9 @@ func TestCommunity(t *testing.T) {
 			t.Fatalf("review of %s: %v", p.ID, err)
 		}
 	}
+	// Histories for the replay tests (HYPERSPACE_RECORD_HISTORIES=1).
+	saveHistory(t, history(t, cs.tc, v.WorkflowID[len("campaign-"):]+"/"+workflows.AgentName(0)), "agent_community.json")
+	saveHistory(t, history(t, cs.tc, "review-"+ps[0].ID), "review.json")
 	for _, p := range ps {
 		if p.Status != store.PaperReviewed || p.Score == nil {
 			t.Fatalf("paper %s: %+v", p.ID, p)

@@ -16,7 +16,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(CampaignWorkflow, workflow.RegisterOptions{Name: "CampaignWorkflow"})
 	r.RegisterWorkflowWithOptions(AgentWorkflow, workflow.RegisterOptions{Name: "AgentWorkflow"})
-	for _, f := range []string{"campaign.json", "agent.json", "campaign_nodes.json", "agent_nodes.json"} {
+	r.RegisterWorkflowWithOptions(PeerReviewWorkflow, workflow.RegisterOptions{Name: "PeerReviewWorkflow"})
+	// agent_community.json and review.json: e2e.TestCommunity (papers,
+	// peer review, archive).
+	for _, f := range []string{"campaign.json", "agent.json", "campaign_nodes.json", "agent_nodes.json", "agent_community.json", "review.json"} {
 		t.Run(f, func(t *testing.T) {
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", f)); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
