@@ -110,13 +110,28 @@ func (a *Activities) markBreakthroughs(ctx context.Context, domain string, hist 
 			rest = append(rest, e)
 		}
 	}
-	for id := range keys { // from other campaigns of the site
-		ex, err := a.Store.GetExperiment(ctx, id)
-		if err != nil {
+	var net map[string]receipt.Signed
+	for id := range keys { // other campaigns of the site, or other sites (the node's replica)
+		var s receipt.Signed
+		if ex, err := a.Store.GetExperiment(ctx, id); err == nil {
+			if s, err = decodeReceipt(ex); err != nil {
+				continue
+			}
+		} else if a.Network != nil {
+			if net == nil {
+				net = map[string]receipt.Signed{}
+				for _, r := range a.Network.Known(domain) {
+					net[r.ID] = r
+				}
+			}
+			var ok bool
+			if s, ok = net[id]; !ok {
+				continue
+			}
+		} else {
 			continue
 		}
-		s, err := decodeReceipt(ex)
-		if err != nil || s.Verify() != nil {
+		if s.Verify() != nil {
 			continue
 		}
 		first = append(first, proposer.Entry{ID: id, Agent: s.Receipt.Campaign + "/" + s.Receipt.Agent, Config: domains.Config(s.Receipt.Config),

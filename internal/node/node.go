@@ -124,6 +124,11 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 			return nil, err
 		}
 		n.wg.Add(1)
+		go func() { // papers and reviews heard over gossip, owned by the node
+			defer n.wg.Done()
+			n.absorbPapers(rctx)
+		}()
+		n.wg.Add(1)
 		go func() { // registration heartbeat, owned by the node
 			defer n.wg.Done()
 			t := time.NewTicker(10 * time.Second)
