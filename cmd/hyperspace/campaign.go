@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -238,6 +239,20 @@ func watchCampaign(ctx context.Context, cl *apiClient, id string, w *os.File) er
 				if json.Unmarshal(v.Summary, &s) == nil && s.Best != nil {
 					fmt.Fprintf(w, "best: %.4f by %s (experiment %s; test %.4f); noise floor %.4f ± %.4f (n=%d)\n",
 						s.Best.Metric, s.Best.Agent, short(s.Best.ExperimentID), s.Best.TestMetric, s.Floor.Mean, s.Floor.SD, s.Floor.N)
+				}
+			}
+			var papers struct{ Papers []api.PaperSummary }
+			if err := cl.do(ctx, http.MethodGet, "/api/v1/papers?campaign="+url.QueryEscape(id), nil, &papers); err == nil && len(papers.Papers) > 0 {
+				fmt.Fprintf(w, "papers: %d (peer review continues after the campaign; GET /api/v1/papers?campaign=%s)\n", len(papers.Papers), id)
+				for _, p := range papers.Papers {
+					verdict := p.Status
+					if p.Score != nil {
+						verdict = fmt.Sprintf("median %.1f", *p.Score)
+					}
+					if p.Breakthrough {
+						verdict += ", breakthrough"
+					}
+					fmt.Fprintf(w, "  %s  %s  [%s]\n", short(p.ID), p.Title, verdict)
 				}
 			}
 			if v.Status == "failed" {
