@@ -58,7 +58,7 @@ type Activities struct {
 	Network Network
 	// Archive is the git archive (nil: this worker serves no archive queue).
 	Archive *Archive
-	// Memory is the semantic memory (nil: a built-in one over the store).
+	// Memory is the semantic memory LLM hypotheses consult (nil: none).
 	Memory *Memory
 }
 

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/hyperspace-ai/hyperspace/internal/archive"
+	"github.com/hyperspace-ai/hyperspace/internal/llm"
 	"github.com/hyperspace-ai/hyperspace/internal/metrics"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
@@ -155,16 +156,9 @@ func (a *Activities) publish(ctx context.Context, ar *Archive, branch string, fi
 
 func (a *Activities) archiveError(ctx context.Context, err error) error {
 	if a.Archive != nil && a.Archive.Repo != nil {
-		_ = a.Store.TouchArchive(ctx, "local", a.Archive.Repo.Dir(), nil, nil, truncate(err.Error(), 500))
+		_ = a.Store.TouchArchive(ctx, "local", a.Archive.Repo.Dir(), nil, nil, llm.Truncate(err.Error(), 500))
 	}
 	return err
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 // ArchiveBreakthrough archives a breakthrough paper's author branch (with
@@ -231,7 +225,7 @@ func (a *Activities) WriteSnapshot(ctx context.Context, in workflows.SnapshotInp
 		peers = len(nodes)
 	}
 	at := time.UnixMilli(in.AtMs).UTC()
-	if first, ok := a.firstRunTime(rows); ok {
+	if first, ok := firstRunTime(rows); ok {
 		uptime = at.Sub(first).Hours()
 	}
 	host, _ := os.Hostname()
@@ -252,7 +246,8 @@ func (a *Activities) WriteSnapshot(ctx context.Context, in workflows.SnapshotInp
 	return workflows.SnapshotResult{Commit: commit, Changed: changed, Runs: len(runs)}, nil
 }
 
-func (a *Activities) firstRunTime(rows []store.Experiment) (time.Time, bool) {
+// firstRunTime is when the site recorded its first experiment.
+func firstRunTime(rows []store.Experiment) (time.Time, bool) {
 	if len(rows) == 0 {
 		return time.Time{}, false
 	}

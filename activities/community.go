@@ -191,7 +191,7 @@ func (a *Activities) llmProse(ctx context.Context, cfg *workflows.LLMConfig, f p
 	out, err := c.Chat(ctx, msgs, llm.ChatOptions{Temperature: 0.3, MaxTokens: 1200})
 	var prose struct{ Title, Abstract, Discussion string }
 	if err == nil {
-		err = json.Unmarshal([]byte(strings.TrimSpace(stripFences(out))), &prose)
+		err = json.Unmarshal([]byte(llm.StripFences(out)), &prose)
 	}
 	if err == nil {
 		prose.Title, prose.Abstract = strings.TrimSpace(prose.Title), strings.TrimSpace(prose.Abstract)
@@ -213,16 +213,6 @@ func (a *Activities) llmProse(ctx context.Context, cfg *workflows.LLMConfig, f p
 	d.Paper.Abstract = prose.Abstract
 	d.Paper.Writer = "llm:" + cfg.Model
 	d.Paper.Markdown = paper.Render(f, *d, prose.Discussion)
-}
-
-var fenceRE = regexp.MustCompile("(?s)^```[a-zA-Z]*\\s*(.*?)\\s*```$")
-
-func stripFences(s string) string {
-	s = strings.TrimSpace(s)
-	if m := fenceRE.FindStringSubmatch(s); m != nil {
-		return m[1]
-	}
-	return s
 }
 
 // reviewSeed is the fresh seed a reviewer node re-runs a paper's key

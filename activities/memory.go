@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/internal/llm"
 	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/proposer"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
@@ -16,20 +16,6 @@ import (
 
 // Memory is the site's semantic memory (see package memory).
 type Memory = memory.Memory
-
-var memOnce sync.Map // *Activities store -> *memory.Memory (the lazily built default)
-
-// memory returns the configured memory, or a built-in one over the store.
-func (a *Activities) memory() *memory.Memory {
-	if a.Memory != nil {
-		return a.Memory
-	}
-	if m, ok := memOnce.Load(a.Store); ok {
-		return m.(*memory.Memory)
-	}
-	m, _ := memOnce.LoadOrStore(a.Store, memory.New(StoreCorpus(a.Store), memory.Options{}))
-	return m.(*memory.Memory)
-}
 
 // ExperimentText is what semantic memory embeds of a receipt.
 func ExperimentText(r receipt.Receipt) string {
@@ -165,7 +151,10 @@ func (a *Activities) relatedWork(ctx context.Context, domain string, hist []prop
 			q = ExperimentText(s.Receipt)
 		}
 	}
-	hits, err := a.memory().Search(ctx, q, 5, memory.Filter{Domain: domain, Exclude: map[string]bool{best.ID: true}})
+	if a.Memory == nil {
+		return nil
+	}
+	hits, err := a.Memory.Search(ctx, q, 5, memory.Filter{Domain: domain, Exclude: map[string]bool{best.ID: true}})
 	if err != nil {
 		a.log().Warn("semantic memory unavailable", "error", err)
 		return nil
@@ -176,15 +165,7 @@ func (a *Activities) relatedWork(ctx context.Context, domain string, hist []prop
 		if h.Breakthrough {
 			tag = "breakthrough paper"
 		}
-		notes = append(notes, fmt.Sprintf("[%s %s, similarity %.2f] %s (%.4g)", tag, receipt.ShortID(h.ID), h.Score, oneLine(h.Title, 160), h.Metric))
+		notes = append(notes, fmt.Sprintf("[%s %s, similarity %.2f] %s (%.4g)", tag, receipt.ShortID(h.ID), h.Score, llm.OneLine(h.Title, 160), h.Metric))
 	}
 	return notes
-}
-
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n-3] + "..."
-	}
-	return s
 }

@@ -21,7 +21,7 @@ func (a *Activities) RegisterAgentSide(w worker.Registry) {
 	w.RegisterActivityWithOptions(a.WritePaper, activity.RegisterOptions{Name: workflows.ActWritePaper})
 	w.RegisterActivityWithOptions(a.ReviewPaper, activity.RegisterOptions{Name: workflows.ActReviewPaper})
 	w.RegisterActivityWithOptions(a.FinishReview, activity.RegisterOptions{Name: workflows.ActFinishReview})
-	w.RegisterActivityWithOptions(a.AnnounceBreakthrough, activity.RegisterOptions{Name: workflows.ActAnnounceBreakthough})
+	w.RegisterActivityWithOptions(a.AnnounceBreakthrough, activity.RegisterOptions{Name: workflows.ActAnnounceBreakthrough})
 }
 
 // RegisterArchive registers the archive activities (task queue workflows.ArchiveQueue).

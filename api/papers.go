@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -170,8 +169,7 @@ func (s *Server) search(c *gin.Context) {
 }
 
 func (s *Server) status(c *gin.Context) {
-	ctx, cancel := context.WithCancel(c.Request.Context())
-	defer cancel()
+	ctx := c.Request.Context()
 	papers, reviews, breaks, err := s.Store.CountPapers(ctx, "")
 	if err != nil {
 		s.writeErr(c, err)

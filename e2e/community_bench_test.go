@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
-	"github.com/hyperspace-ai/hyperspace/internal/store"
 )
 
 // archiveLatency reads the in-process archive latency histogram: count and
@@ -181,5 +180,4 @@ func BenchmarkCommunity(b *testing.B) {
 	fmt.Printf("| mean | %.4f (%.4f) | %.4f (%.4f) | | |\n\n", mOn, tOn, mOff, tOff)
 	fmt.Printf("papers %d, reviews %d over %.3f campaign hours: %.0f papers/h, %.0f reviews/h; review latency p50 %.2f s, p90 %.2f s, max %.2f s\n",
 		papers, reviews, hours, float64(papers)/hours, float64(reviews)/hours, percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 1))
-	_ = store.PaperReviewed
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/search"
 	"github.com/hyperspace-ai/hyperspace/domains/skills"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/internal/testenv"
 	"github.com/hyperspace-ai/hyperspace/workers"
@@ -81,7 +82,8 @@ func newStackQueues(t testing.TB, queues []string, heartbeatSecs int) *stack {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	s.acts = &activities.Activities{Store: s.st, Blob: s.blob, Domains: s.registry, KeyDir: s.keyDir,
-		DataDir: s.dataDir, WorkerID: "test", HeartbeatEvery: 500 * time.Millisecond, Logger: log}
+		DataDir: s.dataDir, WorkerID: "test", HeartbeatEvery: 500 * time.Millisecond, Logger: log,
+		Memory: memory.New(activities.StoreCorpus(s.st), memory.Options{})}
 	g, err := workers.Start(workers.Options{Client: s.tc, Queues: queues, Activities: s.acts, Identity: "in-process"})
 	if err != nil {
 		t.Fatal(err)

@@ -146,7 +146,7 @@ func (a *archiver) archive(ctx workflow.Context, in AgentInput) {
 			a.again = false
 			actx := workflow.WithActivityOptions(ctx, archiveOptions())
 			err := workflow.ExecuteActivity(actx, ActArchiveAgent, ArchiveInput{
-				CampaignID: a.in.CampaignID, Agent: a.in.Agent, Domain: a.in.Domain, FoundAtMs: workflow.Now(ctx).UnixMilli(),
+				CampaignID: a.in.CampaignID, Agent: a.in.Agent, Domain: a.in.Domain,
 			}).Get(ctx, nil)
 			if err != nil {
 				workflow.GetLogger(ctx).Warn("archive failed", "agent", a.in.Agent, "error", err)

@@ -26,7 +26,7 @@ const (
 	ActWritePaper          = "WritePaper"
 	ActReviewPaper         = "ReviewPaper"
 	ActFinishReview        = "FinishReview"
-	ActAnnounceBreakthough = "AnnounceBreakthrough"
+	ActAnnounceBreakthrough = "AnnounceBreakthrough"
 	ActArchiveAgent        = "ArchiveAgent"
 	ActArchiveBreakthrough = "ArchiveBreakthrough"
 	ActWriteSnapshot       = "WriteSnapshot"
@@ -133,9 +133,6 @@ type ArchiveInput struct {
 	CampaignID string `json:"campaignId"`
 	Agent      string `json:"agent"`
 	Domain     string `json:"domain"`
-	// FoundAtMs is when the newest finding was recorded (for the archive
-	// latency metric).
-	FoundAtMs int64 `json:"foundAtMs"`
 }
 
 // SnapshotInput writes the network snapshot.
@@ -256,7 +253,7 @@ func PeerReviewWorkflow(ctx workflow.Context, in ReviewInput) (*Verdict, error) 
 			o.TaskQueue = in.AuthorQueue
 			o.ScheduleToStartTimeout = NodeWait
 			o.RetryPolicy.MaximumAttempts = 3
-			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), ActAnnounceBreakthough, FinishInput{Verdict: *v}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), ActAnnounceBreakthrough, FinishInput{Verdict: *v}).Get(ctx, nil); err != nil {
 				log.Warn("breakthrough announcement failed", "paper", in.PaperID, "error", err)
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/search"
 	"github.com/hyperspace-ai/hyperspace/domains/skills"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 )
 
@@ -126,6 +127,7 @@ func (c *common) activities(st *store.Store, b *blob.Store, log *slog.Logger) *a
 		Store: st, Blob: b, Domains: registry(),
 		KeyDir: filepath.Join(c.StateDir, "keys"), DataDir: c.DataDir,
 		LLMAPIKey: c.LLMAPIKey, WorkerID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: log,
+		Memory: memory.New(activities.StoreCorpus(st), memory.Options{}),
 	}
 }
 

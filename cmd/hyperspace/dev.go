@@ -16,10 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hyperspace-ai/hyperspace/activities"
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/internal/devserver"
-	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/node"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/workers"
@@ -114,8 +112,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 					return err
 				}
 			}
-			mem := memory.New(activities.StoreCorpus(st), memory.Options{})
-			acts.Memory = mem
+			mem := acts.Memory // one memory for the API's /search and the agents' hypotheses
 			srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, TemporalUIURL: uiURL,
 				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds,
 				DefaultPaperEvery: paperEvery, Archive: archInfo, Memory: mem}

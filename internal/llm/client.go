@@ -142,7 +142,7 @@ func (c *Client) Chat(ctx context.Context, messages []Message, opts ChatOptions)
 	}
 	var cr chatResponse
 	if err := json.Unmarshal(raw, &cr); err != nil {
-		return "", fmt.Errorf("llm: decoding response: %w (body %q)", err, truncate(string(raw), 200))
+		return "", fmt.Errorf("llm: decoding response: %w (body %q)", err, Truncate(string(raw), 200))
 	}
 	if len(cr.Choices) == 0 || cr.Choices[0].Message.Content == nil {
 		return "", ErrEmptyResponse
@@ -165,11 +165,12 @@ func DecodeAPIError(status int, raw []byte) *APIError {
 		}
 		return e
 	}
-	e.Body = truncate(strings.TrimSpace(string(raw)), 300)
+	e.Body = Truncate(strings.TrimSpace(string(raw)), 300)
 	return e
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts s to n bytes, marking the cut with "…".
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

@@ -165,8 +165,8 @@ func (c *Client) Propose(ctx context.Context, d domains.Domain, history []propos
 // ParseProposal validates an LLM reply (see Client.Propose).
 func ParseProposal(content string, d domains.Domain, history []proposer.Entry) (proposer.Proposal, error) {
 	var top map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(stripFences(content)), &top); err != nil || top == nil {
-		detail := fmt.Sprintf("got %q", truncate(strings.TrimSpace(content), 80))
+	if err := json.Unmarshal([]byte(StripFences(content)), &top); err != nil || top == nil {
+		detail := fmt.Sprintf("got %q", Truncate(strings.TrimSpace(content), 80))
 		return proposer.Proposal{}, &ProposalError{Kind: ErrInvalidJSON, Detail: detail, Err: err}
 	}
 	var hyp string
@@ -221,7 +221,7 @@ func ParseProposal(content string, d domains.Domain, history []proposer.Entry) (
 	}
 	return proposer.Proposal{
 		Config:     v,
-		Hypothesis: oneLine(hyp, 500),
+		Hypothesis: OneLine(hyp, 500),
 		Parents:    resolveParents(parents, history),
 		Strategy:   StrategyLLM,
 		Code:       code,
@@ -260,7 +260,7 @@ func resolveParents(parents []string, history []proposer.Entry) []string {
 
 // stripFences removes a Markdown code fence around a reply, which some
 // models add even in JSON mode.
-func stripFences(s string) string {
+func StripFences(s string) string {
 	s = strings.TrimSpace(s)
 	if !strings.HasPrefix(s, "```") {
 		return s
@@ -273,8 +273,9 @@ func stripFences(s string) string {
 	return strings.TrimSpace(strings.TrimSuffix(s, "```"))
 }
 
-func oneLine(s string, n int) string {
-	return truncate(strings.Join(strings.Fields(s), " "), n)
+// OneLine collapses whitespace and truncates to n bytes (plus "…").
+func OneLine(s string, n int) string {
+	return Truncate(strings.Join(strings.Fields(s), " "), n)
 }
 
 func short(id string) string {
@@ -321,9 +322,9 @@ func ShortReason(err error) string {
 		if msg == "" {
 			msg = apiErr.Body
 		}
-		return oneLine(fmt.Sprintf("HTTP %d: %s", apiErr.StatusCode, msg), 120)
+		return OneLine(fmt.Sprintf("HTTP %d: %s", apiErr.StatusCode, msg), 120)
 	case errors.As(err, &pe):
-		return oneLine(strings.TrimPrefix(pe.Error(), "llm proposal: "), 120)
+		return OneLine(strings.TrimPrefix(pe.Error(), "llm proposal: "), 120)
 	}
-	return oneLine(strings.TrimPrefix(err.Error(), "llm: "), 120)
+	return OneLine(strings.TrimPrefix(err.Error(), "llm: "), 120)
 }

@@ -50,7 +50,10 @@ type Options struct {
 	// document once MinRefit has passed (default 30s).
 	Refit    float64
 	MinRefit time.Duration
-	Now      func() time.Time
+	// Reload: the corpus is read from its source at most this often
+	// (default 2s), so a burst of searches costs one load.
+	Reload time.Duration
+	Now    func() time.Time
 }
 
 // Memory is safe for concurrent use.
@@ -58,14 +61,15 @@ type Memory struct {
 	src  Source
 	opts Options
 
-	mu      sync.Mutex
-	docs    map[string]Doc
-	index   *embed.Index
-	model   *embed.LSA
-	fitN    int
-	fitAt   time.Time
-	cache   map[string][]float32 // remote vectors by id+text hash
-	builtOn int
+	mu       sync.Mutex
+	docs     map[string]Doc
+	index    *embed.Index
+	model    *embed.LSA
+	fitN     int
+	fitAt    time.Time
+	cache    map[string][]float32 // remote vectors by id+text hash
+	builtOn  int
+	loadedAt time.Time // last read of the source
 }
 
 // New returns a memory over src.
@@ -75,6 +79,9 @@ func New(src Source, o Options) *Memory {
 	}
 	if o.MinRefit <= 0 {
 		o.MinRefit = 30 * time.Second
+	}
+	if o.Reload <= 0 {
+		o.Reload = 2 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -103,8 +110,22 @@ func textKey(d Doc) string {
 	return string(sum[:])
 }
 
-// refresh reloads the corpus and rebuilds the index when needed.
+// refresh reloads the corpus (at most every Reload) and rebuilds the
+// index when needed.
 func (m *Memory) refresh(ctx context.Context) error {
+	now := m.opts.Now()
+	if m.index != nil && now.Sub(m.loadedAt) < m.opts.Reload {
+		return nil
+	}
+	if err := m.load(ctx, now); err != nil {
+		return err
+	}
+	m.loadedAt = now
+	return nil
+}
+
+// load reads the corpus and brings the model and the index up to date.
+func (m *Memory) load(ctx context.Context, now time.Time) error {
 	docs, err := m.src(ctx)
 	if err != nil {
 		return fmt.Errorf("memory: load corpus: %w", err)
@@ -113,7 +134,6 @@ func (m *Memory) refresh(ctx context.Context) error {
 	for _, d := range docs {
 		byID[d.ID] = d
 	}
-	now := m.opts.Now()
 	if m.opts.Remote != nil {
 		var missing []Doc
 		for _, d := range docs {

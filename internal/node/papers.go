@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sort"
 
 	"github.com/hyperspace-ai/hyperspace/internal/paper"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
@@ -107,7 +106,6 @@ func (n *Node) reverdict(ctx context.Context, id string) error {
 	for i, r := range rows {
 		scores[i] = r.Score
 	}
-	sort.Ints(scores)
 	m := paper.Median(scores)
 	if !paper.IsBreakthrough(m) {
 		return nil

@@ -119,21 +119,36 @@ func Sign(p Paper, k *identity.Key) (Signed, error) {
 	if k == nil {
 		return Signed{}, errors.New("paper: nil signing key")
 	}
-	if p.Version == 0 {
-		p.Version = Version
-	}
+	stamp(&p.Version, &p.PeerID, &p.PublicKey, k)
 	p.Kind = "paper"
-	p.PeerID = k.ID()
-	p.PublicKey = base64.StdEncoding.EncodeToString(k.Public())
 	p = p.normalized()
 	if err := p.Claim.check(); err != nil {
 		return Signed{}, err
 	}
-	canon, err := jcs.Marshal(p)
+	id, sig, err := sign(p, k)
 	if err != nil {
-		return Signed{}, fmt.Errorf("paper: canonicalising: %w", err)
+		return Signed{}, err
 	}
-	return Signed{ID: receipt.IDOf(canon), Paper: p, Signature: base64.StdEncoding.EncodeToString(k.Sign(canon))}, nil
+	return Signed{ID: id, Paper: p, Signature: sig}, nil
+}
+
+// sign canonicalises content (RFC 8785) and returns its id (hex sha256)
+// and base64 Ed25519 signature by k.
+func sign(content any, k *identity.Key) (id, sig string, err error) {
+	canon, err := jcs.Marshal(content)
+	if err != nil {
+		return "", "", fmt.Errorf("paper: canonicalising: %w", err)
+	}
+	return receipt.IDOf(canon), base64.StdEncoding.EncodeToString(k.Sign(canon)), nil
+}
+
+// stamp sets the version and signer fields common to papers and reviews.
+func stamp(version *int, peerID, publicKey *string, k *identity.Key) {
+	if *version == 0 {
+		*version = Version
+	}
+	*peerID = k.ID()
+	*publicKey = base64.StdEncoding.EncodeToString(k.Public())
 }
 
 // Verify checks the id, the signature and the signer id.
@@ -226,21 +241,17 @@ func SignReview(r Review, k *identity.Key) (SignedReview, error) {
 	if k == nil {
 		return SignedReview{}, errors.New("review: nil signing key")
 	}
-	if r.Version == 0 {
-		r.Version = Version
-	}
+	stamp(&r.Version, &r.Reviewer, &r.PublicKey, k)
 	r.Kind = "review"
-	r.Reviewer = k.ID()
-	r.PublicKey = base64.StdEncoding.EncodeToString(k.Public())
 	r = r.normalized()
 	if err := finite("reproduction", r.Reproduction.Claimed, r.Reproduction.Observed, r.Reproduction.Tolerance); err != nil {
 		return SignedReview{}, err
 	}
-	canon, err := jcs.Marshal(r)
+	id, sig, err := sign(r, k)
 	if err != nil {
-		return SignedReview{}, fmt.Errorf("review: canonicalising: %w", err)
+		return SignedReview{}, err
 	}
-	return SignedReview{ID: receipt.IDOf(canon), Review: r, Signature: base64.StdEncoding.EncodeToString(k.Sign(canon))}, nil
+	return SignedReview{ID: id, Review: r, Signature: sig}, nil
 }
 
 // Verify checks the review's id, signature and signer id.
