@@ -23,13 +23,13 @@ const ArchiveQueue = "archive"
 
 // Community activity names.
 const (
-	ActWritePaper          = "WritePaper"
-	ActReviewPaper         = "ReviewPaper"
-	ActFinishReview        = "FinishReview"
+	ActWritePaper           = "WritePaper"
+	ActReviewPaper          = "ReviewPaper"
+	ActFinishReview         = "FinishReview"
 	ActAnnounceBreakthrough = "AnnounceBreakthrough"
-	ActArchiveAgent        = "ArchiveAgent"
-	ActArchiveBreakthrough = "ArchiveBreakthrough"
-	ActWriteSnapshot       = "WriteSnapshot"
+	ActArchiveAgent         = "ArchiveAgent"
+	ActArchiveBreakthrough  = "ArchiveBreakthrough"
+	ActWriteSnapshot        = "WriteSnapshot"
 )
 
 // Defaults of the community stages.
