@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hyperspace-ai/hyperspace/api"
-	"github.com/hyperspace-ai/hyperspace/internal/node"
+	"github.com/hyperspace-ai/hyperspace/node"
 )
 
 func nodeCmd() *cobra.Command {

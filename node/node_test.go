@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hyperspace-ai/hyperspace/internal/crdt"
-	"github.com/hyperspace-ai/hyperspace/internal/node"
+	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/p2p"
 	"github.com/hyperspace-ai/hyperspace/p2p/p2ptest"
 )

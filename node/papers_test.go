@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
-	"github.com/hyperspace-ai/hyperspace/internal/node"
+	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/internal/paper"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/internal/testenv"
