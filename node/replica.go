@@ -1,12 +1,22 @@
 package node
 
 import (
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/crdt"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 )
 
-// replica adapts the CRDT to the p2p layer's byte-message Replica interface.
-type replica struct{ r *crdt.Replica }
+// replica adapts the CRDT to the p2p layer's byte-message Replica
+// interface. Every record that arrives by sync passes admission first
+// (signature, the cert of the node that vouches for its signer, the sending
+// peer's quota); refused records are counted and left out of the merge, so
+// a later exchange may offer them again (a record over quota then lands).
+type replica struct {
+	r   *crdt.Replica
+	adm *admission.Checker
+}
 
 func (a replica) Add(s receipt.Signed) (bool, error) { return a.r.Add(s) }
 func (a replica) Has(id string) bool                 { return a.r.Has(id) }
@@ -27,7 +37,22 @@ func (a replica) HandleSyncRequest(req []byte) ([]byte, error) {
 	return resp.Marshal()
 }
 
-func (a replica) HandleSyncResponse(req, resp []byte) ([]byte, int, error) {
+// admit keeps the records that pass admission (and those already held,
+// which need no check).
+func (a replica) admit(from peer.ID, recs []receipt.Signed) []receipt.Signed {
+	if a.adm == nil {
+		return recs
+	}
+	out := recs[:0]
+	for _, s := range recs {
+		if a.r.Has(s.ID) || a.adm.Receipt(admission.Source{Path: admission.PathSync, Peer: from}, s, nil, 0) == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (a replica) HandleSyncResponse(from peer.ID, req, resp []byte) ([]byte, int, error) {
 	rq, err := crdt.UnmarshalSyncRequest(req)
 	if err != nil {
 		return nil, 0, err
@@ -36,6 +61,7 @@ func (a replica) HandleSyncResponse(req, resp []byte) ([]byte, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	rs.Records = a.admit(from, rs.Records)
 	push, added, _, err := a.r.HandleResponse(rq, rs)
 	if err != nil {
 		return nil, added, err
@@ -44,11 +70,12 @@ func (a replica) HandleSyncResponse(req, resp []byte) ([]byte, int, error) {
 	return b, added, err
 }
 
-func (a replica) HandleSyncPush(push []byte) (int, error) {
+func (a replica) HandleSyncPush(from peer.ID, push []byte) (int, error) {
 	p, err := crdt.UnmarshalSyncPush(push)
 	if err != nil {
 		return 0, err
 	}
+	p.Records = a.admit(from, p.Records)
 	added, _, err := a.r.HandlePush(p)
 	return added, err
 }

@@ -35,7 +35,10 @@ server-sent-events stream /api/v1/gossip/stream.`,
 			}
 			defer svc.Close()
 			st, b, tc := svc.Store, svc.Blob, svc.Temporal
-			acts := c.activities(st, b, log)
+			acts, err := c.activities(ctx, st, b, log, true)
+			if err != nil {
+				return err
+			}
 			n, err := node.Start(ctx, node.Options{
 				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), Bootstrap: splitList(bootstrap),
 				Domains: domainsOrAll(domainList), EnableMDNS: mdns, Temporal: tc, Activities: acts, Store: st, Logger: log,
