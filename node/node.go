@@ -107,7 +107,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		cfg.Admission = admission.New(admission.Config{ClockSkew: cfg.ClockSkew, MaxAge: cfg.MaxAge, Domains: cfg.Domains, Now: cfg.Now,
 			Quotas: map[string]admission.Quota{admission.PathSync: admission.DefaultSyncQuota}})
 	}
-	cfg.Replica = replica{r: rep, adm: cfg.Admission}
+	cfg.Replica = replica{r: rep, adm: cfg.Admission, bad: &badSet{}}
 	self, err := admission.NodeIdentity(key)
 	if err != nil {
 		rep.Close()

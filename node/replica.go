@@ -1,6 +1,8 @@
 package node
 
 import (
+	"sync"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
@@ -16,6 +18,7 @@ import (
 type replica struct {
 	r   *crdt.Replica
 	adm *admission.Checker
+	bad *badSet // records refused for good: not checked (or charged to a quota) again
 }
 
 func (a replica) Add(s receipt.Signed) (bool, error) { return a.r.Add(s) }
@@ -45,11 +48,60 @@ func (a replica) admit(from peer.ID, recs []receipt.Signed) []receipt.Signed {
 	}
 	out := recs[:0]
 	for _, s := range recs {
-		if a.r.Has(s.ID) || a.adm.Receipt(admission.Source{Path: admission.PathSync, Peer: from}, s, nil, 0) == nil {
+		if a.r.Has(s.ID) {
 			out = append(out, s)
+			continue
+		}
+		key := badKey(s)
+		if a.bad.has(key) {
+			continue
+		}
+		err := a.adm.Receipt(admission.Source{Path: admission.PathSync, Peer: from}, s, nil, 0)
+		switch admission.ReasonOf(err) {
+		case "":
+			out = append(out, s)
+		case admission.ReasonQuota, admission.ReasonClockSkew:
+			// Transient: offered again by a later exchange.
+		default:
+			a.bad.add(key)
 		}
 	}
 	return out
+}
+
+// badKey identifies a record together with the vouch it came with (the
+// same receipt may come vouched properly from another peer).
+func badKey(s receipt.Signed) string {
+	k := s.ID
+	if s.Vouch != nil {
+		k += "/" + s.Vouch.Node + "/" + s.Vouch.Signature
+	}
+	return k
+}
+
+// badSet is a bounded set of refused records (cleared when full: a record
+// forgotten is checked, and refused, once more).
+type badSet struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+const maxBad = 1 << 16
+
+func (b *badSet) has(k string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.m[k]
+	return ok
+}
+
+func (b *badSet) add(k string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil || len(b.m) >= maxBad {
+		b.m = map[string]struct{}{}
+	}
+	b.m[k] = struct{}{}
 }
 
 func (a replica) HandleSyncResponse(from peer.ID, req, resp []byte) ([]byte, int, error) {
