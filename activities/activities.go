@@ -71,6 +71,10 @@ type Network interface {
 	Share(ctx context.Context, s receipt.Signed, k *identity.Key) error
 	// Known returns the receipts the node's replica holds for a domain.
 	Known(domain string) []receipt.Signed
+	// KnownBest returns the replica's n best receipts of a domain.
+	KnownBest(domain string, dir domains.Direction, n int) []receipt.Signed
+	// KnownGet returns one receipt of the replica.
+	KnownGet(id string) (receipt.Signed, bool)
 	// PublishPaper gossips a signed paper (the node vouches for its author).
 	PublishPaper(ctx context.Context, sp paper.Signed) error
 	// PublishReview gossips a review signed with NodeKey.
@@ -153,21 +157,35 @@ func (a *Activities) SetCampaignStatus(ctx context.Context, in workflows.StatusI
 	return a.Store.SetCampaignStatus(ctx, in.CampaignID, in.Status, sum, in.Error)
 }
 
+// History bounds: an agent hypothesizes from its campaign's baseline, its
+// best and its most recent runs, and the network's best of the domain, so
+// one Hypothesize costs the same at the campaign's 10th experiment and at
+// its 100,000th. (That a proposal is new is checked against the whole
+// campaign: see Hypothesize.)
+const (
+	historyTop     = 200
+	historyRecent  = 100
+	historyNetwork = 100
+)
+
 // History returns what an agent knows when it hypothesizes, as proposer
-// entries: its campaign's experiments from the site database, plus (unless
-// isolated) every receipt of the domain that the node's replica holds from
-// the network. An isolated agent sees only its own runs and the baseline.
-func (a *Activities) History(ctx context.Context, domain, campaign, agent string, isolated bool) ([]proposer.Entry, error) {
-	rows, _, err := a.Store.ListExperiments(ctx, store.ExperimentFilter{CampaignID: campaign})
+// entries: the bounded view of its campaign from the site database
+// (Store.CampaignHistory), plus (unless isolated) the best receipts of the
+// domain the node's replica holds from the network. An isolated agent sees
+// only its own runs and the baseline.
+func (a *Activities) History(ctx context.Context, d domains.Domain, campaign, agent string, isolated bool) ([]proposer.Entry, error) {
+	only := ""
+	if isolated {
+		only = agent
+	}
+	minimize := d.Metric().Direction == domains.Minimize
+	rows, err := a.Store.CampaignHistory(ctx, campaign, only, minimize, historyTop, historyRecent)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]proposer.Entry, 0, len(rows))
 	seen := map[string]bool{}
 	for _, r := range rows {
-		if isolated && r.Agent != agent && !r.Baseline {
-			continue
-		}
 		var s receipt.Signed
 		if err := json.Unmarshal(r.Record, &s); err != nil {
 			return nil, fmt.Errorf("decode experiment %s: %w", r.ID, err)
@@ -176,7 +194,7 @@ func (a *Activities) History(ctx context.Context, domain, campaign, agent string
 		out = append(out, proposer.Entry{ID: r.ID, Agent: r.Agent, Config: domains.Config(s.Receipt.Config), Metric: r.Metric, Baseline: r.Baseline, CodeHash: codeHash(s.Receipt.Code)})
 	}
 	if a.Network != nil && !isolated {
-		for _, s := range a.Network.Known(domain) {
+		for _, s := range a.Network.KnownBest(d.Name(), d.Metric().Direction, historyNetwork) {
 			if seen[s.ID] {
 				continue
 			}
@@ -213,11 +231,12 @@ func (a *Activities) Share(ctx context.Context, in workflows.ShareInput) error {
 // one is configured (falling back to the built-in proposer on any failure,
 // and saying so), otherwise with the built-in proposer.
 func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeInput) (workflows.Proposal, error) {
+	defer keepAlive(ctx)()
 	d, err := a.domain(ctx, in.Domain)
 	if err != nil {
 		return workflows.Proposal{}, err
 	}
-	hist, err := a.History(ctx, in.Domain, in.CampaignID, in.Agent, in.Isolated)
+	hist, err := a.History(ctx, d, in.CampaignID, in.Agent, in.Isolated)
 	if err != nil {
 		return workflows.Proposal{}, err
 	}
@@ -239,12 +258,39 @@ func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeIn
 	if client != nil {
 		notes = a.relatedWork(ctx, in.Domain, hist)
 	}
-	p, who, err := llm.Hypothesize(ctx, client, d, hist, in.Seed, notes...)
-	if err != nil {
-		if errors.Is(err, proposer.ErrExhausted) {
-			return workflows.Proposal{}, temporal.NewNonRetryableApplicationError(err.Error(), "SearchExhausted", err)
+	// The history is bounded, so a proposal may repeat a config the
+	// campaign ran long ago: check it against the whole campaign, and on a
+	// repeat propose again knowing that config.
+	only := ""
+	if in.Isolated {
+		only = in.Agent
+	}
+	var p proposer.Proposal
+	var who string
+	for attempt := 0; ; attempt++ {
+		p, who, err = llm.Hypothesize(ctx, client, d, hist, in.Seed, notes...)
+		if err != nil {
+			if errors.Is(err, proposer.ErrExhausted) {
+				return workflows.Proposal{}, temporal.NewNonRetryableApplicationError(err.Error(), "SearchExhausted", err)
+			}
+			return workflows.Proposal{}, fmt.Errorf("hypothesize: %w", err)
 		}
-		return workflows.Proposal{}, fmt.Errorf("hypothesize: %w", err)
+		if p.Code != "" {
+			break // source code is new by its hash (see proposer)
+		}
+		tried, err := a.Store.ConfigTried(ctx, in.CampaignID, only, p.Config.Key())
+		if err != nil {
+			return workflows.Proposal{}, err
+		}
+		if !tried {
+			break
+		}
+		if attempt >= maxRepeatRetries {
+			return workflows.Proposal{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%d proposals in a row repeat configs the campaign has run", attempt+1), "SearchExhausted", nil)
+		}
+		hist = append(hist, proposer.Entry{Key: p.Config.Key()})
+		client = nil // the LLM repeated itself: the built-in proposer continues
 	}
 	if p.Config, err = pinFixed(d, p.Config, hist); err != nil {
 		return workflows.Proposal{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
@@ -256,6 +302,9 @@ func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeIn
 	}
 	return workflows.Proposal{Config: p.Config, Hypothesis: p.Hypothesis, Parents: parents, Strategy: p.Strategy, Proposer: who, Code: p.Code}, nil
 }
+
+// maxRepeatRetries bounds the re-proposals after a repeated config.
+const maxRepeatRetries = 32
 
 // codeHash is the hex sha256 of a candidate's source ("" for none).
 func codeHash(code string) string {
@@ -448,114 +497,112 @@ func contentType(name string) string {
 }
 
 // RecordResult signs the research receipt, judges it against the noise floor
-// and the campaign's best, promotes its artifacts, and stores it. It is
-// idempotent: a retry for a run that is already stored returns that row.
+// and the campaign's best, stores it, and promotes its artifacts. The
+// judgement and the insert are one transaction under the campaign's lock
+// (Store.RecordExperiment): two agents recording at once are judged one
+// after the other, each against the best the other left. It is idempotent:
+// a retry (on this node or on another the agent moved to) for a run that
+// is stored returns that row and signs nothing.
 func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput) (workflows.Recorded, error) {
-	if prev, err := a.Store.GetRun(ctx, in.CampaignID, in.Agent, in.RunNumber); err == nil {
-		return recordedFrom(prev, false)
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return workflows.Recorded{}, err
-	}
 	d, err := a.domain(ctx, in.Domain)
 	if err != nil {
 		return workflows.Recorded{}, err
 	}
 	m := d.Metric()
-	best, haveBest, err := a.Store.BestInCampaign(ctx, in.CampaignID, m.Direction == domains.Minimize)
+	k, err := a.AgentKey(ctx, in.CampaignID, in.Agent)
 	if err != nil {
 		return workflows.Recorded{}, err
 	}
 	var improvement float64
 	var beats, newBest bool
-	var floor *receipt.NoiseFloor
-	if in.Floor != nil {
-		f := noise.Floor{Mean: in.Floor.Mean, SD: in.Floor.SD, N: in.Floor.N, K: in.Floor.K}
-		floor = &receipt.NoiseFloor{Mean: f.Mean, SD: f.SD, N: f.N, Threshold: f.Threshold()}
-		if haveBest {
-			beats = f.Beats(in.Outcome.Metric, best.Metric, m.Direction)
+	judge := func(best *store.Experiment) (store.Experiment, error) {
+		var floor *receipt.NoiseFloor
+		improvement, beats = 0, false
+		if in.Floor != nil {
+			f := noise.Floor{Mean: in.Floor.Mean, SD: in.Floor.SD, N: in.Floor.N, K: in.Floor.K}
+			floor = &receipt.NoiseFloor{Mean: f.Mean, SD: f.SD, N: f.N, Threshold: f.Threshold()}
+			if best != nil {
+				beats = f.Beats(in.Outcome.Metric, best.Metric, m.Direction)
+			}
 		}
-	}
-	if haveBest {
-		improvement = noise.Improvement(in.Outcome.Metric, best.Metric, m.Direction)
-	}
-	newBest = !in.Baseline && beats
-
-	k, err := a.AgentKey(ctx, in.CampaignID, in.Agent)
-	if err != nil {
-		return workflows.Recorded{}, fmt.Errorf("agent key: %w", err)
-	}
-	var inspired *string
-	if len(in.Proposal.Parents) > 0 {
-		p := in.Proposal.Parents[0]
-		inspired = &p
-	}
-	v := in.Outcome.Values
-	r := receipt.Receipt{
-		Version:    1,
-		Project:    projectOf(in.Domain),
-		RunNumber:  in.RunNumber,
-		Timestamp:  in.TimestampMs,
-		Hypothesis: in.Proposal.Hypothesis,
-		Config:     map[string]any(in.Proposal.Config),
-		Result: receipt.Result{
-			ValLoss: v["valLoss"], TrainLoss: v["trainLoss"], LossCurve: in.Outcome.Curve,
-			DurationSec: in.Outcome.DurationSec, TokensPerSec: v["tokensPerSec"], TotalTokens: v["totalTokens"],
-			Values: v,
-		},
-		Improvement: improvement,
-		IsNewBest:   newBest,
-		InspiredBy:  inspired,
-		Domain:      in.Domain,
-		Campaign:    in.CampaignID,
-		Agent:       in.Agent,
-		Seed:        in.Seed,
-		Metric:      receipt.MetricValue{Name: m.Name, Direction: string(m.Direction), Value: in.Outcome.Metric, TestValue: in.Outcome.TestMetric},
-		Parents:     in.Proposal.Parents,
-		Proposer:    in.Proposal.Proposer,
-		Baseline:    in.Baseline,
-		NoiseFloor:  floor,
-		BeatsNoise:  beats,
-		Artifacts:   in.Outcome.Artifacts,
-		Code:        in.Proposal.Code,
-	}
-	signed, err := receipt.Sign(r, k)
-	if err != nil {
-		return workflows.Recorded{}, temporal.NewNonRetryableApplicationError("sign receipt: "+err.Error(), "BadReceipt", err)
-	}
-	keys, err := a.Blob.Promote(ctx, in.Outcome.StagingPrefix, signed.ID)
-	if err != nil {
-		return workflows.Recorded{}, err
-	}
-	body, err := json.Marshal(signed)
-	if err != nil {
-		return workflows.Recorded{}, err
-	}
-	test := in.Outcome.TestMetric
-	inserted, err := a.Store.InsertExperiment(ctx, store.Experiment{
-		ID: signed.ID, CampaignID: in.CampaignID, Agent: in.Agent, Domain: in.Domain, RunNumber: in.RunNumber,
-		Metric: in.Outcome.Metric, TestMetric: &test, Seed: in.Seed, Status: "completed",
-		Baseline: in.Baseline, IsNewBest: newBest, ConfigKey: in.Proposal.Config.Key(),
-		Record: body, Artifacts: keys,
-	})
-	if err != nil {
-		return workflows.Recorded{}, err
-	}
-	if !inserted {
-		// Lost a race with another attempt of this same run: report what is stored.
-		prev, err := a.Store.GetRun(ctx, in.CampaignID, in.Agent, in.RunNumber)
+		if best != nil {
+			improvement = noise.Improvement(in.Outcome.Metric, best.Metric, m.Direction)
+		}
+		newBest = !in.Baseline && beats
+		var inspired *string
+		if len(in.Proposal.Parents) > 0 {
+			p := in.Proposal.Parents[0]
+			inspired = &p
+		}
+		v := in.Outcome.Values
+		r := receipt.Receipt{
+			Version:    1,
+			Project:    projectOf(in.Domain),
+			RunNumber:  in.RunNumber,
+			Timestamp:  in.TimestampMs,
+			Hypothesis: in.Proposal.Hypothesis,
+			Config:     map[string]any(in.Proposal.Config),
+			Result: receipt.Result{
+				ValLoss: v["valLoss"], TrainLoss: v["trainLoss"], LossCurve: in.Outcome.Curve,
+				DurationSec: in.Outcome.DurationSec, TokensPerSec: v["tokensPerSec"], TotalTokens: v["totalTokens"],
+				Values: v,
+			},
+			Improvement: improvement,
+			IsNewBest:   newBest,
+			InspiredBy:  inspired,
+			Domain:      in.Domain,
+			Campaign:    in.CampaignID,
+			Agent:       in.Agent,
+			Seed:        in.Seed,
+			Metric:      receipt.MetricValue{Name: m.Name, Direction: string(m.Direction), Value: in.Outcome.Metric, TestValue: in.Outcome.TestMetric},
+			Parents:     in.Proposal.Parents,
+			Proposer:    in.Proposal.Proposer,
+			Baseline:    in.Baseline,
+			NoiseFloor:  floor,
+			BeatsNoise:  beats,
+			Artifacts:   in.Outcome.Artifacts,
+			Code:        in.Proposal.Code,
+		}
+		signed, err := receipt.Sign(r, k)
 		if err != nil {
-			return workflows.Recorded{}, err
+			return store.Experiment{}, temporal.NewNonRetryableApplicationError("sign receipt: "+err.Error(), "BadReceipt", err)
 		}
-		return recordedFrom(prev, false)
+		body, err := json.Marshal(signed)
+		if err != nil {
+			return store.Experiment{}, err
+		}
+		keys := map[string]string{}
+		for name := range in.Outcome.Artifacts {
+			keys[name] = blob.ExperimentKey(signed.ID, name)
+		}
+		test := in.Outcome.TestMetric
+		return store.Experiment{
+			ID: signed.ID, CampaignID: in.CampaignID, Agent: in.Agent, Domain: in.Domain, RunNumber: in.RunNumber,
+			Metric: in.Outcome.Metric, TestMetric: &test, Seed: in.Seed, Status: "completed",
+			Baseline: in.Baseline, IsNewBest: newBest, ConfigKey: in.Proposal.Config.Key(),
+			Record: body, Artifacts: keys,
+		}, nil
+	}
+	e, inserted, err := a.Store.RecordExperiment(ctx, in.CampaignID, in.Agent, in.RunNumber, m.Direction == domains.Minimize, judge)
+	if err != nil {
+		return workflows.Recorded{}, err
+	}
+	// Artifacts move from staging to the receipt's id after the row is
+	// committed (a retry after a crash here finishes the move).
+	if _, err := a.Blob.Promote(ctx, in.Outcome.StagingPrefix, e.ID); err != nil {
+		return workflows.Recorded{}, err
 	}
 	if err := a.Blob.RemovePrefix(ctx, in.Outcome.StagingPrefix); err != nil {
 		a.log().Warn("staging cleanup failed", "prefix", in.Outcome.StagingPrefix, "error", err)
+	}
+	if !inserted {
+		return recordedFrom(e, false)
 	}
 	metrics.ExperimentsRecorded.WithLabelValues(in.Domain).Inc()
 	if newBest {
 		metrics.NewBests.WithLabelValues(in.Domain).Inc()
 	}
-	return workflows.Recorded{ExperimentID: signed.ID, Metric: in.Outcome.Metric, TestMetric: test,
+	return workflows.Recorded{ExperimentID: e.ID, Metric: e.Metric, TestMetric: in.Outcome.TestMetric,
 		IsNewBest: newBest, BeatsNoise: beats, Improvement: improvement, Inserted: true}, nil
 }
 

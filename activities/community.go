@@ -67,6 +67,7 @@ func (a *Activities) nodeID() string {
 // the built-in writer. The signed paper is stored in PostgreSQL and S3 and
 // gossiped on the papers topic. Idempotent per (campaign, agent, number).
 func (a *Activities) WritePaper(ctx context.Context, in workflows.PaperInput) (workflows.PaperRef, error) {
+	defer keepAlive(ctx)()
 	if p, err := a.Store.GetPaperByNumber(ctx, in.CampaignID, in.Agent, in.Number); err == nil {
 		return workflows.PaperRef{PaperID: p.ID, Number: p.Number, Title: p.Title}, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -247,7 +248,6 @@ func (a *Activities) ReviewPaper(ctx context.Context, in workflows.ReviewTask) (
 	}
 	// Fetch every receipt: the site's copy first, then the node's replica.
 	got := map[string]receipt.Signed{}
-	var net map[string]receipt.Signed
 	for _, id := range sp.Paper.Receipts {
 		if e, err := a.Store.GetExperiment(ctx, id); err == nil {
 			if s, err := decodeReceipt(e); err == nil {
@@ -256,13 +256,7 @@ func (a *Activities) ReviewPaper(ctx context.Context, in workflows.ReviewTask) (
 			}
 		}
 		if a.Network != nil {
-			if net == nil {
-				net = map[string]receipt.Signed{}
-				for _, s := range a.Network.Known(sp.Paper.Domain) {
-					net[s.ID] = s
-				}
-			}
-			if s, ok := net[id]; ok {
+			if s, ok := a.Network.KnownGet(id); ok {
 				got[id] = s
 			}
 		}

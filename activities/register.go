@@ -22,6 +22,8 @@ func (a *Activities) RegisterAgentSide(w worker.Registry) {
 	w.RegisterActivityWithOptions(a.ReviewPaper, activity.RegisterOptions{Name: workflows.ActReviewPaper})
 	w.RegisterActivityWithOptions(a.FinishReview, activity.RegisterOptions{Name: workflows.ActFinishReview})
 	w.RegisterActivityWithOptions(a.AnnounceBreakthrough, activity.RegisterOptions{Name: workflows.ActAnnounceBreakthrough})
+	w.RegisterActivityWithOptions(a.PickNode, activity.RegisterOptions{Name: workflows.ActPickNode})
+	w.RegisterActivityWithOptions(a.LiveNodes, activity.RegisterOptions{Name: workflows.ActLiveNodes})
 }
 
 // RegisterArchive registers the archive activities (task queue workflows.ArchiveQueue).

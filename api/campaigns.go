@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -368,6 +369,9 @@ func (s *Server) getCampaign(c *gin.Context) {
 	c.JSON(http.StatusOK, v)
 }
 
+// queryProgress asks the campaign workflow for its progress, then each
+// running agent's workflow for its own (the campaign does not hear from its
+// agents while they run: its history stays bounded), and merges them.
 func (s *Server) queryProgress(c *gin.Context, wfID string) (*workflows.Progress, error) {
 	ctx, cancel := contextWithTimeout(c, 5*time.Second)
 	defer cancel()
@@ -378,6 +382,40 @@ func (s *Server) queryProgress(c *gin.Context, wfID string) (*workflows.Progress
 	var p workflows.Progress
 	if err := val.Get(&p); err != nil {
 		return nil, err
+	}
+	var running []string
+	for name, a := range p.Agents {
+		if a.Status == "running" {
+			running = append(running, name)
+		}
+	}
+	type result struct {
+		a  workflows.AgentProgress
+		ok bool
+	}
+	results := make([]result, len(running))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, name := range running {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			v, err := s.Temporal.QueryWorkflow(ctx, workflows.AgentWorkflowID(p.CampaignID, name), "", workflows.QueryProgress)
+			if err != nil {
+				return
+			}
+			var a workflows.AgentProgress
+			if v.Get(&a) == nil && a.Agent == name {
+				results[i] = result{a, true}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.ok {
+			p.MergeAgent(r.a)
+		}
 	}
 	return &p, nil
 }

@@ -1,3 +1,5 @@
+DROP INDEX experiments_campaign_metric_idx;
+DROP INDEX experiments_campaign_config_idx;
 ALTER TABLE reviews DROP COLUMN origin;
 DROP INDEX papers_site_number_idx;
 DELETE FROM papers WHERE origin = 'network';

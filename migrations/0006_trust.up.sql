@@ -21,3 +21,7 @@ ALTER TABLE papers ADD COLUMN origin TEXT NOT NULL DEFAULT 'site' CHECK (origin 
 ALTER TABLE papers DROP CONSTRAINT papers_campaign_id_agent_number_key;
 CREATE UNIQUE INDEX papers_site_number_idx ON papers (campaign_id, agent, number) WHERE origin = 'site';
 ALTER TABLE reviews ADD COLUMN origin TEXT NOT NULL DEFAULT 'site' CHECK (origin IN ('site', 'network'));
+
+-- Hypothesize checks a proposal against everything the campaign has run.
+CREATE INDEX experiments_campaign_config_idx ON experiments (campaign_id, config_key);
+CREATE INDEX experiments_campaign_metric_idx ON experiments (campaign_id, metric);

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/hyperspace-ai/hyperspace/activities"
+	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/crdt"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
@@ -240,6 +241,14 @@ func (n *Node) PeerID() string { return n.P2P.ID().String() }
 
 // Known implements activities.Network.
 func (n *Node) Known(domain string) []receipt.Signed { return n.Replica.Records(domain) }
+
+// KnownBest implements activities.Network.
+func (n *Node) KnownBest(domain string, dir domains.Direction, k int) []receipt.Signed {
+	return n.Replica.Best(domain, dir, k)
+}
+
+// KnownGet implements activities.Network.
+func (n *Node) KnownGet(id string) (receipt.Signed, bool) { return n.Replica.Get(id) }
 
 // Close stops the worker, the heartbeat, the host and the replica; it
 // deregisters the node.

@@ -83,6 +83,7 @@ func RegisterWorkflows(r worker.Registry) {
 	r.RegisterWorkflowWithOptions(workflows.AgentWorkflow, workflow.RegisterOptions{Name: "AgentWorkflow"})
 	r.RegisterWorkflowWithOptions(workflows.PeerReviewWorkflow, workflow.RegisterOptions{Name: "PeerReviewWorkflow"})
 	r.RegisterWorkflowWithOptions(workflows.SnapshotWorkflow, workflow.RegisterOptions{Name: "SnapshotWorkflow"})
+	r.RegisterWorkflowWithOptions(workflows.ArchiveWorkflow, workflow.RegisterOptions{Name: "ArchiveWorkflow"})
 }
 
 // Stop stops every worker (each waits for its running activities to yield).

@@ -11,16 +11,22 @@ import (
 // AgentWorkflow is one research agent. It loops research cycles until it has
 // run its experiments or is asked to stop, and continues as new every
 // CyclesPerRun cycles so its history stays bounded. It returns its final
-// AgentProgress.
+// AgentProgress; while it runs, its "progress" query answers the same.
 //
 // One cycle:
 //
 //	Hypothesize   read what is known, propose a config and a one-line hypothesis
 //	RunExperiment evaluate it on the experiments queue (heartbeats; retried elsewhere on a crash)
 //	RecordResult  sign the receipt, judge it against the noise floor, store it
-//	Share         (seam) publish the receipt to peers: the knowledge-plane issue
-//	Synthesize    (seam) write and review papers: the community issue
-//	evolve        the next Hypothesize sees this result
+//	Share         publish the receipt to peers (gossip + the node's CRDT replica)
+//	Synthesize    every PaperEvery experiments: a paper, then its peer review
+//	evolve        the next Hypothesize sees this result (and breakthroughs first)
+//
+// The agent-side steps run on the agent's P2P node (NodeQueue). A node that
+// stops answering (it does not pick a step up within NodeFailover) is left:
+// the agent moves to a live node of the site (PickNode) and carries on
+// there, under the same key (the site's keystore), with the step it was
+// doing; an experiment that already ran is recorded once, on the new node.
 func AgentWorkflow(ctx workflow.Context, in AgentInput) (*AgentProgress, error) {
 	if in.CyclesPerRun <= 0 {
 		in.CyclesPerRun = DefaultCyclesPerRun
@@ -30,6 +36,9 @@ func AgentWorkflow(ctx workflow.Context, in AgentInput) (*AgentProgress, error) 
 	if p.Status == "" || p.Status == "pending" {
 		p.Status = "running"
 	}
+	r := &route{agent: in.Agent, queue: in.NodeQueue, moves: in.Progress.Moves}
+	sync := func() { in.NodeQueue, p.Node, p.Moves = r.queue, r.queue, r.moves }
+	sync()
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (AgentProgress, error) { return *p, nil }); err != nil {
 		return nil, err
 	}
@@ -40,7 +49,6 @@ func AgentWorkflow(ctx workflow.Context, in AgentInput) (*AgentProgress, error) 
 		}
 	}
 
-	arch := &archiver{}
 	for cycles := 0; ; cycles++ {
 		checkStop()
 		if in.Stopped {
@@ -52,45 +60,49 @@ func AgentWorkflow(ctx workflow.Context, in AgentInput) (*AgentProgress, error) 
 			break
 		}
 		if cycles >= in.CyclesPerRun {
-			// Bound the history: carry the state into a fresh run.
-			arch.wait(ctx)
+			// Bound the history: carry the state into a fresh run. Nothing
+			// waits here, so no signal can arrive between the last look at
+			// the stop channel and the new run (one that arrives while this
+			// task completes makes the server retry it with the signal).
 			return nil, workflow.NewContinueAsNewError(ctx, AgentWorkflow, in)
 		}
 		run := in.NextRun
 		in.NextRun++
-		rec, err := researchCycle(ctx, in, run)
+		rec, err := researchCycle(ctx, in, r, run)
+		sync()
 		if err != nil {
 			p.Failed++
 			p.LastError = err.Error()
 			workflow.GetLogger(ctx).Warn("research cycle failed", "agent", in.Agent, "run", run, "error", err)
-		} else {
-			p.Done++
-			if rec.IsNewBest {
-				p.NewBests++
-			}
-			if p.Best == nil || in.Direction.Better(rec.Metric, p.Best.Metric) {
-				p.Best = &Best{ExperimentID: rec.ExperimentID, Agent: in.Agent, Metric: rec.Metric, TestMetric: rec.TestMetric}
-			}
-			community(ctx, &in, rec, arch)
+			continue
 		}
-		notifyParent(ctx, in.ParentWorkflowID, *p)
+		p.Done++
+		if rec.IsNewBest {
+			p.NewBests++
+		}
+		if p.Best == nil || in.Direction.Better(rec.Metric, p.Best.Metric) {
+			p.Best = &Best{ExperimentID: rec.ExperimentID, Agent: in.Agent, Metric: rec.Metric, TestMetric: rec.TestMetric}
+		}
+		community(ctx, &in, r, rec)
+		sync()
 	}
-	arch.wait(ctx)
-	notifyParent(ctx, in.ParentWorkflowID, *p)
+	if in.Community != nil && in.Community.Archive {
+		requestArchive(ctx, in, true)
+	}
 	return p, nil
 }
 
 // community runs the stages after a recorded experiment: archive the
 // finding, and every PaperEvery experiments synthesize a paper and start
 // its peer review. Failures here never fail the research cycle.
-func community(ctx workflow.Context, in *AgentInput, rec Recorded, arch *archiver) {
+func community(ctx workflow.Context, in *AgentInput, r *route, rec Recorded) {
 	c := in.Community
 	if c == nil {
 		return
 	}
 	log := workflow.GetLogger(ctx)
 	if c.Archive {
-		arch.archive(ctx, *in)
+		requestArchive(ctx, *in, false)
 	}
 	if c.PaperEvery <= 0 {
 		return
@@ -101,15 +113,14 @@ func community(ctx workflow.Context, in *AgentInput, rec Recorded, arch *archive
 	}
 	// Synthesize, on the author's node (it gossips the paper).
 	o := bookkeepingOptions()
-	o.TaskQueue = in.NodeQueue
-	o.ScheduleToStartTimeout = nodeWait(in.NodeQueue)
 	o.StartToCloseTimeout = 3 * time.Minute // an LLM may write the prose
+	o.HeartbeatTimeout = nodeHeartbeat
 	o.RetryPolicy.MaximumAttempts = 5
 	var ref PaperRef
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), ActWritePaper, PaperInput{
+	err := r.execute(ctx, o, ActWritePaper, PaperInput{
 		CampaignID: in.CampaignID, Domain: in.Domain, Agent: in.Agent, Number: in.Papers + 1,
 		Window: in.Window, Floor: in.Floor, LLM: in.LLM, TimestampMs: workflow.Now(ctx).UnixMilli(),
-	}).Get(ctx, &ref)
+	}, &ref)
 	in.Window = nil
 	if err != nil {
 		log.Warn("paper synthesis failed", "agent", in.Agent, "error", err)
@@ -118,95 +129,70 @@ func community(ctx workflow.Context, in *AgentInput, rec Recorded, arch *archive
 	in.Papers++
 	in.Progress.Papers = in.Papers
 	if c.Archive {
-		arch.archive(ctx, *in)
+		requestArchive(ctx, *in, false)
 	}
 	// Peer review, as its own workflow on other nodes.
-	if err := startReview(ctx, *in, ref); err != nil {
+	if err := startReview(ctx, *in, r, ref); err != nil {
 		log.Warn("peer review did not start", "paper", ref.PaperID, "error", err)
 	}
 }
 
-// archiver runs ArchiveAgent without holding up the research loop; the
-// agent waits for outstanding archive work before it continues as new or
-// ends, and coalesces requests made while one is in flight.
-type archiver struct {
-	running, again bool
-	in             AgentInput
-}
+// ArchiverID is the workflow id of an agent's ArchiveWorkflow.
+func ArchiverID(campaign, agent string) string { return "archive-" + campaign + "/" + agent }
 
-func (a *archiver) archive(ctx workflow.Context, in AgentInput) {
-	a.in = in
-	if a.running {
-		a.again = true
+// requestArchive asks the agent's ArchiveWorkflow to commit its branch,
+// starting the archiver when none runs. The agent never waits for the
+// archive: a slow or absent archive worker cannot hold up research.
+func requestArchive(ctx workflow.Context, in AgentInput, final bool) {
+	id := ArchiverID(in.CampaignID, in.Agent)
+	req := ArchiveRequest{Final: final}
+	if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalArchive, req).Get(ctx, nil); err == nil {
 		return
 	}
-	a.running = true
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			a.again = false
-			actx := workflow.WithActivityOptions(ctx, archiveOptions())
-			err := workflow.ExecuteActivity(actx, ActArchiveAgent, ArchiveInput{
-				CampaignID: a.in.CampaignID, Agent: a.in.Agent, Domain: a.in.Domain,
-			}).Get(ctx, nil)
-			if err != nil {
-				workflow.GetLogger(ctx).Warn("archive failed", "agent", a.in.Agent, "error", err)
-			}
-			if !a.again {
-				break
-			}
-		}
-		a.running = false
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        id,
+		TaskQueue:         TaskQueue,
+		ParentClosePolicy: parentAbandon,
 	})
+	f := workflow.ExecuteChildWorkflow(cctx, ArchiveWorkflow, ArchiverInput{
+		CampaignID: in.CampaignID, Agent: in.Agent, Domain: in.Domain, Pending: true, Final: final,
+	})
+	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		// Started meanwhile by an earlier request of ours: it will pick up
+		// what the database holds when it next runs.
+		workflow.GetLogger(ctx).Debug("archiver not started", "id", id, "error", err)
+	}
 }
 
-func (a *archiver) wait(ctx workflow.Context) {
-	_ = workflow.Await(ctx, func() bool { return !a.running })
-}
-
-// researchCycle is one hypothesize -> experiment -> record pass.
-func researchCycle(ctx workflow.Context, in AgentInput, run int) (Recorded, error) {
+// researchCycle is one hypothesize -> experiment -> record -> share pass.
+func researchCycle(ctx workflow.Context, in AgentInput, r *route, run int) (Recorded, error) {
 	seed := ExperimentSeed(in.Seed, in.Agent, run)
 
 	// Hypothesize.
-	hctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              in.NodeQueue, // empty: the workflow's own queue
-		ScheduleToStartTimeout: nodeWait(in.NodeQueue),
-		StartToCloseTimeout:    2 * time.Minute,
+	var prop Proposal
+	err := r.execute(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		HeartbeatTimeout:    nodeHeartbeat,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5,
+			NonRetryableErrorTypes: []string{"SearchExhausted", "InvalidConfig"},
 		},
-	})
-	var prop Proposal
-	err := workflow.ExecuteActivity(hctx, ActHypothesize, HypothesizeInput{
+	}, ActHypothesize, HypothesizeInput{
 		CampaignID: in.CampaignID, Domain: in.Domain, Agent: in.Agent, RunNumber: run, Seed: seed, LLM: in.LLM,
 		Isolated: in.Isolated, NoEvolve: in.Community != nil && in.Community.NoEvolve,
-	}).Get(ctx, &prop)
+	}, &prop)
 	if err != nil {
 		return Recorded{}, fmt.Errorf("hypothesize run %d: %w", run, err)
 	}
 
-	// RunExperiment + RecordResult.
+	// RunExperiment + RecordResult + Share.
 	floor := in.Floor
 	var rec Recorded
 	if err := cycleRun(ctx, cycleParams{campaign: in.CampaignID, domain: in.Domain, agent: in.Agent, run: run, seed: seed,
-		prop: prop, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, floor: &floor, nodeQueue: in.NodeQueue}).Get(ctx, &rec); err != nil {
+		prop: prop, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, floor: &floor, route: r}).Get(ctx, &rec); err != nil {
 		return Recorded{}, err
 	}
-	// Share happens inside cycleRun on the agent's node (gossip + CRDT).
-	// Synthesize/Review: the community issue adds paper synthesis and peer
-	// review here, every few cycles.
 	return rec, nil
-}
-
-// NodeWait is how long an activity waits for its P2P node to pick it up:
-// a node that is gone fails the cycle instead of stalling the campaign.
-const NodeWait = 10 * time.Minute
-
-func nodeWait(queue string) time.Duration {
-	if queue == "" {
-		return 0 // the shared queue: any worker will do, wait as long as it takes
-	}
-	return NodeWait
 }
 
 // cycleParams are the inputs of one RunExperiment + RecordResult (+ Share).
@@ -219,9 +205,10 @@ type cycleParams struct {
 	heartbeatSecs           int
 	baseline                bool
 	floor                   *NoiseFloor
-	// nodeQueue runs RecordResult and Share on the agent's P2P node; empty:
-	// RecordResult on the workflow's queue and no Share.
-	nodeQueue string
+	// route runs RecordResult and Share on the agent's P2P node (moving it
+	// when the node is gone); an empty queue: RecordResult on the
+	// workflow's queue and no Share.
+	route *route
 }
 
 // cycleRun runs RunExperiment, RecordResult and (on a P2P node) Share, and
@@ -252,43 +239,30 @@ func cycleRun(ctx workflow.Context, c cycleParams) workflow.Future {
 			set.Set(nil, fmt.Errorf("experiment run %d: %w", run, err))
 			return
 		}
-		ropts := bookkeepingOptions()
-		ropts.TaskQueue = c.nodeQueue
-		ropts.ScheduleToStartTimeout = nodeWait(c.nodeQueue)
-		rctx := workflow.WithActivityOptions(ctx, ropts)
-		var rec Recorded
-		err = workflow.ExecuteActivity(rctx, ActRecordResult, RecordInput{
+		// The input is fixed before the first attempt (its time included),
+		// so a retry, on this node or on the one the agent moves to, signs
+		// the same receipt or finds it stored.
+		in := RecordInput{
 			CampaignID: campaign, Agent: agent, Domain: domain, RunNumber: run, Seed: seed,
 			Proposal: prop, Outcome: out, Baseline: baseline, Floor: floor,
 			TimestampMs: workflow.Now(ctx).UnixMilli(),
-		}).Get(ctx, &rec)
-		if err != nil {
+		}
+		var rec Recorded
+		if err := c.route.execute(ctx, bookkeepingOptions(), ActRecordResult, in, &rec); err != nil {
 			set.Set(nil, fmt.Errorf("record run %d: %w", run, err))
 			return
 		}
-		if c.nodeQueue != "" {
+		if c.route.queue != "" {
 			// Share: publish the signed receipt over gossip and merge it into
 			// the node's CRDT replica. A failure to share loses nothing (the
 			// CRDT anti-entropy catches up later), so it never fails the cycle.
-			sopts := bookkeepingOptions()
-			sopts.TaskQueue = c.nodeQueue
-			sopts.ScheduleToStartTimeout = nodeWait(c.nodeQueue)
-			sopts.RetryPolicy.MaximumAttempts = 3
-			err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, sopts), ActShare,
-				ShareInput{ExperimentID: rec.ExperimentID, CampaignID: campaign, Agent: agent}).Get(ctx, nil)
-			if err != nil {
+			o := bookkeepingOptions()
+			o.RetryPolicy.MaximumAttempts = 3
+			if err := c.route.execute(ctx, o, ActShare, ShareInput{ExperimentID: rec.ExperimentID, CampaignID: campaign, Agent: agent}, nil); err != nil {
 				workflow.GetLogger(ctx).Warn("share failed; anti-entropy will catch up", "experiment", rec.ExperimentID, "error", err)
 			}
 		}
 		set.Set(rec, nil)
 	})
 	return fut
-}
-
-// notifyParent signals the campaign with this agent's progress (best effort).
-func notifyParent(ctx workflow.Context, parentID string, p AgentProgress) {
-	if parentID == "" {
-		return
-	}
-	_ = workflow.SignalExternalWorkflow(ctx, parentID, "", SignalAgentProgress, p).Get(ctx, nil)
 }

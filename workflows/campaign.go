@@ -65,15 +65,20 @@ func ExperimentSeed(campaignSeed int64, agent string, run int) int64 {
 // campaignState is the mutable state behind the progress query.
 type campaignState struct {
 	Progress
-	dir            domains.Direction
-	baselineFailed int
+	dir domains.Direction
 }
 
 // CampaignWorkflow runs a research campaign: validate, register agents,
 // measure the noise floor with the baseline config over several seeds, run
 // one AgentWorkflow child per agent, aggregate, and record the summary.
-// Query "progress" returns Progress; signal "stop" asks every agent to
+// Query "progress" returns Progress (agents' own progress comes from their
+// workflows' queries: see MergeAgent); signal "stop" asks every agent to
 // finish its current cycle and stop.
+//
+// Its history is bounded whatever the campaign's size: it takes no signal
+// per experiment (agents are queried, not heard), registers and measures
+// the baseline in O(agents + seeds) events, and waits for its children,
+// whose own histories ContinueAsNew every CyclesPerRun cycles.
 func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) {
 	if err := ValidateCampaign(in); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, err)
@@ -86,35 +91,41 @@ func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) 
 	}
 	logger := workflow.GetLogger(ctx)
 	st := &campaignState{dir: in.Direction, Progress: Progress{
-		CampaignID: in.CampaignID, Domain: in.Domain, Phase: "baseline",
+		CampaignID: in.CampaignID, Domain: in.Domain, Direction: in.Direction, Phase: "baseline",
 		Total:    in.BaselineSeeds + in.Agents*in.ExperimentsPerAgent,
 		Baseline: BaselineProgress{Total: in.BaselineSeeds},
 		Agents:   map[string]*AgentProgress{},
 	}}
 	agents := make([]string, in.Agents)
+	routes := make([]*route, in.Agents)
 	for i := range agents {
 		agents[i] = AgentName(i)
+		routes[i] = &route{agent: agents[i], queue: nodeQueueFor(in, i)}
 		st.Agents[agents[i]] = &AgentProgress{Agent: agents[i], Total: in.ExperimentsPerAgent, Status: "pending"}
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return st.snapshot(), nil }); err != nil {
 		return nil, err
 	}
 	stopCh := workflow.GetSignalChannel(ctx, SignalStop)
-	progressCh := workflow.GetSignalChannel(ctx, SignalAgentProgress)
 
 	bctx := workflow.WithActivityOptions(ctx, bookkeepingOptions())
 	if err := workflow.ExecuteActivity(bctx, ActSetCampaignStatus, StatusInput{CampaignID: in.CampaignID, Status: "running"}).Get(ctx, nil); err != nil {
 		return nil, fmt.Errorf("mark campaign running: %w", err)
 	}
-	for _, a := range agents {
-		if err := workflow.ExecuteActivity(bctx, ActRegisterAgent, RegisterAgentInput{CampaignID: in.CampaignID, Agent: a}).Get(ctx, nil); err != nil {
-			return nil, fail(ctx, in, fmt.Errorf("register %s: %w", a, err))
+	// Each agent's key is created here, once for the site.
+	regs := make([]workflow.Future, len(agents))
+	for i, a := range agents {
+		regs[i] = workflow.ExecuteActivity(bctx, ActRegisterAgent, RegisterAgentInput{CampaignID: in.CampaignID, Agent: a})
+	}
+	for i, f := range regs {
+		if err := f.Get(ctx, nil); err != nil {
+			return nil, fail(ctx, in, fmt.Errorf("register %s: %w", agents[i], err))
 		}
 	}
 
 	// Phase 1: the noise floor. Baseline seeds run in parallel, assigned
 	// round-robin to the agents (each agent signs its own runs).
-	floor, runsPerAgent, err := runBaseline(ctx, in, agents, st, stopCh)
+	floor, runsPerAgent, err := runBaseline(ctx, in, agents, routes, st, stopCh)
 	if err != nil && !(st.Stopped && errors.Is(err, errStoppedInBaseline)) {
 		return nil, fail(ctx, in, err)
 	}
@@ -126,30 +137,27 @@ func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) 
 		st.Phase = "stopping"
 	}
 	var children []workflow.ChildWorkflowFuture
-	var childIDs []string
 	sel := workflow.NewSelector(ctx)
 	pending := 0
 	for i, a := range agents {
 		if st.Stopped {
 			break
 		}
-		id := in.CampaignID + "/" + a
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID:        id,
+			WorkflowID:        AgentWorkflowID(in.CampaignID, a),
 			TaskQueue:         TaskQueue,
 			ParentClosePolicy: 1, // terminate children if the campaign is terminated
 		})
 		f := workflow.ExecuteChildWorkflow(cctx, AgentWorkflow, AgentInput{
-			CampaignID: in.CampaignID, ParentWorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
-			Agent: a, Domain: in.Domain, Direction: in.Direction, Experiments: in.ExperimentsPerAgent,
+			CampaignID: in.CampaignID,
+			Agent:      a, Domain: in.Domain, Direction: in.Direction, Experiments: in.ExperimentsPerAgent,
 			NextRun: runsPerAgent[i] + 1, Seed: in.Seed, Floor: floor, Baseline: in.Baseline,
 			LLM: in.LLM, BudgetSeconds: in.BudgetSeconds, CyclesPerRun: in.CyclesPerRun,
-			HeartbeatSeconds: in.HeartbeatSeconds, Isolated: in.Isolated, NodeQueue: nodeQueueFor(in, i),
+			HeartbeatSeconds: in.HeartbeatSeconds, Isolated: in.Isolated, NodeQueue: routes[i].queue,
 			AllNodeQueues: in.NodeQueues, Community: in.Community,
-			Progress: *st.Agents[a],
+			Progress: AgentProgress{Agent: a, Total: in.ExperimentsPerAgent, Moves: routes[i].moves},
 		})
 		children = append(children, f)
-		childIDs = append(childIDs, id)
 		st.Agents[a].Status = "running"
 		pending++
 		agent := a
@@ -165,11 +173,6 @@ func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) 
 			st.applyAgent(p)
 		})
 	}
-	sel.AddReceive(progressCh, func(c workflow.ReceiveChannel, _ bool) {
-		var p AgentProgress
-		c.Receive(ctx, &p)
-		st.applyAgent(p)
-	})
 	sel.AddReceive(stopCh, func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(ctx, nil)
 		if st.Stopped {
@@ -183,14 +186,6 @@ func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) 
 	for pending > 0 {
 		sel.Select(ctx)
 	}
-	// Drain progress signals that raced with completion.
-	for {
-		var p AgentProgress
-		if !progressCh.ReceiveAsync(&p) {
-			break
-		}
-		st.applyAgent(p)
-	}
 
 	st.Phase = "done"
 	sum := st.makeSummary(floor)
@@ -199,6 +194,9 @@ func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) 
 	}
 	return &sum, nil
 }
+
+// AgentWorkflowID is the workflow id of a campaign's agent.
+func AgentWorkflowID(campaign, agent string) string { return campaign + "/" + agent }
 
 func bookkeepingOptions() workflow.ActivityOptions {
 	return workflow.ActivityOptions{
@@ -220,7 +218,7 @@ func fail(ctx workflow.Context, in CampaignInput, err error) error {
 // errStoppedInBaseline: the campaign was stopped before its noise floor was measured.
 var errStoppedInBaseline = errors.New("stopped during the baseline")
 
-func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, st *campaignState, stopCh workflow.ReceiveChannel) (NoiseFloor, []int, error) {
+func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, routes []*route, st *campaignState, stopCh workflow.ReceiveChannel) (NoiseFloor, []int, error) {
 	// A stop cancels the baseline runs that have not finished.
 	bctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
@@ -250,7 +248,7 @@ func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, st *ca
 		jj := j
 		jj.f = cycleRun(bctx, cycleParams{campaign: in.CampaignID, domain: in.Domain, agent: jj.agent, run: jj.run, seed: jj.seed,
 			prop: p, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, baseline: true,
-			nodeQueue: nodeQueueFor(in, agentIndex(agents, jj.agent))})
+			route: routes[agentIndex(agents, jj.agent)]})
 		pending++
 		sel.AddFuture(jj.f, func(f workflow.Future) {
 			pending--
@@ -259,7 +257,7 @@ func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, st *ca
 				if st.Stopped {
 					return // cancelled by the stop: not a failure
 				}
-				st.baselineFailed++
+				st.Baseline.Failed++
 				st.Progress.Failed++
 				if firstErr == nil {
 					firstErr = err
@@ -333,31 +331,42 @@ func (st *campaignState) offerBest(b Best) {
 }
 
 func (st *campaignState) applyAgent(p AgentProgress) {
-	cur := st.Agents[p.Agent]
-	if cur == nil {
-		cur = &AgentProgress{Agent: p.Agent}
-		st.Agents[p.Agent] = cur
-	}
-	// Signals can arrive out of order relative to completion: never go backwards.
-	if p.Done+p.Failed < cur.Done+cur.Failed {
-		return
-	}
-	*cur = p
+	st.Agents[p.Agent] = &p
 	st.recount()
 }
 
 func (st *campaignState) recount() {
-	done, failed := st.Baseline.Done, st.baselineFailed
-	for _, a := range st.Agents {
+	st.Progress.recount(st.dir)
+}
+
+// recount derives the totals and the best from the agents and the baseline.
+func (p *Progress) recount(dir domains.Direction) {
+	done, failed := p.Baseline.Done, p.Baseline.Failed
+	for _, a := range p.Agents {
 		done += a.Done
 		failed += a.Failed
-		if a.Best != nil && (st.Best == nil || st.dir.Better(a.Best.Metric, st.Best.Metric)) {
+		if a.Best != nil && (p.Best == nil || dir.Better(a.Best.Metric, p.Best.Metric)) {
 			b := *a.Best
-			st.Best = &b
+			p.Best = &b
 		}
 	}
-	st.Done = done
-	st.Progress.Failed = failed
+	p.Done = done
+	p.Failed = failed
+}
+
+// MergeAgent puts a running agent's own progress (from its workflow's
+// query) into a campaign's Progress and recounts the totals: the campaign
+// does not hear from its agents while they run, so that its history stays
+// bounded. A later state never goes backwards.
+func (p *Progress) MergeAgent(a AgentProgress) {
+	if p.Agents == nil {
+		p.Agents = map[string]*AgentProgress{}
+	}
+	if cur := p.Agents[a.Agent]; cur != nil && a.Done+a.Failed < cur.Done+cur.Failed {
+		return
+	}
+	p.Agents[a.Agent] = &a
+	p.recount(p.Direction)
 }
 
 func (st *campaignState) snapshot() Progress {

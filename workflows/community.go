@@ -249,11 +249,11 @@ func PeerReviewWorkflow(ctx workflow.Context, in ReviewInput) (*Verdict, error) 
 	}
 	if v.Breakthrough {
 		if in.AuthorQueue != "" {
+			// From the author's node, or a live one if it is gone.
 			o := bookkeepingOptions()
-			o.TaskQueue = in.AuthorQueue
-			o.ScheduleToStartTimeout = NodeWait
 			o.RetryPolicy.MaximumAttempts = 3
-			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), ActAnnounceBreakthrough, FinishInput{Verdict: *v}).Get(ctx, nil); err != nil {
+			r := &route{agent: in.Agent, queue: in.AuthorQueue}
+			if err := r.execute(ctx, o, ActAnnounceBreakthrough, FinishInput{Verdict: *v}, nil); err != nil {
 				log.Warn("breakthrough announcement failed", "paper", in.PaperID, "error", err)
 			}
 		}
@@ -307,14 +307,11 @@ func SnapshotWorkflow(ctx workflow.Context, in SnapshotInput) (*SnapshotResult, 
 
 // startReview starts the paper's PeerReviewWorkflow as an abandoned child
 // (it outlives the agent's run and ContinueAsNew) and waits until it runs.
-func startReview(ctx workflow.Context, in AgentInput, ref PaperRef) error {
+// Reviewers are drawn from the site's nodes that are live now, the
+// author's excluded.
+func startReview(ctx workflow.Context, in AgentInput, r *route, ref PaperRef) error {
 	c := in.Community
-	var cands []string
-	for _, q := range in.AllNodeQueues {
-		if q != in.NodeQueue {
-			cands = append(cands, q)
-		}
-	}
+	cands := liveCandidates(ctx, r.queue, in.AllNodeQueues)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        "review-" + ref.PaperID,
 		TaskQueue:         TaskQueue,
@@ -322,7 +319,7 @@ func startReview(ctx workflow.Context, in AgentInput, ref PaperRef) error {
 	})
 	f := workflow.ExecuteChildWorkflow(cctx, PeerReviewWorkflow, ReviewInput{
 		PaperID: ref.PaperID, CampaignID: in.CampaignID, Domain: in.Domain, Agent: in.Agent,
-		AuthorQueue: in.NodeQueue, Candidates: cands, Reviewers: c.Reviewers,
+		AuthorQueue: r.queue, Candidates: cands, Reviewers: c.Reviewers,
 		BudgetSeconds: in.BudgetSeconds, HeartbeatSeconds: in.HeartbeatSeconds, Archive: c.Archive,
 	})
 	return f.GetChildWorkflowExecution().Get(ctx, nil)

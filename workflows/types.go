@@ -11,6 +11,8 @@ package workflows
 import (
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/hyperspace-ai/hyperspace/domains"
 )
 
@@ -31,13 +33,26 @@ const (
 	ActSetCampaignStatus = "SetCampaignStatus"
 	ActRegisterAgent     = "RegisterAgent"
 	ActShare             = "Share"
+	// ActPickNode picks a live node for an agent whose node is gone;
+	// ActLiveNodes lists the live nodes' queues (reviewers).
+	ActPickNode  = "PickNode"
+	ActLiveNodes = "LiveNodes"
 )
+
+// parentAbandon lets a child outlive its parent's run and ContinueAsNew.
+const parentAbandon = enumspb.PARENT_CLOSE_POLICY_ABANDON
+
+// PickNodeInput asks for a live node for an agent.
+type PickNodeInput struct {
+	Agent string `json:"agent"`
+	// Exclude are node queues not to pick (the one that stopped answering).
+	Exclude []string `json:"exclude,omitempty"`
+}
 
 // Signal and query names.
 const (
-	SignalStop          = "stop"
-	SignalAgentProgress = "agent-progress"
-	QueryProgress       = "progress"
+	SignalStop    = "stop"
+	QueryProgress = "progress"
 )
 
 // Limits enforced by ValidateCampaign (and by the REST API before it).
@@ -130,15 +145,20 @@ type AgentProgress struct {
 	Total     int    `json:"total"`
 	NewBests  int    `json:"newBests"`
 	Best      *Best  `json:"best,omitempty"`
-	Status    string `json:"status"` // running | stopped | completed
+	Status    string `json:"status"` // pending | running | stopped | completed | failed
 	LastError string `json:"lastError,omitempty"`
 	Papers    int    `json:"papers,omitempty"`
+	// Node is the queue of the node the agent runs on now; Moves counts
+	// how often it moved because its node stopped answering.
+	Node  string `json:"node,omitempty"`
+	Moves int    `json:"moves,omitempty"`
 }
 
 // Progress is what the campaign's `progress` query returns.
 type Progress struct {
 	CampaignID string                    `json:"campaignId"`
 	Domain     string                    `json:"domain"`
+	Direction  domains.Direction         `json:"direction,omitempty"`
 	Phase      string                    `json:"phase"` // baseline | research | stopping | done
 	Total      int                       `json:"total"` // baseline runs + agents*experiments
 	Done       int                       `json:"done"`
@@ -152,6 +172,7 @@ type Progress struct {
 // BaselineProgress tracks the noise-floor phase.
 type BaselineProgress struct {
 	Done   int         `json:"done"`
+	Failed int         `json:"failed,omitempty"`
 	Total  int         `json:"total"`
 	Floor  *NoiseFloor `json:"floor,omitempty"`
 	Values []float64   `json:"values"`
@@ -173,7 +194,6 @@ type Summary struct {
 // AgentInput is one agent's state; it is carried across ContinueAsNew.
 type AgentInput struct {
 	CampaignID       string            `json:"campaignId"`
-	ParentWorkflowID string            `json:"parentWorkflowId"`
 	Agent            string            `json:"agent"`
 	Domain           string            `json:"domain"`
 	Direction        domains.Direction `json:"direction"`
@@ -190,8 +210,9 @@ type AgentInput struct {
 	// NodeQueue runs this agent's Hypothesize, RecordResult and Share on its
 	// P2P node (empty: TaskQueue, no sharing).
 	NodeQueue string `json:"nodeQueue,omitempty"`
-	// AllNodeQueues are every node queue of the campaign (reviewers are
-	// drawn from those other than NodeQueue).
+	// AllNodeQueues are the node queues of the campaign at its start
+	// (reviewers are drawn from the live nodes other than the author's; this
+	// list is the fallback when the live ones cannot be read).
 	AllNodeQueues []string   `json:"allNodeQueues,omitempty"`
 	Community     *Community `json:"community,omitempty"`
 	// State carried across runs.

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 )
 
@@ -287,6 +289,33 @@ func TestSummaryValidate(t *testing.T) {
 		}
 		if _, err := r.Respond(SyncRequest{Summary: broken}); err == nil {
 			t.Errorf("case %d: Respond accepted a malformed summary", i)
+		}
+	}
+}
+
+// TestBestMatchesSort: Best(n) is the first n of the full ranking.
+func TestBestMatchesSort(t *testing.T) {
+	r := New()
+	k := testKey(42)
+	for run := 1; run <= 300; run++ {
+		s := sign(t, spec{key: k, run: run, metric: float64((run*7919)%1000) / 1000})
+		if _, err := r.Add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := r.Records("ml")
+	rk := ranker(domains.Minimize)
+	sort.Slice(all, func(i, j int) bool { return rk.better(all[i], all[j]) })
+	for _, n := range []int{1, 5, 64, 300, 500} {
+		got := r.Best("ml", domains.Minimize, n)
+		want := all[:min(n, len(all))]
+		if len(got) != len(want) {
+			t.Fatalf("n=%d: %d records", n, len(got))
+		}
+		for i := range got {
+			if got[i].ID != want[i].ID {
+				t.Fatalf("n=%d: rank %d is %s, want %s", n, i, got[i].ID[:8], want[i].ID[:8])
+			}
 		}
 	}
 }

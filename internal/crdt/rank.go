@@ -145,3 +145,62 @@ func valueKey(v any) string {
 	}
 	return string(b)
 }
+
+// Best returns the n best records of domain under dir (best first, ties by
+// id), in O(records · log n) time and O(n) space, however large the
+// domain. An empty dir uses the direction the records declare. The records
+// are shared: treat them as read-only.
+func (r *Replica) Best(domain string, dir domains.Direction, n int) []receipt.Signed {
+	if n <= 0 {
+		return nil
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	d := r.domains[domain]
+	if dir == "" {
+		recs := make([]receipt.Signed, 0, min(len(d), 64))
+		for _, rec := range d {
+			if len(recs) == 64 {
+				break
+			}
+			recs = append(recs, rec.s)
+		}
+		dir = direction("", recs)
+	}
+	rk := ranker(dir)
+	// h is a heap with the worst kept record at its root.
+	h := make([]receipt.Signed, 0, n)
+	worse := func(i, j int) bool { return rk.better(h[j], h[i]) }
+	down := func(i int) {
+		for {
+			l, m := 2*i+1, i
+			if l < len(h) && worse(l, m) {
+				m = l
+			}
+			if l+1 < len(h) && worse(l+1, m) {
+				m = l + 1
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for _, rec := range d {
+		s := rec.s
+		if len(h) < n {
+			h = append(h, s)
+			for i := len(h) - 1; i > 0 && worse(i, (i-1)/2); i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+			continue
+		}
+		if rk.better(s, h[0]) {
+			h[0] = s
+			down(0)
+		}
+	}
+	sort.Slice(h, func(i, j int) bool { return rk.better(h[i], h[j]) })
+	return h
+}

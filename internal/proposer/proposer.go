@@ -69,6 +69,9 @@ type Entry struct {
 	// Breakthrough marks the key result of a peer-reviewed breakthrough
 	// paper (evolve): such configs are preferred as parents.
 	Breakthrough bool
+	// Key, on an entry without Config, marks a config key as tried without
+	// ranking it (the caller knows it was run; a proposal must not repeat it).
+	Key string
 }
 
 // BreakthroughParentProbability is the share of exploit moves whose first
@@ -255,6 +258,9 @@ func (s *state) index(history []Entry) {
 	var order []*ranked
 	for _, e := range history {
 		if e.Config == nil {
+			if e.Key != "" {
+				s.seen[e.Key] = true
+			}
 			continue
 		}
 		s.seen[e.Config.Key()] = true

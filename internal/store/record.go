@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RecordExperiment stores one run atomically with the judgement it rests
+// on. In one transaction that holds the campaign's row lock (so recorders
+// of one campaign take turns): if (campaign, agent, run) is stored already,
+// that row is returned (inserted=false) and judge is not called; otherwise
+// judge gets the campaign's best so far (nil: none), returns the row to
+// store (typically signing a receipt that says whether it beats that best),
+// and the row is inserted. Two runs recorded at once can therefore never
+// both be judged against the same old best, and a retried recording never
+// signs a second, different receipt for a run that is stored.
+func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, run int, minimize bool,
+	judge func(best *Experiment) (Experiment, error)) (Experiment, bool, error) {
+	var out Experiment
+	inserted := false
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM campaigns WHERE id=$1 FOR UPDATE`, campaignID).Scan(&one); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("campaign %s: %w", campaignID, ErrNotFound)
+			}
+			return fmt.Errorf("lock campaign %s: %w", campaignID, err)
+		}
+		prev, err := scanExperiment(tx.QueryRow(ctx, `SELECT `+experimentCols+` FROM experiments
+			WHERE campaign_id=$1 AND agent=$2 AND run_number=$3`, campaignID, agent, run))
+		if err == nil {
+			out = prev
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("load run %s/%s/%d: %w", campaignID, agent, run, err)
+		}
+		order := "metric ASC"
+		if !minimize {
+			order = "metric DESC"
+		}
+		var best *Experiment
+		b, err := scanExperiment(tx.QueryRow(ctx, `SELECT `+experimentCols+` FROM experiments
+			WHERE campaign_id=$1 ORDER BY `+order+`, created_at LIMIT 1`, campaignID))
+		switch {
+		case err == nil:
+			best = &b
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("best of campaign %s: %w", campaignID, err)
+		}
+		e, err := judge(best)
+		if err != nil {
+			return err
+		}
+		if e.Status == "" {
+			e.Status = "completed"
+		}
+		arts, _ := json.Marshal(e.Artifacts)
+		if e.Artifacts == nil {
+			arts = []byte("{}")
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO experiments
+			(id, campaign_id, agent, domain, run_number, metric, test_metric, seed, status, baseline, is_new_best, config_key, record, artifacts)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)`,
+			e.ID, e.CampaignID, e.Agent, e.Domain, e.RunNumber, e.Metric, e.TestMetric, e.Seed, e.Status,
+			e.Baseline, e.IsNewBest, e.ConfigKey, []byte(e.Record), arts); err != nil {
+			return fmt.Errorf("insert experiment %s: %w", e.ID, err)
+		}
+		out, inserted = e, true
+		return nil
+	})
+	if err != nil {
+		return Experiment{}, false, err
+	}
+	return out, inserted, nil
+}
+
+// ConfigTried reports whether a campaign (one agent's runs when agent is
+// not empty) has run a config with this key.
+func (s *Store) ConfigTried(ctx context.Context, campaignID, agent, key string) (bool, error) {
+	var ok bool
+	err := s.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM experiments WHERE campaign_id=$1 AND config_key=$2 AND ($3 = '' OR agent = $3 OR baseline))`,
+		campaignID, key, agent).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("config tried in %s: %w", campaignID, err)
+	}
+	return ok, nil
+}
+
+// CampaignHistory is the bounded view of a campaign an agent hypothesizes
+// from: its baseline runs, the best top runs by metric and the most recent
+// recent runs (one agent's when agent is not empty), each once, oldest
+// first. Its size does not grow with the campaign.
+func (s *Store) CampaignHistory(ctx context.Context, campaignID, agent string, minimize bool, top, recent int) ([]Experiment, error) {
+	order := "metric ASC"
+	if !minimize {
+		order = "metric DESC"
+	}
+	rows, err := s.Pool.Query(ctx, `
+		WITH mine AS (SELECT id, metric, baseline, created_at FROM experiments
+			WHERE campaign_id=$1 AND ($2 = '' OR agent = $2 OR baseline)),
+		ids AS (
+			(SELECT id FROM mine WHERE baseline)
+			UNION (SELECT id FROM (SELECT id FROM mine ORDER BY `+order+`, created_at LIMIT $3) t)
+			UNION (SELECT id FROM (SELECT id FROM mine ORDER BY created_at DESC, id LIMIT $4) r))
+		SELECT `+experimentCols+` FROM experiments WHERE id IN (SELECT id FROM ids) ORDER BY created_at, id`,
+		campaignID, agent, top, recent)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", campaignID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Experiment, error) { return scanExperiment(r) })
+}
