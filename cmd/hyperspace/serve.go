@@ -102,7 +102,7 @@ document, and /metrics, needs "Authorization: Bearer <token>" (see
 hyperspace token create): scope read for GETs, run to start and stop
 campaigns, admin to register causes. --public-reads opens the GETs.
 Campaigns may name only the LLM endpoints of --llm-allow.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := c.logger()
