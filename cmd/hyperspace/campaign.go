@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -102,17 +103,18 @@ func campaignCmd() *cobra.Command {
 		Use:   "campaign",
 		Short: "Start, inspect, follow and stop research campaigns (a REST client)",
 		Long: `campaign talks to a hyperspace API. It sends the token of --token (or
-HYPERSPACE_TOKEN); without one it reads <state-dir>/admin.token, which
-hyperspace dev writes (and ./.hyperspace/admin.token, where make up keeps
-it). Listing and watching need scope read, start and stop need run.`,
+HYPERSPACE_TOKEN); without one, and only for an API on loopback, it reads
+<state-dir>/admin.token, which hyperspace dev writes (and
+./.hyperspace/admin.token, where make up keeps it). Listing and watching
+need scope read, start and stop need run.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&apiURL, "api-url", "http://127.0.0.1:8080", "base URL of a hyperspace API")
-	pf.StringVar(&tokenFlag, "token", "", "API token (hs_...); default: the admin token that hyperspace dev keeps in <state-dir>/admin.token")
+	pf.StringVar(&tokenFlag, "token", "", "API token (hs_...); default, for an API on loopback: the admin token hyperspace dev keeps in <state-dir>/admin.token")
 	pf.StringVar(&stateDir, "state-dir", defaultStateDir(), "where hyperspace dev keeps admin.token (read when no --token is given)")
 	cl.resolve = func() {
 		cl.base = apiURL
-		cl.token, cl.tokenFrom = resolveToken(tokenFlag, stateDir, cmd.PersistentFlags().Changed("state-dir") || os.Getenv("HYPERSPACE_STATE_DIR") != "")
+		cl.token, cl.tokenFrom = resolveToken(tokenFlag, stateDir, cmd.PersistentFlags().Changed("state-dir") || os.Getenv("HYPERSPACE_STATE_DIR") != "", isLoopbackURL(apiURL))
 	}
 
 	var req api.CampaignRequest
@@ -251,10 +253,15 @@ it). Listing and watching need scope read, start and stop need run.`,
 
 // resolveToken picks the token the campaign commands send: --token (or
 // HYPERSPACE_TOKEN), else <state-dir>/admin.token, else (unless a state
-// dir was named) ./.hyperspace/admin.token, where make up keeps it.
-func resolveToken(flag, stateDir string, stateDirGiven bool) (tok, from string) {
+// dir was named) ./.hyperspace/admin.token, where make up keeps it. The
+// files hold the local dev server's admin token, so they are read only
+// for an API on loopback: it is never sent to another machine unasked.
+func resolveToken(flag, stateDir string, stateDirGiven, loopback bool) (tok, from string) {
 	if t := strings.TrimSpace(flag); t != "" {
 		return t, "--token/HYPERSPACE_TOKEN"
+	}
+	if !loopback {
+		return "", ""
 	}
 	files := []string{adminTokenFile(stateDir)}
 	if !stateDirGiven {
@@ -268,6 +275,20 @@ func resolveToken(flag, stateDir string, stateDirGiven bool) (tok, from string) 
 		}
 	}
 	return "", ""
+}
+
+// isLoopbackURL reports whether u names a host on loopback.
+func isLoopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := p.Hostname()
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 func isTerminal(f *os.File) bool {

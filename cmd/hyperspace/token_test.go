@@ -190,6 +190,16 @@ func TestCampaignCommandsAuth(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not_found") {
 		t.Fatalf("state-dir token passes auth: %v", err)
 	}
+	// The admin token of the state dir goes only to an API on loopback.
+	if tok, _ := resolveToken("", dir, true, false); tok != "" {
+		t.Fatal("the local admin token would be sent to a remote API")
+	}
+	for u, want := range map[string]bool{"http://127.0.0.1:8080": true, "http://localhost:1": true, "http://[::1]:8080": true,
+		"http://10.0.0.5:8080": false, "https://api.example.com": false, "http://127.0.0.1.example.com": false} {
+		if isLoopbackURL(u) != want {
+			t.Errorf("isLoopbackURL(%s) != %v", u, want)
+		}
+	}
 	// HYPERSPACE_API_URL is honoured (it used to be read too late).
 	t.Setenv("HYPERSPACE_API_URL", ts.URL)
 	if _, _, err := run(t, campaignCmd(), "list", "--state-dir", dir); err != nil {
