@@ -47,8 +47,14 @@ type Activities struct {
 	Keys *keystore.Keystore
 	// DataDir is the root of the domain data sets.
 	DataDir string
-	// LLMAPIKey authenticates to the campaign's LLM endpoint, if any.
+	// LLMAPIKey authenticates to the campaign's LLM endpoint, if any. It is
+	// sent only to endpoints on LLMAllow.
 	LLMAPIKey string
+	// LLMAllow is the operator's allow-list of LLM endpoints (--llm-allow).
+	// A campaign naming any other endpoint gets the built-in proposer and
+	// writer, "builtin (llm fallback: endpoint_not_allowed)", and the
+	// endpoint gets no request. nil allows nothing.
+	LLMAllow *llm.AllowList
 	// LLMTimeout bounds one LLM call (default 60s).
 	LLMTimeout time.Duration
 	// WorkerID names this process in outcomes and logs.
@@ -242,11 +248,7 @@ func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeIn
 	}
 	var client *llm.Client
 	if in.LLM != nil && in.LLM.BaseURL != "" {
-		timeout := a.LLMTimeout
-		if timeout <= 0 {
-			timeout = 60 * time.Second
-		}
-		client = &llm.Client{BaseURL: in.LLM.BaseURL, Model: in.LLM.Model, APIKey: a.LLMAPIKey, HTTP: llmHTTPClient(timeout)}
+		client = a.llmClient(in.LLM)
 	}
 	var notes []string
 	if !in.NoEvolve {
@@ -255,7 +257,7 @@ func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeIn
 			return workflows.Proposal{}, err
 		}
 	}
-	if client != nil {
+	if client != nil && client.Allow.Allows(client.BaseURL) {
 		notes = a.relatedWork(ctx, in.Domain, hist)
 	}
 	// The history is bounded, so a proposal may repeat a config the
@@ -305,6 +307,27 @@ func (a *Activities) Hypothesize(ctx context.Context, in workflows.HypothesizeIn
 
 // maxRepeatRetries bounds the re-proposals after a repeated config.
 const maxRepeatRetries = 32
+
+// llmClient is the client for a campaign's LLM endpoint. The worker's
+// allow-list is checked again here (the API checked it when the campaign
+// was created, but a workflow can be started without the API): an
+// unlisted endpoint gets no request and never the key, and redirects to
+// another origin or off the list are not followed.
+func (a *Activities) llmClient(cfg *workflows.LLMConfig) *llm.Client {
+	timeout := a.LLMTimeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	allow := a.LLMAllow
+	if allow == nil {
+		allow = &llm.AllowList{}
+	}
+	c := &llm.Client{BaseURL: cfg.BaseURL, Model: cfg.Model, HTTP: llm.HTTPClient(timeout, allow), Allow: allow, Logger: a.log()}
+	if allow.Allows(cfg.BaseURL) {
+		c.APIKey = a.LLMAPIKey
+	}
+	return c
+}
 
 // codeHash is the hex sha256 of a candidate's source ("" for none).
 func codeHash(code string) string {

@@ -166,15 +166,14 @@ func writerKind(w string) string {
 	return "builtin"
 }
 
+// errBadProse: the LLM's prose broke a length rule.
+var errBadProse = errors.New("llm prose out of bounds")
+
 // llmProse asks the LLM for the title, abstract and a discussion, given the
 // computed facts; the results table and every number stay computed. On any
 // failure the built-in prose stays and the writer says why.
 func (a *Activities) llmProse(ctx context.Context, cfg *workflows.LLMConfig, f paper.Facts, d *paper.Draft) {
-	timeout := a.LLMTimeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
-	}
-	c := &llm.Client{BaseURL: cfg.BaseURL, Model: cfg.Model, APIKey: a.LLMAPIKey, HTTP: llmHTTPClient(timeout)}
+	c := a.llmClient(cfg)
 	facts, _ := json.MarshalIndent(map[string]any{
 		"domain": f.Domain, "metric": f.Metric, "direction": f.Direction,
 		"noiseFloor": map[string]any{"mean": f.Floor.Mean, "sd": f.Floor.SD, "n": f.Floor.N},
@@ -195,15 +194,23 @@ func (a *Activities) llmProse(ctx context.Context, cfg *workflows.LLMConfig, f p
 		prose.Title, prose.Abstract = strings.TrimSpace(prose.Title), strings.TrimSpace(prose.Abstract)
 		switch {
 		case prose.Title == "" || len(prose.Title) > 200:
-			err = fmt.Errorf("title is empty or longer than 200 characters")
+			err = fmt.Errorf("%w: title is empty or longer than 200 characters", errBadProse)
 		case prose.Abstract == "" || len(prose.Abstract) > 3000:
-			err = fmt.Errorf("abstract is empty or longer than 3000 characters")
+			err = fmt.Errorf("%w: abstract is empty or longer than 3000 characters", errBadProse)
 		case len(prose.Discussion) > 6000:
-			err = fmt.Errorf("discussion is longer than 6000 characters")
+			err = fmt.Errorf("%w: discussion is longer than 6000 characters", errBadProse)
 		}
 	}
 	if err != nil {
-		d.Paper.Writer = "builtin (llm fallback: " + llm.ShortReason(err) + ")"
+		// The paper is signed: it says only a short code; the details
+		// (which may hold the provider's text) go to the log.
+		reason := llm.ReasonCode(err)
+		if errors.Is(err, errBadProse) {
+			reason = "invalid_prose"
+		}
+		a.log().Warn("llm prose failed; using the built-in writer", "reason", reason, "endpoint", cfg.BaseURL, "model", cfg.Model,
+			"campaign", f.Campaign, "agent", f.Agent, "paper", f.Number, "error", err)
+		d.Paper.Writer = llm.FallbackName(reason)
 		d.Paper.Markdown = paper.Render(f, *d, "")
 		return
 	}

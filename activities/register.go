@@ -1,9 +1,6 @@
 package activities
 
 import (
-	"net/http"
-	"time"
-
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 
@@ -36,8 +33,4 @@ func (a *Activities) RegisterArchive(w worker.Registry) {
 // RegisterExperiments registers RunExperiment (task queue workflows.ExperimentsQueue).
 func (a *Activities) RegisterExperiments(w worker.Registry) {
 	w.RegisterActivityWithOptions(a.RunExperiment, activity.RegisterOptions{Name: workflows.ActRunExperiment})
-}
-
-func llmHTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout}
 }

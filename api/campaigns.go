@@ -202,6 +202,14 @@ func (s *Server) buildCampaign(req CampaignRequest, resolve func(string) (domain
 		if req.LLM.Model == "" {
 			return in, fieldErr("llm.model", "required when llm is set")
 		}
+		if s.LLMAllow.Empty() {
+			return in, fieldErr("llm.baseUrl", "this server allows no LLM endpoints; an operator allows one by starting the api and the workers with --llm-allow "+
+				"<url prefix> (or HYPERSPACE_LLM_ALLOW), e.g. --llm-allow http://127.0.0.1:8000/v1; omit llm to use the built-in proposer")
+		}
+		if !s.LLMAllow.Allows(req.LLM.BaseURL) {
+			return in, fieldErr("llm.baseUrl", fmt.Sprintf("%q is not on this server's LLM allow-list; an operator adds it with --llm-allow "+
+				"(or HYPERSPACE_LLM_ALLOW) on the api and the workers; omit llm to use the built-in proposer", req.LLM.BaseURL))
+		}
 		in.LLM = req.LLM
 	}
 	in.Isolated = req.Isolated

@@ -1,6 +1,11 @@
 // Package api serves Hyperspace's REST API (gin) under /api/v1: campaigns,
 // domains and leaderboards, experiments; plus /healthz, /readyz, /metrics
 // and the OpenAPI document at /api/v1/openapi.json.
+//
+// Every route of /api/v1 (but the OpenAPI document) and /metrics needs a
+// bearer token (see auth.go): read for GETs, run to start and stop
+// campaigns, admin for the rest. /healthz, /readyz and the OpenAPI
+// document are open.
 package api
 
 import (
@@ -18,6 +23,7 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/llm"
 	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/metrics"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
@@ -50,6 +56,13 @@ type Server struct {
 	Archive *ArchiveInfo
 	// Memory serves GET /api/v1/search (nil: 503).
 	Memory *memory.Memory
+	// PublicReads opens GET endpoints to requests without a token
+	// (--public-reads); state-changing ones always need one.
+	PublicReads bool
+	// LLMAllow is the operator's allow-list of LLM endpoints
+	// (--llm-allow): a campaign naming another is refused with 422. nil
+	// allows none.
+	LLMAllow *llm.AllowList
 }
 
 func (s *Server) log() *slog.Logger {
@@ -81,10 +94,13 @@ func (s *Server) Handler() http.Handler {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyz)
-	r.GET("/metrics", gin.WrapH(promhttp.Handler()))
+	// /metrics needs a read token like the GETs of /api/v1 (and opens with
+	// them under PublicReads): it names domains, routes and activity, and
+	// Prometheus sends bearer tokens (authorization.credentials_file).
+	r.GET("/metrics", s.authenticate, gin.WrapH(promhttp.Handler()))
+	r.GET("/api/v1/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openapiDoc) })
 
-	v1 := r.Group("/api/v1")
-	v1.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openapiDoc) })
+	v1 := r.Group("/api/v1", s.authenticate)
 	v1.POST("/campaigns", s.createCampaign)
 	v1.GET("/campaigns", s.listCampaigns)
 	v1.GET("/campaigns/:id", s.getCampaign)

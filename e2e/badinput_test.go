@@ -64,7 +64,7 @@ func TestBadInputIsAClear4xx(t *testing.T) {
 			if c.contentType != "" {
 				req.Header.Set("Content-Type", c.contentType)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := http.DefaultClient.Do(s.authorize(req))
 			if err != nil {
 				t.Fatal(err)
 			}

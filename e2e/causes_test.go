@@ -37,7 +37,7 @@ func (s *stack) post(path, contentType, body string) (int, []byte) {
 	s.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, s.api.URL+path, bytes.NewBufferString(body))
 	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(s.authorize(req))
 	if err != nil {
 		s.t.Fatal(err)
 	}

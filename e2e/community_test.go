@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,11 +64,8 @@ func newCommunityStack(t testing.TB) *communityStack {
 	}
 	t.Cleanup(g.Stop)
 	cs.archInfo = &api.ArchiveInfo{Location: cs.repoDir, Remote: cs.remoteDir, GitHub: "hyperspace/agi", SnapshotEvery: "1h0m0s"}
-	srv := &api.Server{Store: s.st, Blob: s.blob, Temporal: s.tc, Domains: s.registry, Logger: s.acts.Logger,
-		Namespace: s.ts.GetDefaultNamespace(), Archive: cs.archInfo, Memory: s.acts.Memory}
-	s.api.Close()
-	s.api = httptest.NewServer(srv.Handler())
-	t.Cleanup(s.api.Close)
+	s.serve(&api.Server{Store: s.st, Blob: s.blob, Temporal: s.tc, Domains: s.registry, Logger: s.acts.Logger,
+		Namespace: s.ts.GetDefaultNamespace(), Archive: cs.archInfo, Memory: s.acts.Memory})
 	return cs
 }
 
@@ -447,6 +443,7 @@ func TestLLMWritesPaper(t *testing.T) {
 	s := newStack(t, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0)
 	srv := llmtest.New()
 	defer srv.Close()
+	s.allowLLM(srv.BaseURL()) // the operator lists the endpoint (--llm-allow)
 	prose, _ := json.Marshal(map[string]any{"title": "Short budgets favour small models",
 		"abstract": "We ran two experiments against a three-seed noise floor.", "discussion": "Try a shorter context next."})
 	// hypothesize x2 (unusable: built-in fallback), paper 1, hypothesize x2, paper 2 (unusable).
@@ -474,7 +471,7 @@ func TestLLMWritesPaper(t *testing.T) {
 	if p1.Writer != "llm:test-model" || p1.Title != "Short budgets favour small models" || !strings.Contains(p1.Markdown, "## Discussion\n\nTry a shorter context next.") {
 		t.Fatalf("paper 1: writer %q title %q", p1.Writer, p1.Title)
 	}
-	if !strings.HasPrefix(p2.Writer, "builtin (llm fallback: ") || strings.Contains(p2.Markdown, "## Discussion") {
+	if p2.Writer != "builtin (llm fallback: bad_json)" || strings.Contains(p2.Markdown, "## Discussion") {
 		t.Fatalf("paper 2: writer %q", p2.Writer)
 	}
 	// The facts stay computed: the results table is there either way.

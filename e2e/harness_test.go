@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,9 +28,11 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/skills"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
 	"github.com/hyperspace-ai/hyperspace/internal/keystore"
+	"github.com/hyperspace-ai/hyperspace/internal/llm"
 	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/internal/testenv"
+	"github.com/hyperspace-ai/hyperspace/internal/token"
 	"github.com/hyperspace-ai/hyperspace/workers"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
@@ -42,14 +45,17 @@ const testSiteSecret = "e2e-site-secret-0123456789abcdef"
 var tinyML = map[string]any{"nLayers": 1, "dModel": 32, "nHeads": 2, "contextLength": 32, "batchSize": 8, "tokenBudget": 20000, "warmupSteps": 5}
 
 type stack struct {
-	t        testing.TB
-	ts       *temporaltest.TestServer
-	tc       client.Client
-	st       *store.Store
-	dsn      string
-	blob     *blob.Store
-	blobCfg  blob.Config
-	api      *httptest.Server
+	t       testing.TB
+	ts      *temporaltest.TestServer
+	tc      client.Client
+	st      *store.Store
+	dsn     string
+	blob    *blob.Store
+	blobCfg blob.Config
+	api     *httptest.Server
+	srv     *api.Server
+	// token is an admin token of the stack's database, sent by do and post.
+	token    string
 	acts     *activities.Activities
 	stateDir string
 	dataDir  string
@@ -97,11 +103,42 @@ func newStackQueues(t testing.TB, queues []string, heartbeatSecs int) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(g.Stop)
-	srv := &api.Server{Store: s.st, Blob: s.blob, Temporal: s.tc, Domains: s.registry, Logger: log,
-		Namespace: s.ts.GetDefaultNamespace(), DefaultHeartbeatSeconds: heartbeatSecs}
-	s.api = httptest.NewServer(srv.Handler())
-	t.Cleanup(s.api.Close)
+	s.token = testenv.Token(t, s.st, token.Admin)
+	s.serve(&api.Server{Store: s.st, Blob: s.blob, Temporal: s.tc, Domains: s.registry, Logger: log,
+		Namespace: s.ts.GetDefaultNamespace(), DefaultHeartbeatSeconds: heartbeatSecs})
 	return s
+}
+
+// serve makes srv the stack's API (closing the previous one), keeping the
+// LLM allow-list the stack was given.
+func (s *stack) serve(srv *api.Server) {
+	if s.api != nil {
+		s.api.Close()
+	}
+	if s.srv != nil && srv.LLMAllow == nil {
+		srv.LLMAllow = s.srv.LLMAllow
+	}
+	s.srv = srv
+	s.api = httptest.NewServer(srv.Handler())
+	s.t.Cleanup(s.api.Close)
+}
+
+// allowLLM puts URL prefixes on the LLM allow-list of both the API and
+// the in-process workers (the operator's --llm-allow).
+func (s *stack) allowLLM(prefixes ...string) {
+	s.t.Helper()
+	a, err := llm.ParseAllowList(strings.Join(prefixes, ","))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.acts.LLMAllow = a
+	s.srv.LLMAllow = a
+}
+
+// authorize adds the stack's admin token to req.
+func (s *stack) authorize(req *http.Request) *http.Request {
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	return req
 }
 
 func (s *stack) do(method, path string, body any) (int, []byte) {
@@ -120,6 +157,7 @@ func (s *stack) do(method, path string, body any) (int, []byte) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	s.authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
@@ -208,8 +246,11 @@ func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
-func httptestRecorder(h http.Handler, path string) *httptest.ResponseRecorder {
+// httptestRecorder GETs path from h with the bearer token tok.
+func httptestRecorder(h http.Handler, path, tok string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	h.ServeHTTP(rec, req)
 	return rec
 }

@@ -20,6 +20,7 @@ func TestLLMWrittenSkill(t *testing.T) {
 	s := newStack(t, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0)
 	srv := llmtest.New()
 	defer srv.Close()
+	s.allowLLM(srv.BaseURL()) // the operator lists the endpoint (--llm-allow)
 	d := skills.New()
 	strict := d.Baseline().Clone()
 	for k, v := range map[string]any{"strictNumbers": true, "allowLeadingZeros": false, "allowTrailingCommas": false,

@@ -21,6 +21,7 @@ func TestCampaignWithLLM(t *testing.T) {
 	s := newStack(t, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0)
 	srv := llmtest.New()
 	defer srv.Close()
+	s.allowLLM(srv.BaseURL()) // the operator lists the endpoint (--llm-allow)
 	srv.RequireKey("sk-test")
 	s.acts.LLMAPIKey = "sk-test"
 	cfg := map[string]any{}
@@ -49,7 +50,7 @@ func TestCampaignWithLLM(t *testing.T) {
 			}
 		}
 	}
-	if len(proposers) != 2 || proposers[0] != "llm:test-model" || !strings.HasPrefix(proposers[1], "builtin (llm fallback: ") {
+	if len(proposers) != 2 || proposers[0] != "llm:test-model" || proposers[1] != "builtin (llm fallback: invalid_config)" {
 		t.Fatalf("proposers = %q", proposers)
 	}
 	if n := len(srv.Requests()); n != 2 {

@@ -103,7 +103,7 @@ func TestCampaignOverNodes(t *testing.T) {
 	srv := &api.Server{Store: s.st, Temporal: s.tc, Domains: s.registry, Node: &api.NetworkNode{P2P: nodes[0].P2P, Replica: nodes[0].Replica}}
 	h := srv.Handler()
 	for _, p := range []string{"/api/v1/peers", "/api/v1/gossip", "/api/v1/network/leaderboard/ml"} {
-		rec := httptestRecorder(h, p)
+		rec := httptestRecorder(h, p, s.token)
 		if rec.Code != 200 {
 			t.Fatalf("%s: %d %s", p, rec.Code, rec.Body)
 		}
@@ -118,7 +118,8 @@ func TestGossipStreamSSE(t *testing.T) {
 	srv := &api.Server{Store: s.st, Temporal: s.tc, Domains: s.registry, Node: &api.NetworkNode{P2P: nodes[1].P2P, Replica: nodes[1].Replica}}
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
-	resp, err := http.Get(ts.URL + "/api/v1/gossip/stream")
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/v1/gossip/stream", nil)
+	resp, err := http.DefaultClient.Do(s.authorize(req))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,8 @@ if [[ -f "$RUN_DIR/dev.pid" ]] && kill -0 "$(cat "$RUN_DIR/dev.pid")" 2>/dev/nul
   log "hyperspace dev is already running (pid $(cat "$RUN_DIR/dev.pid")); make down stops it"
 else
   log "starting hyperspace dev (log: $RUN_DIR/dev.log)"
+  # The log shows the admin token: readable by this user only.
+  (umask 077; : >"$RUN_DIR/dev.log"); chmod 600 "$RUN_DIR/dev.log"
   HYPERSPACE_DATABASE_URL="$DB_URL" HYPERSPACE_S3_ENDPOINT="http://$S3_ADDR" \
     nohup bin/hyperspace dev --listen "$API_LISTEN" --demo >"$RUN_DIR/dev.log" 2>&1 &
   echo $! >"$RUN_DIR/dev.pid"
@@ -44,5 +46,6 @@ else
 fi
 echo
 sed -n '/Hyperspace is running/,/^$/p' "$RUN_DIR/dev.log"
+echo "  Token file:   $STATE_DIR/admin.token  (bin/hyperspace campaign ... reads it; curl -H \"Authorization: Bearer \$(cat $STATE_DIR/admin.token)\" ...)"
 echo "  Logs:         $RUN_DIR/dev.log"
 echo "  Stop:         make down"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +23,28 @@ import (
 type apiClient struct {
 	base string
 	http *http.Client
+	// token is sent as "Authorization: Bearer"; tokenFrom says where it
+	// came from (for error messages).
+	token, tokenFrom string
+	// resolve, when set, fills base and token from the flags before the
+	// first request (flags and env vars are only final when a command runs).
+	resolve func()
+}
+
+// authHelp explains how to give the campaign commands a token.
+const authHelp = "pass --token or set HYPERSPACE_TOKEN (an operator creates one with `hyperspace token create --name NAME --scopes run`); " +
+	"`hyperspace dev` keeps an admin token in <state-dir>/admin.token, which these commands read when neither is given"
+
+// authError turns a 401/403 answer into a message that says what to do.
+func (a *apiClient) authError(status int, e api.ErrorDetail) error {
+	e.Message, _, _ = strings.Cut(e.Message, "; send Authorization") // the server's own help, said better below
+	if status == http.StatusForbidden {
+		return fmt.Errorf("the API refused: %s (HTTP 403)\n  the token (%s) lacks the scope this needs: use a token with that scope; create one with `hyperspace token create --name NAME --scopes run` (or admin)", e.Message, a.tokenFrom)
+	}
+	if a.token == "" {
+		return fmt.Errorf("the API needs a token (HTTP 401): %s\n  %s", e.Message, authHelp)
+	}
+	return fmt.Errorf("the API did not accept the token from %s (HTTP 401): %s\n  it may be revoked, expired or from another database; %s", a.tokenFrom, e.Message, authHelp)
 }
 
 func (a *apiClient) do(ctx context.Context, method, path string, body any, out any) error {
@@ -33,12 +56,19 @@ func (a *apiClient) do(ctx context.Context, method, path string, body any, out a
 		}
 		rd = bytes.NewReader(b)
 	}
+	if a.resolve != nil {
+		a.resolve()
+		a.resolve = nil
+	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.base, "/")+path, rd)
 	if err != nil {
 		return err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	resp, err := a.http.Do(req)
 	if err != nil {
@@ -48,7 +78,14 @@ func (a *apiClient) do(ctx context.Context, method, path string, body any, out a
 	data, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
 		var e api.ErrorBody
-		if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
+		decoded := json.Unmarshal(data, &e) == nil && e.Error.Message != ""
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			if !decoded {
+				e.Error.Message = strings.TrimSpace(string(data))
+			}
+			return a.authError(resp.StatusCode, e.Error)
+		}
+		if decoded {
 			return fmt.Errorf("%s (%s, HTTP %d)", e.Error.Message, e.Error.Code, resp.StatusCode)
 		}
 		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
@@ -60,16 +97,25 @@ func (a *apiClient) do(ctx context.Context, method, path string, body any, out a
 }
 
 func campaignCmd() *cobra.Command {
-	var apiURL string
+	var apiURL, tokenFlag, stateDir string
 	cl := &apiClient{http: &http.Client{Timeout: 30 * time.Second}}
 	cmd := &cobra.Command{
 		Use:   "campaign",
 		Short: "Start, inspect, follow and stop research campaigns (a REST client)",
-		PersistentPreRun: func(*cobra.Command, []string) {
-			cl.base = apiURL
-		},
+		Long: `campaign talks to a hyperspace API. It sends the token of --token (or
+HYPERSPACE_TOKEN); without one, and only for an API on loopback, it reads
+<state-dir>/admin.token, which hyperspace dev writes (and
+./.hyperspace/admin.token, where make up keeps it). Listing and watching
+need scope read, start and stop need run.`,
 	}
-	cmd.PersistentFlags().StringVar(&apiURL, "api-url", "http://127.0.0.1:8080", "base URL of a hyperspace API")
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&apiURL, "api-url", "http://127.0.0.1:8080", "base URL of a hyperspace API")
+	pf.StringVar(&tokenFlag, "token", "", "API token (hs_...); default, for an API on loopback: the admin token hyperspace dev keeps in <state-dir>/admin.token")
+	pf.StringVar(&stateDir, "state-dir", defaultStateDir(), "where hyperspace dev keeps admin.token (read when no --token is given)")
+	cl.resolve = func() {
+		cl.base = apiURL
+		cl.token, cl.tokenFrom = resolveToken(tokenFlag, stateDir, cmd.PersistentFlags().Changed("state-dir") || os.Getenv("HYPERSPACE_STATE_DIR") != "", isLoopbackURL(apiURL))
+	}
 
 	var req api.CampaignRequest
 	var agents, experiments, seeds, paperEvery, reviewers int
@@ -203,6 +249,46 @@ func campaignCmd() *cobra.Command {
 	}
 	cmd.AddCommand(start, status, list, watchC, stop)
 	return cmd
+}
+
+// resolveToken picks the token the campaign commands send: --token (or
+// HYPERSPACE_TOKEN), else <state-dir>/admin.token, else (unless a state
+// dir was named) ./.hyperspace/admin.token, where make up keeps it. The
+// files hold the local dev server's admin token, so they are read only
+// for an API on loopback: it is never sent to another machine unasked.
+func resolveToken(flag, stateDir string, stateDirGiven, loopback bool) (tok, from string) {
+	if t := strings.TrimSpace(flag); t != "" {
+		return t, "--token/HYPERSPACE_TOKEN"
+	}
+	if !loopback {
+		return "", ""
+	}
+	files := []string{adminTokenFile(stateDir)}
+	if !stateDirGiven {
+		files = append(files, adminTokenFile(".hyperspace"))
+	}
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil {
+			if t := strings.TrimSpace(string(b)); t != "" {
+				return t, f
+			}
+		}
+	}
+	return "", ""
+}
+
+// isLoopbackURL reports whether u names a host on loopback.
+func isLoopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := p.Hostname()
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 func isTerminal(f *os.File) bool {

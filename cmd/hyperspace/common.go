@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/skills"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
 	"github.com/hyperspace-ai/hyperspace/internal/keystore"
+	"github.com/hyperspace-ai/hyperspace/internal/llm"
 	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 )
@@ -41,6 +43,12 @@ type common struct {
 	LLMAPIKey       string
 	SiteSecret      string
 	SiteSecretFile  string
+	// LLMAllowList is --llm-allow as given; LLMAllow is it parsed (before
+	// the command runs).
+	LLMAllowList string
+	LLMAllow     *llm.AllowList
+	// PublicReads is --public-reads (api, dev, node).
+	PublicReads bool
 }
 
 func defaultStateDir() string {
@@ -61,8 +69,9 @@ func defaultDataDir() string {
 	return "data"
 }
 
-func (c *common) addDBFlags(cmd *cobra.Command) {
-	f := cmd.Flags()
+func (c *common) addDBFlags(cmd *cobra.Command) { c.addDBFlagsTo(cmd.Flags()) }
+
+func (c *common) addDBFlagsTo(f *pflag.FlagSet) {
 	f.StringVar(&c.DatabaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/hyperspace?sslmode=disable", "PostgreSQL connection URL")
 	f.StringVar(&c.LogLevel, "log-level", "info", "log level: debug|info|warn|error")
 }
@@ -78,9 +87,28 @@ func (c *common) addFlags(cmd *cobra.Command, temporalDefault string) {
 	f.StringVar(&c.Namespace, "namespace", "default", "Temporal namespace")
 	f.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "root of the domain data sets (the layout of shared/data: cranfield/, finance/, skills/)")
 	f.StringVar(&c.StateDir, "state-dir", defaultStateDir(), "where agent keys and the embedded Temporal database live")
-	f.StringVar(&c.LLMAPIKey, "llm-api-key", "", "API key for campaigns' OpenAI-compatible LLM endpoints (never stored in workflow history)")
+	f.StringVar(&c.LLMAPIKey, "llm-api-key", "", "API key for campaigns' OpenAI-compatible LLM endpoints (never stored in workflow history; sent only to --llm-allow endpoints)")
 	f.StringVar(&c.SiteSecret, "site-secret", "", "the site secret that seals agent keys in the database; every process of a site that signs needs the same one (prefer the environment variable to the flag)")
 	f.StringVar(&c.SiteSecretFile, "site-secret-file", "", "file holding the site secret (default <state-dir>/site.secret when it exists; `hyperspace dev` creates it)")
+	f.StringVar(&c.LLMAllowList, "llm-allow", "", "comma-separated URL prefixes of the LLM endpoints campaigns may use, e.g. http://127.0.0.1:8000/v1 "+
+		"(scheme, host and port must match, the path must start with the prefix); empty: none, campaigns use the built-in proposer")
+	prev := cmd.PreRunE
+	cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
+		a, err := llm.ParseAllowList(c.LLMAllowList)
+		if err != nil {
+			return fmt.Errorf("--llm-allow: %w", err)
+		}
+		c.LLMAllow = a
+		if prev != nil {
+			return prev(cmd, args)
+		}
+		return nil
+	}
+}
+
+// addPublicReads adds --public-reads (commands that serve the API).
+func (c *common) addPublicReads(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&c.PublicReads, "public-reads", false, "serve GET endpoints to anyone, without a token (state-changing endpoints always need one); only on purpose")
 }
 
 func (c *common) logger() *slog.Logger {
@@ -135,7 +163,7 @@ func (c *common) activities(ctx context.Context, st *store.Store, b *blob.Store,
 	host, _ := os.Hostname()
 	a := &activities.Activities{
 		Store: st, Blob: b, Domains: registry(), DataDir: c.DataDir,
-		LLMAPIKey: c.LLMAPIKey, WorkerID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: log,
+		LLMAPIKey: c.LLMAPIKey, LLMAllow: c.LLMAllow, WorkerID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: log,
 		Memory: memory.New(activities.StoreCorpus(st), memory.Options{}),
 	}
 	if signing {

@@ -40,7 +40,9 @@ func devCmd() *cobra.Command {
 		Long: `dev runs everything one machine needs: an embedded Temporal server (SQLite
 file in --state-dir) with its Web UI, unless --temporal-address points at an
 existing cluster; applies the PostgreSQL migrations; serves both task queues;
-and serves the REST API. With --demo it also starts a small demo campaign.
+and serves the REST API. On first start it creates an admin token for the
+API and keeps it in <state-dir>/admin.token (mode 0600), reused while it
+still verifies. With --demo it also starts a small demo campaign.
 PostgreSQL and an S3 server must be reachable (make up starts both).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -80,6 +82,13 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			}
 			if len(applied) > 0 {
 				log.Info("migrations applied", "versions", applied)
+			}
+			adminToken, newToken, err := ensureAdminToken(ctx, st, c.StateDir)
+			if err != nil {
+				return fmt.Errorf("admin token: %w", err)
+			}
+			if newToken {
+				log.Info("created an admin token", "file", adminTokenFile(c.StateDir))
 			}
 			b, err := c.openBlob(ctx)
 			if err != nil {
@@ -125,7 +134,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			mem := acts.Memory // one memory for the API's /search and the agents' hypotheses
 			srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, TemporalUIURL: uiURL,
 				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds,
-				DefaultPaperEvery: paperEvery, Archive: archInfo, Memory: mem}
+				DefaultPaperEvery: paperEvery, Archive: archInfo, Memory: mem, PublicReads: c.PublicReads, LLMAllow: c.LLMAllow}
 			// N P2P nodes on loopback, each with its own libp2p host, replica
 			// and worker on node-<peerID>: the gossip of a local run is real.
 			var bootstrap []string
@@ -153,6 +162,8 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			defer shutdown()
 
 			fmt.Printf("\nHyperspace is running.\n  API:          %s/api/v1  (OpenAPI: %s/api/v1/openapi.json)\n", apiURL, apiURL)
+			fmt.Printf("  Admin token:  %s\n                (in %s, mode 0600; send it as Authorization: Bearer ...; the campaign commands read it from there)\n",
+				adminToken, adminTokenFile(c.StateDir))
 			if uiURL != "" {
 				fmt.Printf("  Temporal UI:  %s/namespaces/%s/workflows\n", uiURL, c.Namespace)
 			}
@@ -165,7 +176,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 				fmt.Printf("  P2P:          %d nodes on loopback; peers %s/api/v1/peers, findings %s/api/v1/gossip/stream\n", nodes, apiURL, apiURL)
 			}
 			if demo {
-				id, err := startDemo(ctx, apiURL, demoDomain, demoAgents, demoExperiments, demoBudget)
+				id, err := startDemo(ctx, apiURL, adminToken, demoDomain, demoAgents, demoExperiments, demoBudget)
 				if err != nil {
 					log.Error("demo campaign did not start", "error", err)
 				} else {
@@ -183,9 +194,10 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 	c.addFlags(cmd, "")
 	f := cmd.Flags()
 	f.Lookup("temporal-address").Usage = "use this Temporal cluster instead of the embedded server (host:port; empty: embedded)"
-	f.StringVar(&listen, "listen", "127.0.0.1:8080", "API listen address")
+	f.StringVar(&listen, "listen", "127.0.0.1:8080", "API listen address (loopback by default; see the README before exposing it)")
+	c.addPublicReads(cmd)
 	f.IntVar(&temporalPort, "temporal-port", 7233, "embedded Temporal frontend port (0: any free port)")
-	f.IntVar(&uiPort, "ui-port", 8233, "embedded Temporal Web UI port (0: any free port)")
+	f.IntVar(&uiPort, "ui-port", 8233, "embedded Temporal Web UI port, on 127.0.0.1 (0: any free port); the UI has no authentication of its own")
 	f.BoolVar(&noUI, "no-ui", false, "do not serve the Temporal Web UI")
 	f.IntVar(&slots, "experiment-slots", 1, "experiments this process runs at once (each trainer uses every core)")
 	f.IntVar(&nodes, "nodes", 2, "P2P nodes to run on loopback (each its own libp2p host, replica and worker); 0: no knowledge plane")
@@ -226,7 +238,7 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	}, nil
 }
 
-func startDemo(ctx context.Context, apiURL, domain string, agents, experiments int, budget float64) (string, error) {
+func startDemo(ctx context.Context, apiURL, token, domain string, agents, experiments int, budget float64) (string, error) {
 	// One paper per agent at the end, so the demo shows peer review too.
 	req := map[string]any{"domain": domain, "agents": agents, "experiments": experiments, "paperEvery": experiments}
 	if budget > 0 {
@@ -235,6 +247,7 @@ func startDemo(ctx context.Context, apiURL, domain string, agents, experiments i
 	body, _ := json.Marshal(req)
 	hreq, _ := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/v1/campaigns", bytes.NewReader(body))
 	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(hreq)
 	if err != nil {
 		return "", err

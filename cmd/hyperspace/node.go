@@ -55,7 +55,7 @@ server-sent-events stream /api/v1/gossip/stream.`,
 			fmt.Printf("  task queue: %s\n", n.TaskQueue())
 			if listen != "" {
 				srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, Namespace: c.Namespace, Logger: log,
-					Node: &api.NetworkNode{P2P: n.P2P, Replica: n.Replica}}
+					Node: &api.NetworkNode{P2P: n.P2P, Replica: n.Replica}, PublicReads: c.PublicReads, LLMAllow: c.LLMAllow}
 				url, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
 				if err != nil {
 					return err
@@ -73,7 +73,8 @@ server-sent-events stream /api/v1/gossip/stream.`,
 	f.StringVar(&bootstrap, "bootstrap", "", "comma-separated multiaddrs (with /p2p/<id>) of peers to join through")
 	f.StringVar(&domainList, "domains", "", "comma-separated domains to gossip (default: every domain this build knows)")
 	f.BoolVar(&mdns, "mdns", false, "discover peers on the LAN with mDNS")
-	f.StringVar(&listen, "listen", "", "also serve the REST API on this address (empty: off)")
+	f.StringVar(&listen, "listen", "", "also serve the REST API on this address, e.g. 127.0.0.1:8081 (empty: off)")
+	c.addPublicReads(cmd)
 	return cmd
 }
 

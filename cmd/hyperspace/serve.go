@@ -103,7 +103,12 @@ func apiCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "api",
 		Short: "Serve the REST API (/api/v1, /healthz, /readyz, /metrics)",
-		Args:  cobra.NoArgs,
+		Long: `api serves the REST API. Every endpoint of /api/v1 but the OpenAPI
+document, and /metrics, needs "Authorization: Bearer <token>" (see
+hyperspace token create): scope read for GETs, run to start and stop
+campaigns, admin to register causes. --public-reads opens the GETs.
+Campaigns may name only the LLM endpoints of --llm-allow.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := c.logger()
@@ -114,7 +119,7 @@ func apiCmd() *cobra.Command {
 			defer svc.Close()
 			srv := &api.Server{Store: svc.Store, Blob: svc.Blob, Temporal: svc.Temporal, Domains: registry(), TemporalUIURL: uiURL,
 				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds, DefaultPaperEvery: paperEvery,
-				Memory: memory.New(activities.StoreCorpus(svc.Store), memory.Options{})}
+				Memory: memory.New(activities.StoreCorpus(svc.Store), memory.Options{}), PublicReads: c.PublicReads, LLMAllow: c.LLMAllow}
 			if archiveLocation != "" {
 				srv.Archive = &api.ArchiveInfo{Location: archiveLocation}
 			}
@@ -129,7 +134,8 @@ func apiCmd() *cobra.Command {
 	}
 	c.addFlags(cmd, "127.0.0.1:7233")
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", "127.0.0.1:8080", "listen address")
+	f.StringVar(&listen, "listen", "127.0.0.1:8080", "listen address (loopback by default; see the README before exposing it)")
+	c.addPublicReads(cmd)
 	f.StringVar(&uiURL, "temporal-ui-url", "", "Temporal Web UI base URL, for links from campaigns to their workflows")
 	f.IntVar(&baselineSeeds, "baseline-seeds", 3, "default number of baseline seeds for new campaigns")
 	f.IntVar(&paperEvery, "paper-every", 5, "agents write a paper every this many experiments unless a campaign says otherwise (0: off)")

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Message is one chat message.
@@ -34,11 +36,62 @@ type ChatOptions struct {
 // Client is an OpenAI-compatible chat client. BaseURL includes the API
 // version prefix, e.g. "https://api.openai.com/v1" or "http://host:8000/v1".
 // APIKey is sent as "Authorization: Bearer <key>" when set. HTTP defaults
-// to http.DefaultClient; use the ctx passed to Chat for timeouts.
+// to a client that follows no redirect to another origin (see HTTPClient);
+// use the ctx passed to Chat for timeouts.
 type Client struct {
 	BaseURL, Model, APIKey string
 	HTTP                   *http.Client
+	// Allow, when set, is the operator's allow-list: Chat sends nothing
+	// (and so no key) to a BaseURL that is not on it and returns
+	// ErrEndpointNotAllowed. Callers that take BaseURL from users (the
+	// workers: campaigns name it) must set it; nil means no check.
+	Allow *AllowList
+	// Logger receives the details of failures that Hypothesize reduces to
+	// a short code (nil: slog.Default()).
+	Logger *slog.Logger
 }
+
+func (c *Client) log() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
+}
+
+// ErrRedirectNotAllowed means the endpoint redirected to another origin, or
+// to a URL off the allow-list; the redirect was not followed.
+var ErrRedirectNotAllowed = errors.New("llm: redirect to another origin or off the allow-list refused")
+
+// maxRedirects bounds same-origin redirects.
+const maxRedirects = 3
+
+// HTTPClient returns the http.Client LLM calls should use: timeout bounds
+// each call, and redirects are followed only within the same scheme, host
+// and port and (when allow is set) only to URLs on the allow-list, so the
+// API key never travels to a host the operator did not list.
+func HTTPClient(timeout time.Duration, allow *AllowList) *http.Client {
+	return &http.Client{Timeout: timeout, CheckRedirect: redirectPolicy(allow)}
+}
+
+func redirectPolicy(allow *AllowList) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("%w: more than %d redirects", ErrRedirectNotAllowed, maxRedirects)
+		}
+		if !SameOrigin(via[0].URL, req.URL) || (allow != nil && !allow.Allows(req.URL.String())) {
+			return ErrRedirectNotAllowed
+		}
+		return nil
+	}
+}
+
+var defaultHTTP = &http.Client{CheckRedirect: redirectPolicy(nil)}
+
+// ErrClientConfig means the client lacks BaseURL or Model.
+var ErrClientConfig = errors.New("llm: client needs BaseURL and Model")
+
+// ErrBadResponse means a 2xx answer was not a chat completion.
+var ErrBadResponse = errors.New("llm: response is not a chat completion")
 
 // APIError is a non-2xx answer, decoded from OpenAI's error shape
 // {"error": {"message", "type", "code"}} when the body has it.
@@ -104,7 +157,10 @@ type errorBody struct {
 // choices[0].message.content. Non-2xx answers are *APIError.
 func (c *Client) Chat(ctx context.Context, messages []Message, opts ChatOptions) (string, error) {
 	if c == nil || c.BaseURL == "" || c.Model == "" {
-		return "", errors.New("llm: client needs BaseURL and Model")
+		return "", ErrClientConfig
+	}
+	if c.Allow != nil && !c.Allow.Allows(c.BaseURL) {
+		return "", ErrEndpointNotAllowed
 	}
 	req := chatRequest{Model: c.Model, Messages: messages, Temperature: opts.Temperature, MaxTokens: opts.MaxTokens}
 	if !opts.PlainText {
@@ -126,7 +182,7 @@ func (c *Client) Chat(ctx context.Context, messages []Message, opts ChatOptions)
 	}
 	hc := c.HTTP
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = defaultHTTP
 	}
 	resp, err := hc.Do(hreq)
 	if err != nil {
@@ -142,7 +198,7 @@ func (c *Client) Chat(ctx context.Context, messages []Message, opts ChatOptions)
 	}
 	var cr chatResponse
 	if err := json.Unmarshal(raw, &cr); err != nil {
-		return "", fmt.Errorf("llm: decoding response: %w (body %q)", err, Truncate(string(raw), 200))
+		return "", fmt.Errorf("%w: %w (body %q)", ErrBadResponse, err, Truncate(string(raw), 200))
 	}
 	if len(cr.Choices) == 0 || cr.Choices[0].Message.Content == nil {
 		return "", ErrEmptyResponse

@@ -257,14 +257,16 @@ func TestHypothesizeFallsBack(t *testing.T) {
 		reason string
 		kind   error
 	}{
-		{"invalid json", llmtest.Reply{Content: "Sure! I think we should raise the learning rate."}, "reply is not a JSON object", ErrInvalidJSON},
-		{"missing config", llmtest.Reply{Content: `{"hypothesis": "x"}`}, `"config" must be a JSON object`, ErrMissingField},
-		{"out of range", llmtest.Reply{Content: `{"hypothesis": "huge lr", "config": {"lr": 5, "layers": 2, "opt": "adam"}}`}, "config.lr: 5 out of range", ErrInvalidConfig},
-		{"cross constraint", llmtest.Reply{Content: `{"hypothesis": "deep sgd", "config": {"lr": 0.01, "layers": 8, "opt": "sgd"}}`}, "config.layers: sgd supports at most 6 layers", ErrInvalidConfig},
-		{"unknown param", llmtest.Reply{Content: `{"hypothesis": "x", "config": {"dropout": 0.1}}`}, "config.dropout: unknown parameter", ErrInvalidConfig},
-		{"repeated", llmtest.Reply{Content: `{"hypothesis": "again", "config": {"lr": 0.006, "layers": 2, "opt": "adam"}, "parents": []}`}, "config already in history: same as 9bc1e2f3", ErrRepeatedConfig},
-		{"repeated via defaults", llmtest.Reply{Content: `{"hypothesis": "baseline", "config": {}}`}, "config already in history: same as 3fa2c1d0", ErrRepeatedConfig},
-		{"500", llmtest.Reply{Status: 500, ErrorMessage: "The server had an error while processing your request."}, "HTTP 500: The server had an error", nil},
+		{"invalid json", llmtest.Reply{Content: "Sure! I think we should raise the learning rate."}, "bad_json", ErrInvalidJSON},
+		{"missing config", llmtest.Reply{Content: `{"hypothesis": "x"}`}, "missing_field", ErrMissingField},
+		{"out of range", llmtest.Reply{Content: `{"hypothesis": "huge lr", "config": {"lr": 5, "layers": 2, "opt": "adam"}}`}, "invalid_config", ErrInvalidConfig},
+		{"cross constraint", llmtest.Reply{Content: `{"hypothesis": "deep sgd", "config": {"lr": 0.01, "layers": 8, "opt": "sgd"}}`}, "invalid_config", ErrInvalidConfig},
+		{"unknown param", llmtest.Reply{Content: `{"hypothesis": "x", "config": {"dropout": 0.1}}`}, "invalid_config", ErrInvalidConfig},
+		{"repeated", llmtest.Reply{Content: `{"hypothesis": "again", "config": {"lr": 0.006, "layers": 2, "opt": "adam"}, "parents": []}`}, "repeat", ErrRepeatedConfig},
+		{"repeated via defaults", llmtest.Reply{Content: `{"hypothesis": "baseline", "config": {}}`}, "repeat", ErrRepeatedConfig},
+		{"500", llmtest.Reply{Status: 500, ErrorMessage: "The server had an error while processing your request."}, "http_500", nil},
+		{"429 with a long body", llmtest.Reply{Status: 429, ErrorMessage: "Rate limit reached for org-SECRET " + strings.Repeat("details ", 200)}, "http_429", nil},
+		{"401", llmtest.Reply{Status: 401, ErrorMessage: "Incorrect API key provided: sk-abc***xyz."}, "http_401", nil},
 		{"timeout", llmtest.Reply{Content: `{}`, Delay: 5 * time.Second}, "timeout", nil},
 	}
 	for _, tc := range cases {
@@ -281,8 +283,8 @@ func TestHypothesizeFallsBack(t *testing.T) {
 			if time.Since(start) > 2*time.Second {
 				t.Fatal("timeout not honoured")
 			}
-			if !strings.HasPrefix(name, "builtin (llm fallback: ") || !strings.Contains(name, tc.reason) || !strings.HasSuffix(name, ")") {
-				t.Fatalf("proposer name %q, want fallback with %q", name, tc.reason)
+			if want := "builtin (llm fallback: " + tc.reason + ")"; name != want {
+				t.Fatalf("proposer name %q, want %q", name, want)
 			}
 			if !reflect.DeepEqual(p, want) {
 				t.Fatalf("fallback proposal %+v, want builtin %+v", p, want)

@@ -288,7 +288,9 @@ func short(id string) string {
 // Hypothesize proposes the next experiment. With c == nil it uses the
 // built-in proposer (name "builtin"). Otherwise it asks the LLM (name
 // "llm:<model>") and, on any error or unusable reply, falls back to the
-// built-in proposer with name "builtin (llm fallback: <short reason>)".
+// built-in proposer with name "builtin (llm fallback: <code>)", where code
+// is a short fixed word (see ReasonCode): the name goes into signed
+// receipts, so no provider text does; the details go to c.Logger.
 // It fails only if the built-in proposer fails too.
 func Hypothesize(ctx context.Context, c *Client, d domains.Domain, history []proposer.Entry, seed int64, notes ...string) (proposer.Proposal, string, error) {
 	if c == nil {
@@ -299,32 +301,82 @@ func Hypothesize(ctx context.Context, c *Client, d domains.Domain, history []pro
 	if err == nil {
 		return p, "llm:" + c.Model, nil
 	}
-	reason := ShortReason(err)
+	reason := ReasonCode(err)
+	c.log().Warn("llm proposal failed; using the built-in proposer", "reason", reason, "endpoint", c.BaseURL, "model", c.Model, "error", err)
 	p, berr := proposer.Propose(d, history, seed)
 	if berr != nil {
 		return proposer.Proposal{}, "", fmt.Errorf("llm failed (%s), then the builtin proposer failed: %w", reason, berr)
 	}
-	return p, "builtin (llm fallback: " + reason + ")", nil
+	return p, FallbackName(reason), nil
 }
 
-// ShortReason summarises an LLM failure in one short line for receipts.
-func ShortReason(err error) string {
+// FallbackName is the proposer or writer name of a built-in fallback.
+func FallbackName(reason string) string { return "builtin (llm fallback: " + reason + ")" }
+
+// Reason codes of LLM failures: short, fixed words for signed records.
+const (
+	ReasonEndpointNotAllowed = "endpoint_not_allowed"
+	ReasonRedirect           = "redirect_not_allowed"
+	ReasonTimeout            = "timeout"
+	ReasonCanceled           = "canceled"
+	ReasonBadJSON            = "bad_json"
+	ReasonMissingField       = "missing_field"
+	ReasonInvalidConfig      = "invalid_config"
+	ReasonRepeat             = "repeat"
+	ReasonEmpty              = "empty_response"
+	ReasonBadResponse        = "bad_response"
+	ReasonClientConfig       = "client_config"
+	ReasonNetwork            = "network"
+	ReasonOther              = "error"
+)
+
+// ReasonCode reduces an LLM failure to a short fixed code for receipts
+// and papers: http_<status> for a non-2xx answer, or one of the Reason*
+// constants. It never contains text from the provider.
+func ReasonCode(err error) string {
 	var apiErr *APIError
 	var pe *ProposalError
 	var netErr net.Error
 	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrEndpointNotAllowed):
+		return ReasonEndpointNotAllowed
+	case errors.Is(err, ErrRedirectNotAllowed):
+		return ReasonRedirect
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
-		return "timeout"
+		return ReasonTimeout
 	case errors.Is(err, context.Canceled):
-		return "canceled"
+		return ReasonCanceled
 	case errors.As(err, &apiErr):
-		msg := apiErr.Message
-		if msg == "" {
-			msg = apiErr.Body
+		if apiErr.StatusCode >= 100 && apiErr.StatusCode <= 599 {
+			return fmt.Sprintf("http_%d", apiErr.StatusCode)
 		}
-		return OneLine(fmt.Sprintf("HTTP %d: %s", apiErr.StatusCode, msg), 120)
+		return "http_error"
 	case errors.As(err, &pe):
-		return OneLine(strings.TrimPrefix(pe.Error(), "llm proposal: "), 120)
+		switch {
+		case errors.Is(pe.Kind, ErrInvalidJSON):
+			return ReasonBadJSON
+		case errors.Is(pe.Kind, ErrMissingField):
+			return ReasonMissingField
+		case errors.Is(pe.Kind, ErrInvalidConfig):
+			return ReasonInvalidConfig
+		case errors.Is(pe.Kind, ErrRepeatedConfig):
+			return ReasonRepeat
+		}
+	case errors.Is(err, ErrEmptyResponse):
+		return ReasonEmpty
+	case errors.Is(err, ErrBadResponse):
+		return ReasonBadResponse
+	case errors.Is(err, ErrClientConfig):
+		return ReasonClientConfig
+	case errors.As(err, &netErr):
+		return ReasonNetwork
 	}
-	return OneLine(strings.TrimPrefix(err.Error(), "llm: "), 120)
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &syn) || errors.As(err, &typ) {
+		return ReasonBadJSON
+	}
+	return ReasonOther
 }

@@ -45,7 +45,7 @@ type Paper struct {
 	Abstract  string `json:"abstract"`
 	// Markdown is the whole paper as a person reads it.
 	Markdown string `json:"markdown"`
-	// Writer is "builtin", "llm:<model>" or "builtin (llm fallback: <reason>)".
+	// Writer is "builtin", "llm:<model>" or "builtin (llm fallback: <code>)", code from llm.ReasonCode (never provider text).
 	Writer string `json:"writer"`
 	// Receipts are the ids of the experiments the paper rests on (its window).
 	Receipts []string `json:"receipts"`

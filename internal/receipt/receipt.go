@@ -57,7 +57,7 @@ type Receipt struct {
 	Seed       int64             `json:"seed"`
 	Metric     MetricValue       `json:"metric"`          // {name, direction, value, testValue}
 	Parents    []string          `json:"parents"`         // receipt ids that inspired it (marshalled as [] when empty)
-	Proposer   string            `json:"proposer"`        // "builtin", "llm:<model>", or "builtin (llm fallback: <reason>)"
+	Proposer   string            `json:"proposer"`        // "builtin", "llm:<model>", or "builtin (llm fallback: <code>)", code from llm.ReasonCode (never provider text)
 	Baseline   bool              `json:"baseline"`        // a noise-floor baseline run
 	NoiseFloor *NoiseFloor       `json:"noiseFloor"`      // floor used for isNewBest, or null
 	BeatsNoise bool              `json:"beatsNoiseFloor"` // the gain exceeded the noise threshold

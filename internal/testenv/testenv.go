@@ -23,6 +23,7 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/internal/token"
 )
 
 func randHex(n int) string {
@@ -71,6 +72,23 @@ func Database(t testing.TB) (*store.Store, string) {
 		}
 	})
 	return st, dsn
+}
+
+// Token creates an API token with the given scopes in st (named after the
+// test) and returns the token string to send as "Authorization: Bearer".
+func Token(t testing.TB, st *store.Store, scopes ...token.Scope) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name := "test " + t.Name()
+	if len(name) > 90 {
+		name = name[:90]
+	}
+	_, full, err := st.CreateToken(ctx, name, scopes, nil)
+	if err != nil {
+		t.Fatalf("create test token: %v", err)
+	}
+	return full
 }
 
 func replaceDB(url, db string) string {
