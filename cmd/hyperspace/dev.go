@@ -45,9 +45,11 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := c.logger()
-			if err := checkDataDir(c.DataDir); err != nil {
+			dataDir, err := findDataDir(c.DataDir, log)
+			if err != nil {
 				return err
 			}
+			c.DataDir = dataDir
 			if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
 				return fmt.Errorf("state dir: %w", err)
 			}

@@ -404,8 +404,19 @@ func TestOfflineListsMissingFiles(t *testing.T) {
 	_, err = datasets.Lookup{Configured: dir}.Find()
 	var nf *datasets.NotFoundError
 	if !errors.As(err, &nf) || len(nf.Missing) != len(datasets.Files()) || !strings.Contains(err.Error(), "hyperspace data fetch") ||
-		!strings.Contains(err.Error(), filepath.Join(dir, "finance", "sp500-daily-2000-2020.csv")) {
+		!strings.Contains(err.Error(), dir+" (configured): 0 ok, 33 missing") || !strings.Contains(err.Error(), "csv-spectrum (all 25 files)") {
 		t.Fatalf("lookup: %v", err)
+	}
+	t.Log(err)
+	// One file gone from a complete dir is named.
+	full := t.TempDir()
+	if _, err := datasets.Fetch(context.Background(), full, datasets.Options{Offline: true, Shared: []string{testenv.DataDir(t)}}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(full, "cranfield", "cran.qry"))
+	_, err = datasets.Lookup{Configured: full}.Find()
+	if err == nil || !strings.Contains(err.Error(), "Missing or bad under "+full+": cranfield/cran.qry.") {
+		t.Fatalf("lookup with one file missing: %v", err)
 	}
 }
 

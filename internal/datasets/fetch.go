@@ -228,7 +228,7 @@ func downloadOne(ctx context.Context, dir, url string, src Source, opts Options)
 	}
 	resp, err := opts.Client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("GET %s: %w", url, err)
+		return "", err // a *url.Error: names the method and URL
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -67,9 +67,10 @@ type Looked struct {
 // NotFoundError says that no place holds every file, what each place
 // holds, and what to do.
 type NotFoundError struct {
-	Looked  []Looked
-	Target  string   // where `hyperspace data fetch` would write
-	Missing []Status // the target's files that are not OK
+	Looked     []Looked
+	Target     string   // where `hyperspace data fetch` would write
+	Configured bool     // Target is the configured dir
+	Missing    []Status // the target's files that are not OK
 }
 
 func (e *NotFoundError) Error() string {
@@ -78,9 +79,41 @@ func (e *NotFoundError) Error() string {
 	for _, l := range e.Looked {
 		fmt.Fprintf(&b, "  %s (%s): %s\n", l.Dir, l.Role, l.State)
 	}
-	fmt.Fprintf(&b, "Run `hyperspace data fetch` to download the data into %s (or pass --data-dir / set HYPERSPACE_DATA_DIR to a complete copy, e.g. the project's shared/data).\n", e.Target)
-	b.WriteString(Instructions(e.Target, e.Missing, Endpoints{}))
-	return strings.TrimRight(b.String(), "\n")
+	fmt.Fprintf(&b, "Missing or bad under %s: %s.\n", e.Target, describe(e.Missing))
+	fetch := "hyperspace data fetch"
+	if e.Configured {
+		fetch += " --data-dir " + e.Target
+	}
+	fmt.Fprintf(&b, "Run `%s` to download them (about 20 MB from registry.npmjs.org, ir.dcs.gla.ac.uk and cran.r-project.org; "+
+		"offline, `%s --offline` says where to get each file), "+
+		"or point --data-dir / HYPERSPACE_DATA_DIR at a complete copy such as the project's shared/data.", fetch, fetch)
+	return b.String()
+}
+
+// describe names the files compactly: a set whose files are all listed is
+// named as a whole.
+func describe(sts []Status) string {
+	in := map[string]bool{}
+	for _, s := range sts {
+		in[s.Path] = true
+	}
+	var parts []string
+	for _, set := range Sets {
+		var some []string
+		for _, e := range set.Files {
+			if in[e.Path] {
+				some = append(some, e.Path)
+			}
+		}
+		switch {
+		case len(some) == 0:
+		case len(some) == len(set.Files) && len(some) > 1:
+			parts = append(parts, fmt.Sprintf("%s (all %d files)", set.Name, len(some)))
+		default:
+			parts = append(parts, some...)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Find returns the first complete data dir of the lookup.
@@ -131,7 +164,7 @@ func (l Lookup) Find() (Found, error) {
 			missing = append(missing, s)
 		}
 	}
-	return Found{}, &NotFoundError{Looked: looked, Target: target, Missing: missing}
+	return Found{}, &NotFoundError{Looked: looked, Target: target, Configured: l.Configured != "", Missing: missing}
 }
 
 // Instructions tells a person how to provide the given files under dir by

@@ -127,7 +127,7 @@ func npmFiles(dir string, pins [][3]any) []Entry {
 // The pins were computed from the project's shared/data copy.
 var Sets = []Set{
 	{
-		Name: "cranfield", UsedBy: "search, ml", License: "free for research use (Cleverdon's Cranfield 1400)",
+		Name: "cranfield", UsedBy: "search, ml", License: "free for research use",
 		Source: Source{
 			Archive: "cran.tar.gz", AnyPrefix: true,
 			URLs: func(e Endpoints) []string { return []string{e.CranfieldURL} },
