@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -399,6 +400,28 @@ func TestOfflineListsMissingFiles(t *testing.T) {
 	if got := regularFiles(t, dir); len(got) != 0 {
 		t.Errorf("left in the data dir: %v", got)
 	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("errors.Is(err, ECONNREFUSED) is false for %v", err)
+	}
+
+	// Temporary files a killed fetch left behind are removed once stale.
+	old := time.Now().Add(-2 * time.Hour)
+	stale := []string{filepath.Join(dir, ".download-123.tmp"), filepath.Join(dir, "cranfield", ".cran.qry.tmp-456")}
+	fresh := filepath.Join(dir, ".download-789.tmp")
+	for _, p := range append(stale, fresh) {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range stale {
+		os.Chtimes(p, old, old)
+	}
+	datasets.Fetch(context.Background(), dir, datasets.Options{Offline: true})
+	if got := regularFiles(t, dir); len(got) != 1 || got[0] != filepath.Base(fresh) {
+		t.Errorf("after a fetch: %v, want only the fresh temporary file", got)
+	}
+	os.Remove(fresh)
 
 	// The lookup's error says the same and names the command.
 	_, err = datasets.Lookup{Configured: dir}.Find()

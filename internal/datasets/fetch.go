@@ -77,6 +77,9 @@ func (e *FetchError) Error() string {
 	return b.String()
 }
 
+// Unwrap gives the causes to errors.Is and errors.As.
+func (e *FetchError) Unwrap() []error { return e.Causes }
+
 // ErrOffline is the cause recorded for a set that needed a download while
 // Options.Offline was set.
 var ErrOffline = errors.New("offline: downloads are off (--offline / HYPERSPACE_OFFLINE)")
@@ -104,6 +107,7 @@ func Fetch(ctx context.Context, dir string, opts Options) (*Result, error) {
 		opts.Stall = time.Minute
 	}
 	opts.Endpoints = opts.Endpoints.withDefaults()
+	removeStaleTemps(dir, sets, time.Now().Add(-staleAfter))
 	res := &Result{Dir: dir}
 	var causes []error
 	for _, set := range sets {
@@ -392,6 +396,30 @@ func decompress(name string, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s decompresses to more than %d bytes", name, maxMember)
 	}
 	return out, nil
+}
+
+// staleAfter is the age from which a temporary file of a fetch is taken
+// to be left over by a killed one (a running fetch keeps its own fresh).
+const staleAfter = time.Hour
+
+// removeStaleTemps removes temporary files that a killed fetch left in
+// dir (downloads) or beside the sets' files (their writes).
+func removeStaleTemps(dir string, sets []Set, before time.Time) {
+	patterns := []string{filepath.Join(dir, ".download-*.tmp")}
+	for _, s := range sets {
+		for _, e := range s.Files {
+			p := filepath.Join(dir, filepath.FromSlash(e.Path))
+			patterns = append(patterns, filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*"))
+		}
+	}
+	for _, pat := range patterns {
+		matches, _ := filepath.Glob(pat)
+		for _, m := range matches {
+			if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(before) {
+				os.Remove(m)
+			}
+		}
+	}
 }
 
 // writeAtomic writes data to a temporary file beside path, syncs it and
