@@ -7,7 +7,6 @@ package activities
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -27,9 +25,11 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/causes"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/keystore"
 	"github.com/hyperspace-ai/hyperspace/internal/llm"
 	"github.com/hyperspace-ai/hyperspace/internal/metrics"
 	"github.com/hyperspace-ai/hyperspace/internal/noise"
+	"github.com/hyperspace-ai/hyperspace/internal/paper"
 	"github.com/hyperspace-ai/hyperspace/internal/proposer"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
@@ -41,8 +41,10 @@ type Activities struct {
 	Store   *store.Store
 	Blob    *blob.Store
 	Domains *domains.Registry
-	// KeyDir holds the agents' Ed25519 keys (one file per campaign agent).
-	KeyDir string
+	// Keys holds the site's agent keys (sealed in PostgreSQL): every
+	// process that signs for an agent signs with the one key registered
+	// for it.
+	Keys *keystore.Keystore
 	// DataDir is the root of the domain data sets.
 	DataDir string
 	// LLMAPIKey authenticates to the campaign's LLM endpoint, if any.
@@ -69,8 +71,15 @@ type Network interface {
 	Share(ctx context.Context, s receipt.Signed, k *identity.Key) error
 	// Known returns the receipts the node's replica holds for a domain.
 	Known(domain string) []receipt.Signed
-	// PublishPaper gossips a signed paper, review or breakthrough message.
-	PublishPaper(ctx context.Context, data []byte) error
+	// PublishPaper gossips a signed paper (the node vouches for its author).
+	PublishPaper(ctx context.Context, sp paper.Signed) error
+	// PublishReview gossips a review signed with NodeKey.
+	PublishReview(ctx context.Context, sr paper.SignedReview) error
+	// AnnounceBreakthrough gossips that a paper was judged a breakthrough.
+	AnnounceBreakthrough(ctx context.Context, sp paper.Signed, score float64) error
+	// NodeKey is the node's own key: reviews are signed with it, which
+	// binds a review to the node that wrote it.
+	NodeKey() *identity.Key
 	// PeerID is the node's libp2p peer id.
 	PeerID() string
 }
@@ -99,24 +108,35 @@ func (a *Activities) domain(ctx context.Context, name string) (domains.Domain, e
 	return d, nil
 }
 
-var keyNameUnsafe = regexp.MustCompile(`[^A-Za-z0-9._-]`)
-
-// AgentKey loads (or creates) the persistent signing key of a campaign's agent.
-func (a *Activities) AgentKey(campaign, agent string) (*identity.Key, error) {
-	name := keyNameUnsafe.ReplaceAllString(campaign+"."+agent, "_")
-	return identity.LoadOrCreate(a.KeyDir, name)
+// AgentKey is the site's signing key of a campaign's agent, registered by
+// RegisterAgent. A process without the site secret, or with another
+// site's, cannot sign (non-retryable: retrying will not give it one).
+func (a *Activities) AgentKey(ctx context.Context, campaign, agent string) (*identity.Key, error) {
+	if a.Keys == nil {
+		return nil, temporal.NewNonRetryableApplicationError(keystore.ErrNoSecret.Error(), "NoSiteSecret", keystore.ErrNoSecret)
+	}
+	k, err := a.Keys.Load(ctx, campaign, agent)
+	switch {
+	case errors.Is(err, keystore.ErrUnknownAgent):
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "UnknownAgent", err)
+	case errors.Is(err, keystore.ErrWrongSecret):
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "WrongSiteSecret", err)
+	case err != nil:
+		return nil, fmt.Errorf("agent key %s/%s: %w", campaign, agent, err)
+	}
+	return k, nil
 }
 
-// RegisterAgent records an agent and its public key.
+// RegisterAgent creates the agent's key, once for the site (a retry or a
+// second registration gets the same key), and records the agent with it.
 func (a *Activities) RegisterAgent(ctx context.Context, in workflows.RegisterAgentInput) error {
-	k, err := a.AgentKey(in.CampaignID, in.Agent)
-	if err != nil {
-		return fmt.Errorf("agent key %s/%s: %w", in.CampaignID, in.Agent, err)
+	if a.Keys == nil {
+		return temporal.NewNonRetryableApplicationError(keystore.ErrNoSecret.Error(), "NoSiteSecret", keystore.ErrNoSecret)
 	}
-	return a.Store.UpsertAgent(ctx, store.Agent{
-		CampaignID: in.CampaignID, Name: in.Agent, PeerID: k.ID(),
-		PublicKey: base64.StdEncoding.EncodeToString(k.Public()),
-	})
+	if _, err := a.Keys.Register(ctx, in.CampaignID, in.Agent); err != nil {
+		return fmt.Errorf("register agent %s/%s: %w", in.CampaignID, in.Agent, err)
+	}
+	return nil
 }
 
 // SetCampaignStatus updates a campaign's row.
@@ -182,7 +202,7 @@ func (a *Activities) Share(ctx context.Context, in workflows.ShareInput) error {
 	if err := json.Unmarshal(e.Record, &s); err != nil {
 		return fmt.Errorf("decode experiment %s: %w", e.ID, err)
 	}
-	k, err := a.AgentKey(in.CampaignID, in.Agent)
+	k, err := a.AgentKey(ctx, in.CampaignID, in.Agent)
 	if err != nil {
 		return err
 	}
@@ -460,7 +480,7 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 	}
 	newBest = !in.Baseline && beats
 
-	k, err := a.AgentKey(in.CampaignID, in.Agent)
+	k, err := a.AgentKey(ctx, in.CampaignID, in.Agent)
 	if err != nil {
 		return workflows.Recorded{}, fmt.Errorf("agent key: %w", err)
 	}

@@ -39,13 +39,16 @@ func paperSlug(number int, id string) string {
 	return fmt.Sprintf("paper-%04d-%s", number, receipt.ShortID(id))
 }
 
-// agentBranch loads one campaign agent's receipts and papers.
+// agentBranch loads one campaign agent's receipts and papers. The branch
+// is named after the agent's registered key, and only runs and papers
+// signed by that key go on it (the archive needs no secret: it signs
+// nothing).
 func (a *Activities) agentBranch(ctx context.Context, campaign, agent, domain string) (archive.AgentBranch, int64, error) {
-	k, err := a.AgentKey(campaign, agent)
+	ag, err := a.Store.GetAgent(ctx, campaign, agent)
 	if err != nil {
 		return archive.AgentBranch{}, 0, err
 	}
-	b := archive.AgentBranch{PeerID: k.ID(), Domain: domain}
+	b := archive.AgentBranch{PeerID: ag.PeerID, Domain: domain}
 	rows, _, err := a.Store.ListExperiments(ctx, store.ExperimentFilter{CampaignID: campaign, Agent: agent})
 	if err != nil {
 		return b, 0, err
@@ -56,14 +59,14 @@ func (a *Activities) agentBranch(ctx context.Context, campaign, agent, domain st
 		if err != nil {
 			return b, 0, err
 		}
-		if s.Verify() != nil {
-			a.log().Warn("archive skips a receipt that does not verify", "experiment", r.ID)
+		if s.Verify() != nil || s.Receipt.PeerID != ag.PeerID {
+			a.log().Warn("archive skips a receipt that does not verify under the agent's registered key", "experiment", r.ID)
 			continue
 		}
 		b.Runs = append(b.Runs, s)
 		newest = max(newest, s.Receipt.Timestamp)
 	}
-	papers, err := a.Store.ListPapers(ctx, store.PaperFilter{CampaignID: campaign, PeerID: k.ID(), Limit: 500})
+	papers, err := a.Store.ListPapers(ctx, store.PaperFilter{CampaignID: campaign, PeerID: ag.PeerID, Limit: 500})
 	if err != nil {
 		return b, 0, err
 	}

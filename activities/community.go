@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/archive"
 	ghpub "github.com/hyperspace-ai/hyperspace/internal/archive/github"
-	"github.com/hyperspace-ai/hyperspace/internal/identity"
 	"github.com/hyperspace-ai/hyperspace/internal/llm"
 	"github.com/hyperspace-ai/hyperspace/internal/metrics"
 	"github.com/hyperspace-ai/hyperspace/internal/paper"
@@ -115,7 +113,7 @@ func (a *Activities) WritePaper(ctx context.Context, in workflows.PaperInput) (w
 	if in.LLM != nil && in.LLM.BaseURL != "" {
 		a.llmProse(ctx, in.LLM, facts, &draft)
 	}
-	k, err := a.AgentKey(in.CampaignID, in.Agent)
+	k, err := a.AgentKey(ctx, in.CampaignID, in.Agent)
 	if err != nil {
 		return workflows.PaperRef{}, err
 	}
@@ -150,8 +148,7 @@ func (a *Activities) WritePaper(ctx context.Context, in workflows.PaperInput) (w
 	metrics.PapersWritten.WithLabelValues(in.Domain, writerKind(sp.Paper.Writer)).Inc()
 	a.log().Info("paper written", "paper", sp.ID, "agent", in.Agent, "title", sp.Paper.Title, "writer", sp.Paper.Writer)
 	if a.Network != nil {
-		msg, _ := json.Marshal(map[string]any{"type": "paper", "paper": sp})
-		if err := a.Network.PublishPaper(ctx, msg); err != nil {
+		if err := a.Network.PublishPaper(ctx, sp); err != nil {
 			a.log().Warn("paper gossip failed", "paper", sp.ID, "error", err)
 		}
 	}
@@ -294,10 +291,10 @@ func (a *Activities) ReviewPaper(ctx context.Context, in workflows.ReviewTask) (
 	if !finite(rep.Observed) {
 		rep.Observed = 0
 	}
-	key, err := a.reviewerKey(node)
-	if err != nil {
-		return workflows.ReviewOutcome{}, err
+	if a.Network == nil {
+		return workflows.ReviewOutcome{}, temporal.NewNonRetryableApplicationError("reviews run on P2P nodes only (a review is signed with the node's key)", "NoNetwork", nil)
 	}
+	key := a.Network.NodeKey()
 	sr, err := paper.SignReview(paper.Review{
 		PaperID: in.PaperID, Node: node, Timestamp: time.Now().UnixMilli(),
 		Score: score, Rubric: rubric, Reasons: reasons, Reproduction: rep,
@@ -315,8 +312,7 @@ func (a *Activities) ReviewPaper(ctx context.Context, in workflows.ReviewTask) (
 	metrics.ReviewsWritten.WithLabelValues(sp.Paper.Domain, strconv.Itoa(score)).Inc()
 	a.log().Info("paper reviewed", "paper", in.PaperID, "node", node, "score", score, "reasons", reasons)
 	if a.Network != nil {
-		msg, _ := json.Marshal(map[string]any{"type": "review", "review": sr})
-		if err := a.Network.PublishPaper(ctx, msg); err != nil {
+		if err := a.Network.PublishReview(ctx, sr); err != nil {
 			a.log().Warn("review gossip failed", "review", sr.ID, "error", err)
 		}
 	}
@@ -341,15 +337,6 @@ func (a *Activities) rerun(ctx context.Context, s receipt.Signed, seed int64, bu
 	}
 	return res.Metric, nil
 }
-
-// reviewerKey is the signing key of this node's reviewer.
-func (a *Activities) reviewerKey(node string) (*identity.Key, error) {
-	return identity.LoadOrCreate(a.KeyDir, "reviewer-"+safeName(node))
-}
-
-var unsafeRE = regexp.MustCompile(`[^A-Za-z0-9._-]`)
-
-func safeName(s string) string { return unsafeRE.ReplaceAllString(s, "_") }
 
 // FinishReview records a paper's verdict.
 func (a *Activities) FinishReview(ctx context.Context, in workflows.FinishInput) error {
@@ -384,6 +371,5 @@ func (a *Activities) AnnounceBreakthrough(ctx context.Context, in workflows.Fini
 	if err != nil {
 		return err
 	}
-	msg, _ := json.Marshal(map[string]any{"type": "breakthrough", "score": in.Verdict.Score, "reviews": in.Verdict.Reviews, "paper": sp})
-	return a.Network.PublishPaper(ctx, msg)
+	return a.Network.AnnounceBreakthrough(ctx, sp, in.Verdict.Score)
 }

@@ -61,7 +61,8 @@ func (s *stack) startWorkerProcess(t *testing.T, name string) *workerProc {
 		"HYPERSPACE_S3_SECRET_KEY="+s.blobCfg.SecretKey,
 		"HYPERSPACE_S3_BUCKET="+s.blobCfg.Bucket,
 		"HYPERSPACE_DATA_DIR="+s.dataDir,
-		"HYPERSPACE_STATE_DIR="+filepath.Dir(s.keyDir),
+		"HYPERSPACE_STATE_DIR="+s.stateDir,
+		"HYPERSPACE_SITE_SECRET="+testSiteSecret,
 	)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,12 +26,17 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/search"
 	"github.com/hyperspace-ai/hyperspace/domains/skills"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/keystore"
 	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/internal/testenv"
 	"github.com/hyperspace-ai/hyperspace/workers"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
+
+// testSiteSecret seals the agent keys of the test sites (every process of
+// a site gets it, as HYPERSPACE_SITE_SECRET).
+const testSiteSecret = "e2e-site-secret-0123456789abcdef"
 
 // tinyML is a baseline override that trains in about a second.
 var tinyML = map[string]any{"nLayers": 1, "dModel": 32, "nHeads": 2, "contextLength": 32, "batchSize": 8, "tokenBudget": 20000, "warmupSteps": 5}
@@ -47,7 +51,7 @@ type stack struct {
 	blobCfg  blob.Config
 	api      *httptest.Server
 	acts     *activities.Activities
-	keyDir   string
+	stateDir string
 	dataDir  string
 	registry *domains.Registry
 }
@@ -75,13 +79,17 @@ func newStackQueues(t testing.TB, queues []string, heartbeatSecs int) *stack {
 	s.st, s.dsn = testenv.Database(t)
 	s.blob, s.blobCfg = testenv.Blob(t)
 	s.dataDir = testenv.DataDir(t)
-	s.keyDir = filepath.Join(t.TempDir(), "keys")
+	s.stateDir = t.TempDir()
+	ks, err := keystore.Open(context.Background(), s.st, []byte(testSiteSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.registry = domains.NewRegistry(ml.New(), search.New(), finance.New(), skills.New())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	s.acts = &activities.Activities{Store: s.st, Blob: s.blob, Domains: s.registry, KeyDir: s.keyDir,
+	s.acts = &activities.Activities{Store: s.st, Blob: s.blob, Domains: s.registry, Keys: ks,
 		DataDir: s.dataDir, WorkerID: "test", HeartbeatEvery: 500 * time.Millisecond, Logger: log,
 		Memory: memory.New(activities.StoreCorpus(s.st), memory.Options{})}
 	g, err := workers.Start(workers.Options{Client: s.tc, Queues: queues, Activities: s.acts, Identity: "in-process"})

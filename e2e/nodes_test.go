@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/hyperspace-ai/hyperspace/api"
-	"github.com/hyperspace-ai/hyperspace/internal/node"
+	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/p2p/p2ptest"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/hyperspace-ai/hyperspace/internal/admission"
 )
 
 // Default values used by DefaultConfig and filled in by New for zero fields.
@@ -146,6 +148,11 @@ type Config struct {
 	// and metrics (default 1s).
 	ScoreInspectInterval time.Duration
 
+	// Admission is the node's admission check, shared with every other
+	// path records arrive by (default: one built from MaxMessageBytes,
+	// ClockSkew, MaxAge, Domains and Now).
+	Admission *admission.Checker
+
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock used for timestamp checks and rate limiting
@@ -228,6 +235,10 @@ func (c *Config) fillDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Admission == nil {
+		c.Admission = admission.New(admission.Config{ClockSkew: c.ClockSkew, MaxAge: c.MaxAge, Domains: c.Domains, Now: c.Now,
+			Quotas: map[string]admission.Quota{admission.PathSync: admission.DefaultSyncQuota}})
+	}
 }
 
 func (c *Config) validate() error {
@@ -252,10 +263,9 @@ func (c *Config) validate() error {
 
 // Topic names.
 const (
-	// TopicPapers carries papers (a later issue).
+	// TopicPapers carries papers, reviews and breakthrough announcements
+	// (PaperMessage).
 	TopicPapers = "hyperspace/papers/1"
-	// TopicInspiration carries inspiration notes (a later issue).
-	TopicInspiration = "hyperspace/inspiration/1"
 )
 
 // TopicForDomain returns the gossip topic of a research domain.

@@ -3,7 +3,6 @@ package p2p
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,8 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
 )
 
@@ -69,65 +68,16 @@ func loadKey(path string) (crypto.PrivKey, error) {
 	return k, nil
 }
 
-// AgentCert binds an agent's receipt-signing key to the node that gossips
-// its receipts: the node signs, with its libp2p key, the byte string
-// "hyperspace-agent-cert/v1\n" + AgentPublicKey + "\n" + Node. Receivers
-// accept a receipt only if the cert names the message's publisher
-// (pubsub's From, authenticated by the message signature), the cert
-// signature verifies with the key in that peer ID, and AgentPublicKey is
-// the receipt's publicKey.
-type AgentCert struct {
-	AgentPublicKey string `json:"agentPublicKey"` // base64 std Ed25519 public key
-	Node           string `json:"node"`           // peer.ID string of the gossiping node
-	Signature      string `json:"signature"`      // base64 std, by the node's libp2p key
-}
+// AgentCert binds an agent's signing key to the node that gossips its
+// records (see admission.Cert, which defines and checks it).
+type AgentCert = admission.Cert
 
-const agentCertDomain = "hyperspace-agent-cert/v1\n"
-
-func agentCertBytes(agentPub, node string) []byte {
-	return []byte(agentCertDomain + agentPub + "\n" + node)
-}
+// ErrSignerMismatch reports a cert that does not bind the record's signer
+// to the publishing node.
+var ErrSignerMismatch = admission.ErrSignerMismatch
 
 // NewAgentCert returns the cert by which the node owning nodeKey vouches for
-// the agent key agentPub. It panics only if nodeKey cannot sign or derive a
-// peer ID, which does not happen for libp2p's key types.
+// the agent key agentPub.
 func NewAgentCert(nodeKey crypto.PrivKey, agentPub ed25519.PublicKey) AgentCert {
-	id, err := peer.IDFromPrivateKey(nodeKey)
-	if err != nil {
-		panic(fmt.Sprintf("p2p: peer id from node key: %v", err))
-	}
-	pub := base64.StdEncoding.EncodeToString(agentPub)
-	sig, err := nodeKey.Sign(agentCertBytes(pub, id.String()))
-	if err != nil {
-		panic(fmt.Sprintf("p2p: signing agent cert: %v", err))
-	}
-	return AgentCert{AgentPublicKey: pub, Node: id.String(), Signature: base64.StdEncoding.EncodeToString(sig)}
-}
-
-// ErrSignerMismatch reports a cert that does not bind the receipt's signer
-// to the publishing node.
-var ErrSignerMismatch = errors.New("p2p: receipt signer is not vouched for by the publishing node")
-
-// Verify checks that c is signed by publisher and vouches for the agent key
-// agentPub (base64 std, as in receipt.Receipt.PublicKey).
-func (c AgentCert) Verify(publisher peer.ID, agentPub string) error {
-	if c.Node != publisher.String() {
-		return fmt.Errorf("%w: cert names node %q, message is from %s", ErrSignerMismatch, c.Node, publisher)
-	}
-	if c.AgentPublicKey != agentPub {
-		return fmt.Errorf("%w: cert is for agent key %q, receipt is signed by %q", ErrSignerMismatch, c.AgentPublicKey, agentPub)
-	}
-	pk, err := publisher.ExtractPublicKey()
-	if err != nil {
-		return fmt.Errorf("%w: no public key in peer id %s: %v", ErrSignerMismatch, publisher, err)
-	}
-	sig, err := base64.StdEncoding.DecodeString(c.Signature)
-	if err != nil {
-		return fmt.Errorf("%w: cert signature is not base64", ErrSignerMismatch)
-	}
-	ok, err := pk.Verify(agentCertBytes(c.AgentPublicKey, c.Node), sig)
-	if err != nil || !ok {
-		return fmt.Errorf("%w: bad cert signature", ErrSignerMismatch)
-	}
-	return nil
+	return admission.NewCert(nodeKey, agentPub)
 }

@@ -3,7 +3,6 @@ package p2p
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 
+	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 )
 
@@ -40,8 +40,10 @@ type Replica interface {
 	// Anti-entropy, as opaque byte messages (one round trip):
 	SyncRequest(domains []string) ([]byte, error)                            // initiator: my summary
 	HandleSyncRequest(req []byte) (resp []byte, err error)                   // responder: records the initiator lacks + my summary
-	HandleSyncResponse(req, resp []byte) (push []byte, added int, err error) // initiator: merge (req is what it sent); what the responder lacks
-	HandleSyncPush(push []byte) (added int, err error)                       // responder: merge
+	// The merging calls name the peer the records came from: every record
+	// passes admission (signature, vouching cert, the peer's quota) first.
+	HandleSyncResponse(from peer.ID, req, resp []byte) (push []byte, added int, err error) // initiator: merge (req is what it sent); what the responder lacks
+	HandleSyncPush(from peer.ID, push []byte) (added int, err error)                       // responder: merge
 }
 
 // Finding is a research receipt this node learnt by gossip or published
@@ -53,12 +55,14 @@ type Finding struct {
 	Local      bool // published by this node
 }
 
-// RawMessage is a message of the papers or inspiration topic.
+// RawMessage is an admitted message of the papers topic.
 type RawMessage struct {
 	Topic      string
 	Data       []byte
 	From       peer.ID
 	ReceivedAt time.Time
+	// Message is the decoded message (it passed admission).
+	Message *PaperMessage
 }
 
 // PeerInfo describes a connected peer.
@@ -128,6 +132,8 @@ type Node struct {
 
 	syncMu     sync.Mutex
 	inflight   map[peer.ID]bool
+	serving    map[peer.ID]int // inbound sync streams being served, per peer
+	servingAll int
 	syncingAll atomic.Bool
 
 	ctx    context.Context // cancelled by Close
@@ -207,6 +213,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		kick:      make(chan peer.ID, 256),
 		found:     make(chan peer.AddrInfo, 32),
 		inflight:  map[peer.ID]bool{},
+		serving:   map[peer.ID]int{},
 		ctx:       nctx,
 		cancel:    cancel,
 	}
@@ -219,6 +226,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.val = &validator{self: h.ID(), cfg: &n.cfg, replica: n.replica, limiter: n.limiter, stats: n.stats,
 		admission: newRateLimiter(RateLimit{Rate: admissionFactor * cfg.RateLimit.Rate, Burst: admissionFactor * cfg.RateLimit.Burst}),
 		publish:   newRateLimiter(cfg.RateLimit),
+		adm:       cfg.Admission,
 	}
 
 	if !cfg.DisableDHT {
@@ -287,7 +295,7 @@ func (n *Node) startPubSub() error {
 	for _, d := range n.cfg.Domains {
 		n.topics = append(n.topics, TopicForDomain(d))
 	}
-	n.topics = append(n.topics, TopicPapers, TopicInspiration)
+	n.topics = append(n.topics, TopicPapers)
 
 	boot := map[peer.ID]bool{}
 	for _, b := range n.bootstrap {
@@ -343,8 +351,8 @@ func (n *Node) startPubSub() error {
 		n.research[d] = t
 		n.goOwned("gossip "+name, func() { n.readResearch(sub) })
 	}
-	for _, name := range []string{TopicPapers, TopicInspiration} {
-		if err := ps.RegisterTopicValidator(name, n.val.raw(), pubsub.WithValidatorInline(true)); err != nil {
+	for _, name := range []string{TopicPapers} {
+		if err := ps.RegisterTopicValidator(name, n.val.papers(), pubsub.WithValidatorInline(true)); err != nil {
 			return fmt.Errorf("p2p: validator for %s: %w", name, err)
 		}
 		t, err := ps.Join(name)
@@ -490,6 +498,7 @@ func (n *Node) Publish(ctx context.Context, s receipt.Signed, cert AgentCert) er
 	if !ok {
 		return fmt.Errorf("%w %q (node gossips %v)", ErrUnknownDomain, domain, n.cfg.Domains)
 	}
+	s.Vouch = nil // the envelope carries the cert
 	env := Envelope{Receipt: s, Cert: cert}
 	data, err := env.Marshal()
 	if err != nil {
@@ -498,7 +507,8 @@ func (n *Node) Publish(ctx context.Context, s receipt.Signed, cert AgentCert) er
 	if len(data) > n.cfg.MaxMessageBytes {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), n.cfg.MaxMessageBytes)
 	}
-	reason, _ := n.val.checkEnvelope(domain, env, n.ID(), true)
+	reason, _ := n.val.checkEnvelope(domain, env, n.ID(), n.ID(), len(data), true)
+	s.Vouch = cert.Vouch() // the replica keeps it, so sync can forward it vouched
 	switch reason {
 	case "":
 	case ReasonStale:
@@ -531,34 +541,6 @@ func (n *Node) Publish(ctx context.Context, s receipt.Signed, cert AgentCert) er
 	return nil
 }
 
-// PublishInspiration gossips a raw signed JSON payload on the inspiration
-// topic. Only size and JSON syntax are checked (content rules come later).
-func (n *Node) PublishInspiration(ctx context.Context, data []byte) error {
-	return n.publishRaw(ctx, TopicInspiration, data)
-}
-
-// PublishPaper gossips a raw signed JSON payload on the papers topic. Only
-// size and JSON syntax are checked (content rules come later).
-func (n *Node) PublishPaper(ctx context.Context, data []byte) error {
-	return n.publishRaw(ctx, TopicPapers, data)
-}
-
-func (n *Node) publishRaw(ctx context.Context, topic string, data []byte) error {
-	if n.ctx.Err() != nil {
-		return ErrClosed
-	}
-	if len(data) > n.cfg.MaxMessageBytes {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), n.cfg.MaxMessageBytes)
-	}
-	if !json.Valid(data) {
-		return &RejectedError{Reason: ReasonMalformed}
-	}
-	if err := n.raw[topic].Publish(ctx, data); err != nil {
-		return fmt.Errorf("p2p: publishing on %s: %w", topic, err)
-	}
-	return nil
-}
-
 // readResearch consumes a research subscription: accepted remote findings
 // go into the replica, then to the feed and subscribers.
 func (n *Node) readResearch(sub *pubsub.Subscription) {
@@ -575,6 +557,7 @@ func (n *Node) readResearch(sub *pubsub.Subscription) {
 		if !ok {
 			continue
 		}
+		d.env.Receipt.Vouch = d.env.Cert.Vouch()
 		added, err := n.replica.Add(d.env.Receipt)
 		if err != nil {
 			n.stats.reject(ReasonReplicaError)
@@ -600,7 +583,11 @@ func (n *Node) readRaw(sub *pubsub.Subscription) {
 		if msg.ReceivedFrom == n.ID() {
 			continue
 		}
-		m := RawMessage{Topic: sub.Topic(), Data: msg.GetData(), From: msg.GetFrom(), ReceivedAt: n.cfg.Now()}
+		pm, ok := msg.ValidatorData.(*PaperMessage)
+		if !ok {
+			continue
+		}
+		m := RawMessage{Topic: sub.Topic(), Data: msg.GetData(), From: msg.GetFrom(), ReceivedAt: n.cfg.Now(), Message: pm}
 		n.subMu.Lock()
 		for _, ch := range n.rawSubs {
 			select {
@@ -657,7 +644,7 @@ func (n *Node) Subscribe() (<-chan Finding, func()) {
 	}
 }
 
-// SubscribeRaw is Subscribe for the papers and inspiration topics.
+// SubscribeRaw is Subscribe for the papers topic: admitted messages only.
 func (n *Node) SubscribeRaw() (<-chan RawMessage, func()) {
 	ch := make(chan RawMessage, n.cfg.SubscriberBuffer)
 	n.subMu.Lock()
@@ -750,5 +737,10 @@ func (n *Node) Stats() Stats {
 	s := n.stats.snapshot()
 	s.Peers = len(n.host.Network().Peers())
 	s.Mesh = n.mesh.sizes()
+	s.Admission = n.cfg.Admission.Stats()
 	return s
 }
+
+// Admission is the node's admission check (shared with its replica's sync
+// handling).
+func (n *Node) Admission() *admission.Checker { return n.cfg.Admission }

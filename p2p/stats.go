@@ -9,6 +9,8 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/hyperspace-ai/hyperspace/internal/admission"
 )
 
 // Stats is a snapshot of a node's counters (monotonic since New) and
@@ -29,13 +31,18 @@ type Stats struct {
 	SyncBytesSent     uint64
 	SyncBytesReceived uint64
 	SyncAdded         uint64 // records this node added through sync
+	SyncRefused       uint64 // inbound sync streams reset because the peer (or the node) had too many open
+
+	// Admission counts every record from the network by path, kind and
+	// reason (see package admission).
+	Admission admission.Stats
 }
 
 // counters is the live, concurrently updated form of Stats.
 type counters struct {
 	published, delivered, duplicates, subscriberDrops atomic.Uint64
 	syncRounds, syncServed, syncFailures              atomic.Uint64
-	syncSent, syncReceived, syncAdded                 atomic.Uint64
+	syncSent, syncReceived, syncAdded, syncRefused    atomic.Uint64
 
 	mu       sync.Mutex
 	rejected map[string]uint64
@@ -65,6 +72,7 @@ func (c *counters) snapshot() Stats {
 		SyncBytesSent:     c.syncSent.Load(),
 		SyncBytesReceived: c.syncReceived.Load(),
 		SyncAdded:         c.syncAdded.Load(),
+		SyncRefused:       c.syncRefused.Load(),
 	}
 }
 

@@ -58,15 +58,39 @@ func readFrame(r *bufio.Reader, limit int) ([]byte, int, error) {
 		return nil, 0, err
 	}
 	if l > uint64(limit) {
-		return nil, 0, fmt.Errorf("sync frame of %d bytes exceeds the %d-byte limit", l, limit)
+		return nil, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, l, limit)
 	}
-	buf := make([]byte, l)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, 0, err
+	// Allocate as the bytes arrive, never the claimed length up front: a
+	// peer that announces a large frame and sends little costs us about
+	// what it sent (the buffer at most doubles past the bytes received).
+	want := int(l)
+	buf := make([]byte, 0, min(want, frameChunk))
+	for len(buf) < want {
+		k := min(want-len(buf), max(frameChunk, len(buf)))
+		buf = slices.Grow(buf, k)
+		got, err := io.ReadFull(r, buf[len(buf):len(buf)+k])
+		buf = buf[:len(buf)+got]
+		if err != nil {
+			return nil, 0, err
+		}
 	}
 	var hdr [binary.MaxVarintLen64]byte
-	return buf, binary.PutUvarint(hdr[:], l) + int(l), nil
+	return buf, binary.PutUvarint(hdr[:], l) + want, nil
 }
+
+// frameChunk is the first allocation for a frame's body.
+const frameChunk = 64 << 10
+
+// ErrFrameTooLarge: a sync frame announced more bytes than the limit; it
+// is refused before anything is allocated for it.
+var ErrFrameTooLarge = errors.New("p2p: sync frame exceeds the limit")
+
+// Inbound sync streams served at once: per peer and in total. Excess
+// streams are reset unread.
+const (
+	maxInboundSyncPerPeer = 1
+	maxInboundSync        = 16
+)
 
 // SyncWith runs one anti-entropy exchange with p, started by this node.
 func (n *Node) SyncWith(ctx context.Context, p peer.ID) (st SyncStats, err error) {
@@ -117,7 +141,7 @@ func (n *Node) SyncWith(ctx context.Context, p peer.ID) (st SyncStats, err error
 	if err != nil {
 		return st, fmt.Errorf("reading response: %w", err)
 	}
-	push, added, err := n.replica.HandleSyncResponse(req, resp)
+	push, added, err := n.replica.HandleSyncResponse(p, req, resp)
 	st.Added = added
 	if err != nil {
 		s.Reset()
@@ -151,6 +175,25 @@ func (n *Node) handleSync(s network.Stream) {
 		return
 	}
 	defer n.wg.Done()
+	p := s.Conn().RemotePeer()
+	n.syncMu.Lock()
+	if n.serving[p] >= maxInboundSyncPerPeer || n.servingAll >= maxInboundSync {
+		n.syncMu.Unlock()
+		n.stats.syncRefused.Add(1)
+		s.Reset()
+		return
+	}
+	n.serving[p]++
+	n.servingAll++
+	n.syncMu.Unlock()
+	defer func() {
+		n.syncMu.Lock()
+		if n.serving[p]--; n.serving[p] <= 0 {
+			delete(n.serving, p)
+		}
+		n.servingAll--
+		n.syncMu.Unlock()
+	}()
 	if err := n.serveSync(s); err != nil {
 		n.stats.syncFailures.Add(1)
 		n.log.Debug("serving sync", "peer", s.Conn().RemotePeer(), "err", err)
@@ -192,7 +235,7 @@ func (n *Node) serveSync(s network.Stream) error {
 	}
 	added := 0
 	if len(push) > 0 {
-		if added, err = n.replica.HandleSyncPush(push); err != nil {
+		if added, err = n.replica.HandleSyncPush(s.Conn().RemotePeer(), push); err != nil {
 			return fmt.Errorf("merging push: %w", err)
 		}
 		n.stats.syncAdded.Add(uint64(added))

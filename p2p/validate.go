@@ -2,7 +2,6 @@ package p2p
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -10,7 +9,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/hyperspace-ai/hyperspace/internal/receipt"
+	"github.com/hyperspace-ai/hyperspace/internal/admission"
 )
 
 // Reasons a gossip message is not accepted; the keys of Stats.Rejected and
@@ -21,24 +20,33 @@ import (
 // which is Reject when the publisher sent the message to us itself and
 // Ignore when an honest peer relayed it (see validator.rateLimit).
 const (
-	ReasonOversized      = "oversized"       // larger than MaxMessageBytes
-	ReasonMalformed      = "malformed"       // not an envelope (or, on raw topics, not JSON)
-	ReasonUnknownDomain  = "unknown_domain"  // receipt domain is not the topic's domain
-	ReasonClockSkew      = "clock_skew"      // timestamp more than ClockSkew in the future
-	ReasonStale          = "stale"           // older than MaxAge+ClockSkew and unknown: sync's job, not gossip's
-	ReasonReplay         = "replay"          // older than MaxAge+ClockSkew and already known
-	ReasonDuplicate      = "duplicate"       // fresh but already in the replica (e.g. got it by sync first): ignored
-	ReasonBadID          = "bad_id"          // content does not hash to the id: tampered payload
-	ReasonBadSignature   = "bad_signature"   // receipt signature or peerId invalid
-	ReasonSignerMismatch = "signer_mismatch" // cert does not bind the signer to the publishing node
-	ReasonRateLimited    = "rate_limited"    // publisher exceeded RateLimit
-	ReasonReplicaError   = "replica_error"   // accepted by gossip but the replica refused it
+	ReasonOversized      = admission.ReasonOversized      // larger than MaxMessageBytes
+	ReasonMalformed      = admission.ReasonMalformed      // not an envelope (papers topic: not a paper message)
+	ReasonUnknownDomain  = admission.ReasonUnknownDomain  // receipt domain is not the topic's domain
+	ReasonClockSkew      = admission.ReasonClockSkew      // timestamp more than ClockSkew in the future
+	ReasonStale          = admission.ReasonStale          // older than MaxAge+ClockSkew and unknown: sync's job, not gossip's
+	ReasonReplay         = admission.ReasonReplay         // older than MaxAge+ClockSkew and already known
+	ReasonDuplicate      = admission.ReasonDuplicate      // fresh but already in the replica (e.g. got it by sync first): ignored
+	ReasonBadID          = admission.ReasonBadID          // content does not hash to the id: tampered payload
+	ReasonBadSignature   = admission.ReasonBadSignature   // receipt signature or peerId invalid
+	ReasonSignerMismatch = admission.ReasonSignerMismatch // cert does not bind the signer to the publishing node
+	ReasonUnvouched      = admission.ReasonUnvouched      // no cert for the signer
+	ReasonRateLimited    = "rate_limited"                 // publisher exceeded RateLimit
+	ReasonReplicaError   = "replica_error"                // accepted by gossip but the replica refused it
 )
 
-// validated is attached to accepted messages as ValidatorData.
+// validated is attached to accepted research messages as ValidatorData.
 type validated struct {
 	env   Envelope
 	local bool
+}
+
+// kind of the records of a topic, for admission's counters.
+func (v *validator) kindOf(topic string) string {
+	if topic == TopicPapers {
+		return admission.KindPaper
+	}
+	return admission.KindReceipt
 }
 
 // validator holds the state shared by the topic validators of one node.
@@ -50,13 +58,31 @@ type validator struct {
 	admission *rateLimiter // per sending peer, in inspectRPC
 	publish   *rateLimiter // our own Publish, so that peers never penalise us
 	stats     *counters
-	certs     certCache
+	adm       *admission.Checker
 }
 
-// reject records reason and returns result.
-func (v *validator) reject(reason string, result pubsub.ValidationResult) pubsub.ValidationResult {
+// reject records a rejection this package found (admission's own are
+// counted by it: see admitted) and returns result.
+func (v *validator) reject(src peer.ID, kind, reason string, result pubsub.ValidationResult) pubsub.ValidationResult {
+	if src == v.self {
+		return result // our own Publish: the caller reports it
+	}
 	v.stats.reject(reason)
+	_ = v.adm.Reject(admission.Source{Path: admission.PathGossip, Peer: src}, kind, reason, nil)
 	return result
+}
+
+// admitted turns admission's verdict into a validation result.
+func (v *validator) admitted(err error) (string, pubsub.ValidationResult) {
+	if err == nil {
+		return "", pubsub.ValidationAccept
+	}
+	reason := admission.ReasonOf(err)
+	if reason == "" {
+		reason = ReasonMalformed
+	}
+	v.stats.reject(reason)
+	return reason, pubsub.ValidationReject
 }
 
 // rateLimit charges one message to its publisher. Only the publisher's
@@ -64,14 +90,14 @@ func (v *validator) reject(reason string, result pubsub.ValidationResult) pubsub
 // at most what it accepted under the same limit, but messages of one flooder
 // can reach us through several relays whose sum exceeds the limit, and those
 // relays must not pay for it, so relayed excess is ignored instead.
-func (v *validator) rateLimit(src, from peer.ID) (pubsub.ValidationResult, bool) {
+func (v *validator) rateLimit(src, from peer.ID, kind string) (pubsub.ValidationResult, bool) {
 	if src == v.self || v.limiter.allow(from, v.cfg.Now()) {
 		return pubsub.ValidationAccept, true
 	}
 	if src == from {
-		return v.reject(ReasonRateLimited, pubsub.ValidationReject), false
+		return v.reject(src, kind, ReasonRateLimited, pubsub.ValidationReject), false
 	}
-	return v.reject(ReasonRateLimited, pubsub.ValidationIgnore), false
+	return v.reject(src, kind, ReasonRateLimited, pubsub.ValidationIgnore), false
 }
 
 // research returns the validator of the topic of domain. Checks run
@@ -84,38 +110,43 @@ func (v *validator) research(domain string) pubsub.ValidatorEx {
 				return pubsub.ValidationAccept
 			}
 		}
+		const kind = admission.KindReceipt
 		if len(msg.GetData()) > v.cfg.MaxMessageBytes {
-			return v.reject(ReasonOversized, pubsub.ValidationReject)
+			return v.reject(src, kind, ReasonOversized, pubsub.ValidationReject)
 		}
-		if r, ok := v.rateLimit(src, msg.GetFrom()); !ok {
+		if r, ok := v.rateLimit(src, msg.GetFrom(), kind); !ok {
 			return r
 		}
 		env, err := UnmarshalEnvelope(msg.GetData())
 		if err != nil || (msg.ID != "" && msg.ID != env.Receipt.ID) {
-			return v.reject(ReasonMalformed, pubsub.ValidationReject)
+			return v.reject(src, kind, ReasonMalformed, pubsub.ValidationReject)
 		}
-		if reason, result := v.checkEnvelope(domain, env, msg.GetFrom(), false); reason != "" {
-			return v.reject(reason, result)
+		if reason, result := v.checkEnvelope(domain, env, src, msg.GetFrom(), len(msg.GetData()), false); reason != "" {
+			return result
 		}
 		msg.ValidatorData = &validated{env: env}
 		return pubsub.ValidationAccept
 	}
 }
 
-// checkEnvelope applies every rule of a research message to env published
-// by from; local is true for our own Publish, which skips the duplicate
-// check (the receipt is already in the replica) and requires the receipt
-// to be fresh by MaxAge alone, so that peers with clocks up to ClockSkew
-// apart still accept it. It returns "" when env is acceptable.
-func (v *validator) checkEnvelope(domain string, env Envelope, from peer.ID, local bool) (string, pubsub.ValidationResult) {
+// checkEnvelope applies every rule of a research message to env, handed
+// to us by src and published by from; local is true for our own Publish,
+// which skips the duplicate check (the receipt is already in the replica)
+// and requires the receipt to be fresh by MaxAge alone, so that peers with
+// clocks up to ClockSkew apart still accept it. The topic and freshness
+// rules need the replica and live here; the record itself (size,
+// signature, vouching cert) is admission's. It returns "" when env is
+// acceptable; rejections are counted.
+func (v *validator) checkEnvelope(domain string, env Envelope, src, from peer.ID, size int, local bool) (string, pubsub.ValidationResult) {
+	const kind = admission.KindReceipt
 	r := env.Receipt
 	if r.Receipt.Domain != domain {
-		return ReasonUnknownDomain, pubsub.ValidationReject
+		return ReasonUnknownDomain, v.reject(src, kind, ReasonUnknownDomain, pubsub.ValidationReject)
 	}
 	now := v.cfg.Now()
 	ts := time.UnixMilli(r.Receipt.Timestamp)
 	if ts.After(now.Add(v.cfg.ClockSkew)) {
-		return ReasonClockSkew, pubsub.ValidationReject
+		return ReasonClockSkew, v.reject(src, kind, ReasonClockSkew, pubsub.ValidationReject)
 	}
 	oldest := now.Add(-v.cfg.MaxAge - v.cfg.ClockSkew)
 	if local {
@@ -123,9 +154,9 @@ func (v *validator) checkEnvelope(domain string, env Envelope, from peer.ID, loc
 	}
 	if ts.Before(oldest) {
 		if !local && v.replica.Has(r.ID) {
-			return ReasonReplay, pubsub.ValidationReject
+			return ReasonReplay, v.reject(src, kind, ReasonReplay, pubsub.ValidationReject)
 		}
-		return ReasonStale, pubsub.ValidationReject
+		return ReasonStale, v.reject(src, kind, ReasonStale, pubsub.ValidationReject)
 	}
 	if !local && v.replica.Has(r.ID) {
 		// A fresh receipt we already hold (typically from a sync that
@@ -133,66 +164,53 @@ func (v *validator) checkEnvelope(domain string, env Envelope, from peer.ID, loc
 		// freshness window, already dropped every re-delivery of a message
 		// that came through gossip, so this is an honest relay: ignore it
 		// without penalty and without forwarding.
-		return ReasonDuplicate, pubsub.ValidationIgnore
+		return ReasonDuplicate, v.reject(src, kind, ReasonDuplicate, pubsub.ValidationIgnore)
 	}
-	if err := r.Verify(); err != nil {
-		if errors.Is(err, receipt.ErrBadID) {
-			return ReasonBadID, pubsub.ValidationReject
-		}
-		return ReasonBadSignature, pubsub.ValidationReject
+	path := admission.PathGossip
+	if local {
+		path = "local"
 	}
-	if !v.certs.verified(env.Cert, from, r.Receipt.PublicKey) {
-		return ReasonSignerMismatch, pubsub.ValidationReject
-	}
-	return "", pubsub.ValidationAccept
+	cert := env.Cert
+	return v.admitted(v.adm.Receipt(admission.Source{Path: path, Peer: src, Publisher: from}, r, &cert, size))
 }
 
-// certCache remembers certs that verified: an agent publishes many
-// receipts under one cert, and a signature check costs as much as the
-// receipt's own.
-type certCache struct {
-	mu sync.Mutex
-	ok map[AgentCert]bool
-}
-
-const certCacheSize = 4096
-
-func (c *certCache) verified(cert AgentCert, from peer.ID, agentPub string) bool {
-	if cert.Node != from.String() || cert.AgentPublicKey != agentPub {
-		return false
-	}
-	c.mu.Lock()
-	hit := c.ok[cert]
-	c.mu.Unlock()
-	if hit {
-		return true
-	}
-	if cert.Verify(from, agentPub) != nil {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ok == nil || len(c.ok) >= certCacheSize {
-		c.ok = map[AgentCert]bool{} // crude but bounded
-	}
-	c.ok[cert] = true
-	return true
-}
-
-// raw returns the validator of the papers and inspiration topics: size,
-// rate and well-formed JSON only (their content rules come later).
-func (v *validator) raw() pubsub.ValidatorEx {
+// papers returns the validator of the papers topic: papers, reviews and
+// breakthrough announcements pass admission like receipts do.
+func (v *validator) papers() pubsub.ValidatorEx {
 	return func(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-		if len(msg.GetData()) > v.cfg.MaxMessageBytes {
-			return v.reject(ReasonOversized, pubsub.ValidationReject)
+		if src == v.self {
+			if d, ok := msg.ValidatorData.(*PaperMessage); ok && d.local {
+				return pubsub.ValidationAccept
+			}
 		}
-		if r, ok := v.rateLimit(src, msg.GetFrom()); !ok {
+		const kind = admission.KindPaper
+		if len(msg.GetData()) > v.cfg.MaxMessageBytes {
+			return v.reject(src, kind, ReasonOversized, pubsub.ValidationReject)
+		}
+		if r, ok := v.rateLimit(src, msg.GetFrom(), kind); !ok {
 			return r
 		}
-		if !json.Valid(msg.GetData()) {
-			return v.reject(ReasonMalformed, pubsub.ValidationReject)
+		m, err := UnmarshalPaperMessage(msg.GetData())
+		if err != nil {
+			return v.reject(src, kind, ReasonMalformed, pubsub.ValidationReject)
 		}
+		if _, result := v.admitted(v.admitPaper(admission.Source{Path: admission.PathGossip, Peer: src, Publisher: msg.GetFrom()}, m, len(msg.GetData()))); result != pubsub.ValidationAccept {
+			return result
+		}
+		msg.ValidatorData = &m
 		return pubsub.ValidationAccept
+	}
+}
+
+// admitPaper runs admission on a papers-topic message.
+func (v *validator) admitPaper(src admission.Source, m PaperMessage, size int) error {
+	switch m.Type {
+	case PaperTypeReview:
+		return v.adm.Review(src, *m.Review, size)
+	case PaperTypeBreakthrough:
+		return v.adm.Paper(src, admission.KindBreakthrough, *m.Paper, m.Cert, size, m.At)
+	default:
+		return v.adm.Paper(src, admission.KindPaper, *m.Paper, m.Cert, size, 0)
 	}
 }
 

@@ -4,87 +4,48 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/hyperspace-ai/hyperspace/internal/admission"
+	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/paper"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/p2p"
 	"github.com/hyperspace-ai/hyperspace/p2p/p2ptest"
 )
 
-// rawPeer is an attacker: a plain libp2p host speaking GossipSub with no
-// validation of its own, so it can publish anything.
-type rawPeer struct {
-	key   crypto.PrivKey
-	host  host.Host
-	topic *pubsub.Topic
-	sub   *pubsub.Subscription
-	stop  context.CancelFunc
-}
+// rawPeer wraps p2ptest.RawPeer for tests.
+type rawPeer struct{ *p2ptest.RawPeer }
 
 func newRawPeer(t *testing.T, ctx context.Context, target *p2p.Node) *rawPeer {
 	t.Helper()
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.DisableRelay(), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, stop := context.WithCancel(context.Background())
-	ps, err := pubsub.NewGossipSub(pctx, h,
-		pubsub.WithFloodPublish(true),
-		pubsub.WithPeerOutboundQueueSize(8192),
-		pubsub.WithMaxMessageSize(4<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	topic, err := ps.Join(p2p.TopicForDomain(p2ptest.Domain))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := topic.Subscribe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.Host().Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	r := &rawPeer{key: key, host: h, topic: topic, sub: sub, stop: stop}
-	t.Cleanup(r.close)
-	eventually(t, 10*time.Second, "the target's subscription", func() bool {
-		for _, p := range topic.ListPeers() {
-			if p == target.ID() {
-				return true
-			}
-		}
-		return false
-	})
-	return r
+	return newRawPeerOn(t, ctx, target, p2p.TopicForDomain(p2ptest.Domain))
 }
 
-func (r *rawPeer) close() {
-	r.sub.Cancel()
-	r.stop()
-	r.host.Close()
+func newRawPeerOn(t *testing.T, ctx context.Context, target *p2p.Node, topic string) *rawPeer {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := p2ptest.NewRawPeer(wctx, target, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return &rawPeer{r}
 }
 
-func (r *rawPeer) id() peer.ID { return r.host.ID() }
+func (r *rawPeer) close()      { r.Close() }
+func (r *rawPeer) id() peer.ID { return r.ID() }
 
 func (r *rawPeer) publish(t *testing.T, ctx context.Context, data []byte) {
 	t.Helper()
-	if err := r.topic.Publish(ctx, data); err != nil {
+	if err := r.Publish(ctx, data); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -136,35 +97,35 @@ func TestBadMessages(t *testing.T) {
 			s := fresh(1)
 			canon, _ := receipt.Canonical(s.Receipt)
 			s.Signature = base64.StdEncoding.EncodeToString(p2ptest.AgentKey("forger").Sign(canon))
-			return envelope(t, s, p2p.NewAgentCert(a.key, agent.Public()))
+			return envelope(t, s, p2p.NewAgentCert(a.Key, agent.Public()))
 		}},
 		{p2p.ReasonBadID, true, func(a *rawPeer) []byte {
 			s := fresh(2)
 			s.Receipt.Metric.Value = 0.99 // tampered after signing
-			return envelope(t, s, p2p.NewAgentCert(a.key, agent.Public()))
+			return envelope(t, s, p2p.NewAgentCert(a.Key, agent.Public()))
 		}},
 		{p2p.ReasonReplay, true, func(a *rawPeer) []byte {
-			return envelope(t, old, p2p.NewAgentCert(a.key, agent.Public()))
+			return envelope(t, old, p2p.NewAgentCert(a.Key, agent.Public()))
 		}},
 		{p2p.ReasonStale, true, func(a *rawPeer) []byte {
 			s, _ := p2ptest.Receipt(agent, p2ptest.Domain, 3, time.Now().Add(-time.Hour))
-			return envelope(t, s, p2p.NewAgentCert(a.key, agent.Public()))
+			return envelope(t, s, p2p.NewAgentCert(a.Key, agent.Public()))
 		}},
 		{p2p.ReasonClockSkew, true, func(a *rawPeer) []byte {
 			s, _ := p2ptest.Receipt(agent, p2ptest.Domain, 4, time.Now().Add(time.Hour))
-			return envelope(t, s, p2p.NewAgentCert(a.key, agent.Public()))
+			return envelope(t, s, p2p.NewAgentCert(a.Key, agent.Public()))
 		}},
 		{p2p.ReasonOversized, true, func(a *rawPeer) []byte {
 			s := fresh(5)
 			s.Receipt.Hypothesis = strings.Repeat("x", p2p.DefaultMaxMessageBytes)
-			return envelope(t, s, p2p.NewAgentCert(a.key, agent.Public()))
+			return envelope(t, s, p2p.NewAgentCert(a.Key, agent.Public()))
 		}},
 		{p2p.ReasonMalformed, true, func(a *rawPeer) []byte { return []byte(`{"receipt": not json`) }},
 		{p2p.ReasonMalformed, true, func(a *rawPeer) []byte {
 			// The id the message-id fast path reads differs from the one
 			// a JSON decoder sees.
 			s := fresh(6)
-			b := envelope(t, s, p2p.NewAgentCert(a.key, agent.Public()))
+			b := envelope(t, s, p2p.NewAgentCert(a.Key, agent.Public()))
 			return append(b[:len(b)-1], []byte(`,"receipt":{"id":"`+strings.Repeat("0", 64)+`"}}`)...)
 		}},
 		{p2p.ReasonSignerMismatch, true, func(a *rawPeer) []byte {
@@ -174,15 +135,15 @@ func TestBadMessages(t *testing.T) {
 		}},
 		{p2p.ReasonSignerMismatch, true, func(a *rawPeer) []byte {
 			// The sender's cert, for another agent's key.
-			return envelope(t, fresh(8), p2p.NewAgentCert(a.key, p2ptest.AgentKey("x").Public()))
+			return envelope(t, fresh(8), p2p.NewAgentCert(a.Key, p2ptest.AgentKey("x").Public()))
 		}},
 		{p2p.ReasonUnknownDomain, true, func(a *rawPeer) []byte {
 			s, _ := p2ptest.Receipt(agent, "finance", 9, time.Now())
-			return envelope(t, s, p2p.NewAgentCert(a.key, agent.Public()))
+			return envelope(t, s, p2p.NewAgentCert(a.Key, agent.Public()))
 		}},
 		{p2p.ReasonDuplicate, false, func(a *rawPeer) []byte {
 			// Fresh but already held (say, from sync): ignored, no penalty.
-			return envelope(t, known, p2p.NewAgentCert(a.key, agent.Public()))
+			return envelope(t, known, p2p.NewAgentCert(a.Key, agent.Public()))
 		}},
 	}
 	for _, tc := range cases {
@@ -234,7 +195,7 @@ func TestFloodGraylisted(t *testing.T) {
 
 	const floodSize = 1500
 	agent := p2ptest.AgentKey("flood-agent")
-	cert := p2p.NewAgentCert(flooder.key, agent.Public())
+	cert := p2p.NewAgentCert(flooder.Key, agent.Public())
 	flood := make([][]byte, floodSize)
 	for i := range flood {
 		s, err := p2ptest.Receipt(agent, p2ptest.Domain, i+1, time.Now())
@@ -249,7 +210,7 @@ func TestFloodGraylisted(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for _, b := range flood {
-			if err := flooder.topic.Publish(ctx, b); err != nil {
+			if err := flooder.Publish(ctx, b); err != nil {
 				return
 			}
 		}
@@ -302,35 +263,118 @@ func TestFloodGraylisted(t *testing.T) {
 		floodSize, floodDur.Round(time.Millisecond), accepted, st.Rejected[p2p.ReasonRateLimited], fs, hs, worst)
 }
 
-// TestRawTopics: papers and inspiration carry any JSON within the size
-// limit; malformed payloads are rejected.
-func TestRawTopics(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// TestPapersTopicAdmission: on the papers topic, papers, reviews and
+// breakthrough announcements pass admission: a paper needs a cert from its
+// publisher for its author's key, a review must be signed by the node it
+// names, and anything else is rejected and counted; what is admitted is
+// delivered decoded.
+func TestPapersTopicAdmission(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := p2ptest.NewCluster(ctx, 2, 1, 5, p2ptest.Options{})
+	target, err := p2ptest.NewMember(ctx, p2ptest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if err := c.WaitMesh(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	ch, stop := c[1].Node.SubscribeRaw()
+	defer target.Node.Close()
+	ch, stop := target.Node.SubscribeRaw()
 	defer stop()
-	time.Sleep(300 * time.Millisecond) // raw topic meshes
-	payload, _ := json.Marshal(map[string]string{"title": "a paper"})
-	if err := c[0].Node.PublishPaper(ctx, payload); err != nil {
-		t.Fatal(err)
+
+	author := p2ptest.AgentKey("paper-author")
+	signPaper := func(title string) paper.Signed {
+		sp, err := paper.Sign(paper.Paper{Domain: p2ptest.Domain, Campaign: "c1", Agent: "agent-1", Number: 1, Title: title,
+			Timestamp: time.Now().UnixMilli(), Receipts: []string{"r1"},
+			Claim: paper.Claim{Receipt: "r1", Metric: "loss", Direction: "minimize", Value: 1}}, author)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sp
+	}
+	msg := func(m p2p.PaperMessage) []byte {
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	review := func(k *identity.Key, node peer.ID, score int) *paper.SignedReview {
+		sr, err := paper.SignReview(paper.Review{PaperID: strings.Repeat("a", 64), Node: node.String(), Score: score, Timestamp: time.Now().UnixMilli()}, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &sr
+	}
+	cases := []struct {
+		reason string
+		build  func(a *rawPeer) []byte
+	}{
+		{p2p.ReasonUnvouched, func(a *rawPeer) []byte {
+			sp := signPaper("no cert")
+			return msg(p2p.PaperMessage{Type: p2p.PaperTypePaper, Paper: &sp})
+		}},
+		{p2p.ReasonSignerMismatch, func(a *rawPeer) []byte {
+			other, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+			sp, cert := signPaper("another node's cert"), p2p.NewAgentCert(other, author.Public())
+			return msg(p2p.PaperMessage{Type: p2p.PaperTypePaper, Paper: &sp, Cert: &cert})
+		}},
+		{p2p.ReasonBadID, func(a *rawPeer) []byte {
+			sp, cert := signPaper("honest"), p2p.NewAgentCert(a.Key, author.Public())
+			sp.Paper.Title = "tampered"
+			return msg(p2p.PaperMessage{Type: p2p.PaperTypePaper, Paper: &sp, Cert: &cert})
+		}},
+		{admission.ReasonReviewerMismatch, func(a *rawPeer) []byte {
+			// A fresh key naming the target node, score 10.
+			return msg(p2p.PaperMessage{Type: p2p.PaperTypeReview, Review: review(p2ptest.AgentKey("forger"), target.Node.ID(), 10)})
+		}},
+		{p2p.ReasonMalformed, func(a *rawPeer) []byte {
+			sp, cert := signPaper("no time"), p2p.NewAgentCert(a.Key, author.Public())
+			return msg(p2p.PaperMessage{Type: p2p.PaperTypeBreakthrough, Paper: &sp, Cert: &cert})
+		}},
+		{p2p.ReasonMalformed, func(a *rawPeer) []byte { return []byte(`{"type":"poem","text":"roses"}`) }},
+	}
+	for _, tc := range cases {
+		a := newRawPeerOn(t, ctx, target.Node, p2p.TopicPapers)
+		before := target.Node.Stats().Rejected[tc.reason]
+		a.publish(t, ctx, tc.build(a))
+		eventually(t, 5*time.Second, tc.reason+" to be counted", func() bool {
+			return target.Node.Stats().Rejected[tc.reason] == before+1
+		})
+		a.close()
 	}
 	select {
 	case m := <-ch:
-		if m.Topic != p2p.TopicPapers || string(m.Data) != string(payload) || m.From != c[0].Node.ID() {
-			t.Fatalf("got %+v", m)
-		}
-	case <-ctx.Done():
-		t.Fatal("paper not delivered")
+		t.Fatalf("a rejected message was delivered: %s", m.Data)
+	default:
 	}
-	if err := c[0].Node.PublishInspiration(ctx, []byte("not json")); err == nil {
-		t.Fatal("malformed inspiration was published")
+	// Admitted: a vouched paper, and a review signed with the sender's own
+	// node key.
+	a := newRawPeerOn(t, ctx, target.Node, p2p.TopicPapers)
+	sp, cert := signPaper("an honest paper"), p2p.NewAgentCert(a.Key, author.Public())
+	a.publish(t, ctx, msg(p2p.PaperMessage{Type: p2p.PaperTypePaper, Paper: &sp, Cert: &cert}))
+	nodeKey, err := admission.NodeIdentity(a.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.publish(t, ctx, msg(p2p.PaperMessage{Type: p2p.PaperTypeReview, Review: review(nodeKey, a.id(), 7)}))
+	got := map[string]bool{}
+	for len(got) < 2 {
+		select {
+		case m := <-ch:
+			if m.Message == nil || m.From != a.id() || got[m.Message.Type] {
+				t.Fatalf("got %+v from %s", m.Message, m.From)
+			}
+			got[m.Message.Type] = true
+		case <-ctx.Done():
+			t.Fatalf("delivered only %v of a paper and a review", got)
+		}
+	}
+	st := target.Node.Stats()
+	if st.Admission.Accepted["gossip/paper"] != 1 || st.Admission.Accepted["gossip/review"] != 1 {
+		t.Fatalf("admission counters: %+v", st.Admission)
+	}
+	// The publishing side refuses what peers would reject.
+	bad := signPaper("unvouched by us")
+	other := p2p.NewAgentCert(a.Key, author.Public())
+	if err := target.Node.PublishPaper(ctx, p2p.PaperMessage{Type: p2p.PaperTypePaper, Paper: &bad, Cert: &other}); err == nil {
+		t.Fatal("published a paper with another node's cert")
 	}
 }

@@ -4,7 +4,7 @@
 //	hyperspace   CampaignWorkflow, AgentWorkflow, Hypothesize, RecordResult, bookkeeping
 //	experiments  RunExperiment (CPU/GPU machines; one evaluation at a time by default)
 //	archive      ArchiveAgent, ArchiveBreakthrough, WriteSnapshot (git/GitHub)
-//	node-<peer>  (internal/node) Hypothesize, RecordResult, Share, WritePaper, ReviewPaper
+//	node-<peer>  (node/) Hypothesize, RecordResult, Share, WritePaper, ReviewPaper
 package workers
 
 import (

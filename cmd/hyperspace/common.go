@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/skills"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
 	"github.com/hyperspace-ai/hyperspace/internal/datasets"
+	"github.com/hyperspace-ai/hyperspace/internal/keystore"
 	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 )
@@ -38,6 +40,8 @@ type common struct {
 	StateDir        string
 	LogLevel        string
 	LLMAPIKey       string
+	SiteSecret      string
+	SiteSecretFile  string
 }
 
 func defaultStateDir() string {
@@ -65,6 +69,8 @@ func (c *common) addFlags(cmd *cobra.Command, temporalDefault string) {
 	f.StringVar(&c.DataDir, "data-dir", "", dataDirUsage)
 	f.StringVar(&c.StateDir, "state-dir", defaultStateDir(), "where agent keys and the embedded Temporal database live")
 	f.StringVar(&c.LLMAPIKey, "llm-api-key", "", "API key for campaigns' OpenAI-compatible LLM endpoints (never stored in workflow history)")
+	f.StringVar(&c.SiteSecret, "site-secret", "", "the site secret that seals agent keys in the database; every process of a site that signs needs the same one (prefer the environment variable to the flag)")
+	f.StringVar(&c.SiteSecretFile, "site-secret-file", "", "file holding the site secret (default <state-dir>/site.secret when it exists; `hyperspace dev` creates it)")
 }
 
 func (c *common) logger() *slog.Logger {
@@ -111,14 +117,49 @@ func registry() *domains.Registry {
 	return domains.NewRegistry(ml.New(), search.New(), finance.New(), skills.New())
 }
 
-func (c *common) activities(st *store.Store, b *blob.Store, log *slog.Logger) *activities.Activities {
+// activities builds the activities of this process. With signing (it
+// records, shares or writes for agents) it opens the site keystore, which
+// needs the site secret; without, a process that only runs experiments or
+// the archive needs none.
+func (c *common) activities(ctx context.Context, st *store.Store, b *blob.Store, log *slog.Logger, signing bool) (*activities.Activities, error) {
 	host, _ := os.Hostname()
-	return &activities.Activities{
-		Store: st, Blob: b, Domains: registry(),
-		KeyDir: filepath.Join(c.StateDir, "keys"), DataDir: c.DataDir,
+	a := &activities.Activities{
+		Store: st, Blob: b, Domains: registry(), DataDir: c.DataDir,
 		LLMAPIKey: c.LLMAPIKey, WorkerID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: log,
 		Memory: memory.New(activities.StoreCorpus(st), memory.Options{}),
 	}
+	if signing {
+		ks, err := c.keystore(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		a.Keys = ks
+	}
+	return a, nil
+}
+
+// siteSecretPath is where the site secret file is looked for.
+func (c *common) siteSecretPath() string {
+	if c.SiteSecretFile != "" {
+		return c.SiteSecretFile
+	}
+	return filepath.Join(c.StateDir, "site.secret")
+}
+
+// keystore opens the site keystore with the site secret.
+func (c *common) keystore(ctx context.Context, st *store.Store) (*keystore.Keystore, error) {
+	secret, err := keystore.LoadSecret(c.SiteSecret, c.siteSecretPath())
+	if errors.Is(err, os.ErrNotExist) {
+		err = keystore.ErrNoSecret
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w\n  (every process of a site that signs for agents needs the same site secret: the file %s, or HYPERSPACE_SITE_SECRET)", err, c.siteSecretPath())
+	}
+	ks, err := keystore.Open(ctx, st, secret)
+	if err != nil {
+		return nil, fmt.Errorf("open the site keystore: %w", err)
+	}
+	return ks, nil
 }
 
 // findDataDir returns the data dir to use: the configured one ("" for

@@ -18,7 +18,8 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/internal/devserver"
-	"github.com/hyperspace-ai/hyperspace/internal/node"
+	"github.com/hyperspace-ai/hyperspace/internal/keystore"
+	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/workers"
 	"github.com/hyperspace-ai/hyperspace/workflows"
@@ -91,7 +92,16 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 				return err
 			}
 			defer tc.Close()
-			acts := c.activities(st, b, log)
+			if c.SiteSecret == "" {
+				// One machine, one site: its secret lives in the state dir.
+				if _, err := keystore.CreateSecretFile(c.siteSecretPath()); err != nil {
+					return err
+				}
+			}
+			acts, err := c.activities(ctx, st, b, log, true)
+			if err != nil {
+				return err
+			}
 			if arch.Dir == "" && !noArchive {
 				arch.Dir = filepath.Join(c.StateDir, "archive.git")
 			}

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hyperspace-ai/hyperspace/api"
-	"github.com/hyperspace-ai/hyperspace/internal/node"
+	"github.com/hyperspace-ai/hyperspace/node"
 )
 
 func nodeCmd() *cobra.Command {
@@ -41,7 +41,10 @@ server-sent-events stream /api/v1/gossip/stream.`,
 			}
 			defer svc.Close()
 			st, b, tc := svc.Store, svc.Blob, svc.Temporal
-			acts := c.activities(st, b, log)
+			acts, err := c.activities(ctx, st, b, log, true)
+			if err != nil {
+				return err
+			}
 			n, err := node.Start(ctx, node.Options{
 				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), Bootstrap: splitList(bootstrap),
 				Domains: domainsOrAll(domainList), EnableMDNS: mdns, Temporal: tc, Activities: acts, Store: st, Logger: log,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -50,7 +51,12 @@ an experiment whose worker dies is retried on another one.`,
 				return err
 			}
 			defer svc.Close()
-			acts := c.activities(svc.Store, svc.Blob, log)
+			// Agent-side activities sign for agents; experiments and the
+			// archive do not.
+			acts, err := c.activities(ctx, svc.Store, svc.Blob, log, slices.Contains(qs, workflows.TaskQueue))
+			if err != nil {
+				return err
+			}
 			tc := svc.Temporal
 			if strings.Contains(queues, workflows.ArchiveQueue) {
 				if arch.Dir == "" {

@@ -100,6 +100,17 @@ type Signed struct {
 	ID        string  `json:"id"`        // hex sha256 of jcs(receipt)
 	Receipt   Receipt `json:"receipt"`   // the signed content
 	Signature string  `json:"signature"` // base64 std ed25519 signature over the same canonical bytes
+	// Vouch, outside the signed content, is the certificate by which a P2P
+	// node vouches for the signer's key (see package admission). Records
+	// that travel between nodes carry it; the site's own copies need none.
+	Vouch *Vouch `json:"vouch,omitempty"`
+}
+
+// Vouch names the node that vouches for a receipt's signer and carries its
+// signature over "hyperspace-agent-cert/v1\n" + publicKey + "\n" + node.
+type Vouch struct {
+	Node      string `json:"node"`
+	Signature string `json:"signature"`
 }
 
 // Verification errors; Verify wraps them with details.

@@ -17,6 +17,12 @@ const (
 	PaperUnreviewed = "unreviewed" // no reviewer could be reached
 )
 
+// Origins of papers and reviews.
+const (
+	OriginSite    = "site"    // written or reviewed by this site's agents and nodes
+	OriginNetwork = "network" // heard from another site over gossip
+)
+
 // Paper is one row of papers.
 type Paper struct {
 	ID           string          `json:"id"`
@@ -32,6 +38,8 @@ type Paper struct {
 	Breakthrough bool            `json:"breakthrough"`
 	ReviewedAt   *time.Time      `json:"reviewedAt"`
 	CreatedAt    time.Time       `json:"createdAt"`
+	// Origin is OriginSite or OriginNetwork ("" on insert: site).
+	Origin string `json:"origin"`
 }
 
 // Review is one row of reviews.
@@ -43,26 +51,37 @@ type Review struct {
 	Score     int             `json:"score"`
 	Record    json.RawMessage `json:"record"`
 	CreatedAt time.Time       `json:"createdAt"`
+	Origin    string          `json:"origin"`
 }
 
-// InsertPaper stores p; the same id, or another paper for the same
-// (campaign, agent, number), is a no-op (inserted=false).
+func origin(o string) string {
+	if o == "" {
+		return OriginSite
+	}
+	return o
+}
+
+// InsertPaper stores p; the same id, or (for a site paper) another site
+// paper for the same (campaign, agent, number), is a no-op
+// (inserted=false). A network paper never takes a site paper's place:
+// (campaign, agent, number) is unique among site papers only, and a paper
+// whose id the site already holds keeps its origin.
 func (s *Store) InsertPaper(ctx context.Context, p Paper) (bool, error) {
-	tag, err := s.Pool.Exec(ctx, `INSERT INTO papers (id, campaign_id, domain, agent, number, peer_id, title, record)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING`,
-		p.ID, p.CampaignID, p.Domain, p.Agent, p.Number, p.PeerID, p.Title, []byte(p.Record))
+	tag, err := s.Pool.Exec(ctx, `INSERT INTO papers (id, campaign_id, domain, agent, number, peer_id, title, record, origin)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING`,
+		p.ID, p.CampaignID, p.Domain, p.Agent, p.Number, p.PeerID, p.Title, []byte(p.Record), origin(p.Origin))
 	if err != nil {
 		return false, fmt.Errorf("insert paper %s: %w", p.ID, err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
-const paperCols = `id, campaign_id, domain, agent, number, peer_id, title, record, status, score, breakthrough, reviewed_at, created_at`
+const paperCols = `id, campaign_id, domain, agent, number, peer_id, title, record, status, score, breakthrough, reviewed_at, created_at, origin`
 
 func scanPaper(row pgx.Row) (Paper, error) {
 	var p Paper
 	err := row.Scan(&p.ID, &p.CampaignID, &p.Domain, &p.Agent, &p.Number, &p.PeerID, &p.Title, &p.Record,
-		&p.Status, &p.Score, &p.Breakthrough, &p.ReviewedAt, &p.CreatedAt)
+		&p.Status, &p.Score, &p.Breakthrough, &p.ReviewedAt, &p.CreatedAt, &p.Origin)
 	return p, err
 }
 
@@ -78,9 +97,10 @@ func (s *Store) GetPaper(ctx context.Context, id string) (Paper, error) {
 	return p, nil
 }
 
-// GetPaperByNumber returns the paper an agent wrote as its number-th, or ErrNotFound.
+// GetPaperByNumber returns the site paper an agent of this site wrote as
+// its number-th, or ErrNotFound (papers heard from other sites never match).
 func (s *Store) GetPaperByNumber(ctx context.Context, campaignID, agent string, number int) (Paper, error) {
-	p, err := scanPaper(s.Pool.QueryRow(ctx, `SELECT `+paperCols+` FROM papers WHERE campaign_id = $1 AND agent = $2 AND number = $3`, campaignID, agent, number))
+	p, err := scanPaper(s.Pool.QueryRow(ctx, `SELECT `+paperCols+` FROM papers WHERE campaign_id = $1 AND agent = $2 AND number = $3 AND origin = 'site'`, campaignID, agent, number))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Paper{}, ErrNotFound
 	}
@@ -132,10 +152,14 @@ func (s *Store) FinishReview(ctx context.Context, id, status string, score *floa
 }
 
 // InsertReview stores r; a second review of the same paper from the same
-// node is a no-op (inserted=false).
+// node is a no-op (inserted=false), and so is a review whose origin is not
+// its paper's (a site's papers are judged by its own reviewers only; the
+// reviews it hears from other sites are kept for other sites' papers), and
+// so is a review of a paper the site does not hold.
 func (s *Store) InsertReview(ctx context.Context, r Review) (bool, error) {
-	tag, err := s.Pool.Exec(ctx, `INSERT INTO reviews (id, paper_id, node, reviewer, score, record)
-		VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`, r.ID, r.PaperID, r.Node, r.Reviewer, r.Score, []byte(r.Record))
+	tag, err := s.Pool.Exec(ctx, `INSERT INTO reviews (id, paper_id, node, reviewer, score, record, origin)
+		SELECT $1,$2,$3,$4,$5,$6,$7 FROM papers WHERE id = $2 AND origin = $7
+		ON CONFLICT DO NOTHING`, r.ID, r.PaperID, r.Node, r.Reviewer, r.Score, []byte(r.Record), origin(r.Origin))
 	if err != nil {
 		return false, fmt.Errorf("insert review %s: %w", r.ID, err)
 	}
@@ -145,8 +169,8 @@ func (s *Store) InsertReview(ctx context.Context, r Review) (bool, error) {
 // GetReviewByNode returns the review a node wrote of a paper, or ErrNotFound.
 func (s *Store) GetReviewByNode(ctx context.Context, paperID, node string) (Review, error) {
 	var r Review
-	err := s.Pool.QueryRow(ctx, `SELECT id, paper_id, node, reviewer, score, record, created_at FROM reviews WHERE paper_id = $1 AND node = $2`,
-		paperID, node).Scan(&r.ID, &r.PaperID, &r.Node, &r.Reviewer, &r.Score, &r.Record, &r.CreatedAt)
+	err := s.Pool.QueryRow(ctx, `SELECT id, paper_id, node, reviewer, score, record, created_at, origin FROM reviews WHERE paper_id = $1 AND node = $2`,
+		paperID, node).Scan(&r.ID, &r.PaperID, &r.Node, &r.Reviewer, &r.Score, &r.Record, &r.CreatedAt, &r.Origin)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Review{}, ErrNotFound
 	}
@@ -158,13 +182,13 @@ func (s *Store) GetReviewByNode(ctx context.Context, paperID, node string) (Revi
 
 // ListReviews returns a paper's reviews, oldest first.
 func (s *Store) ListReviews(ctx context.Context, paperID string) ([]Review, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT id, paper_id, node, reviewer, score, record, created_at FROM reviews WHERE paper_id = $1 ORDER BY created_at, id`, paperID)
+	rows, err := s.Pool.Query(ctx, `SELECT id, paper_id, node, reviewer, score, record, created_at, origin FROM reviews WHERE paper_id = $1 ORDER BY created_at, id`, paperID)
 	if err != nil {
 		return nil, fmt.Errorf("list reviews of %s: %w", paperID, err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Review, error) {
 		var v Review
-		err := r.Scan(&v.ID, &v.PaperID, &v.Node, &v.Reviewer, &v.Score, &v.Record, &v.CreatedAt)
+		err := r.Scan(&v.ID, &v.PaperID, &v.Node, &v.Reviewer, &v.Score, &v.Record, &v.CreatedAt, &v.Origin)
 		return v, err
 	})
 }

@@ -203,6 +203,20 @@ func (s *Store) UpsertAgent(ctx context.Context, a Agent) error {
 	return nil
 }
 
+// GetAgent returns one registered agent, or ErrNotFound.
+func (s *Store) GetAgent(ctx context.Context, campaignID, name string) (Agent, error) {
+	var a Agent
+	err := s.Pool.QueryRow(ctx, `SELECT campaign_id, name, peer_id, public_key, created_at FROM agents WHERE campaign_id=$1 AND name=$2`,
+		campaignID, name).Scan(&a.CampaignID, &a.Name, &a.PeerID, &a.PublicKey, &a.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Agent{}, fmt.Errorf("agent %s/%s: %w", campaignID, name, ErrNotFound)
+	}
+	if err != nil {
+		return Agent{}, fmt.Errorf("get agent %s/%s: %w", campaignID, name, err)
+	}
+	return a, nil
+}
+
 // ListAgents lists a campaign's agents.
 func (s *Store) ListAgents(ctx context.Context, campaignID string) ([]Agent, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT campaign_id, name, peer_id, public_key, created_at FROM agents

@@ -9,12 +9,18 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 )
 
 // Replica holds verified receipts by id. The zero value is not usable; use
 // New. It is safe for concurrent use.
 type Replica struct {
+	// Admit, when set, checks every record that arrives by sync (from the
+	// named peer) before it is merged; a refused record is skipped.
+	Admit func(from peer.ID, s receipt.Signed) error
+
 	mu   sync.RWMutex
 	recs map[string]receipt.Signed
 }
@@ -118,9 +124,12 @@ func (r *Replica) missing(domains, have []string) []receipt.Signed {
 	return out
 }
 
-func (r *Replica) addAll(recs []receipt.Signed) (int, error) {
+func (r *Replica) addAll(from peer.ID, recs []receipt.Signed) (int, error) {
 	n := 0
 	for _, s := range recs {
+		if r.Admit != nil && r.Admit(from, s) != nil {
+			continue
+		}
 		added, err := r.Add(s)
 		if err != nil {
 			return n, fmt.Errorf("memreplica: record %s: %w", receipt.ShortID(s.ID), err)
@@ -149,12 +158,12 @@ func (r *Replica) HandleSyncRequest(req []byte) ([]byte, error) {
 
 // HandleSyncResponse merges the responder's records and returns what the
 // responder lacks.
-func (r *Replica) HandleSyncResponse(_, resp []byte) ([]byte, int, error) {
+func (r *Replica) HandleSyncResponse(from peer.ID, _, resp []byte) ([]byte, int, error) {
 	var rs response
 	if err := json.Unmarshal(resp, &rs); err != nil {
 		return nil, 0, fmt.Errorf("memreplica: sync response: %w", err)
 	}
-	added, err := r.addAll(rs.Records)
+	added, err := r.addAll(from, rs.Records)
 	if err != nil {
 		return nil, added, err
 	}
@@ -163,10 +172,10 @@ func (r *Replica) HandleSyncResponse(_, resp []byte) ([]byte, int, error) {
 }
 
 // HandleSyncPush merges the initiator's push.
-func (r *Replica) HandleSyncPush(b []byte) (int, error) {
+func (r *Replica) HandleSyncPush(from peer.ID, b []byte) (int, error) {
 	var p push
 	if err := json.Unmarshal(b, &p); err != nil {
 		return 0, fmt.Errorf("memreplica: sync push: %w", err)
 	}
-	return r.addAll(p.Records)
+	return r.addAll(from, p.Records)
 }

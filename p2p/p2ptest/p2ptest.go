@@ -7,6 +7,7 @@ import (
 	"context"
 	cryptorand "crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +17,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
@@ -374,4 +379,81 @@ func MeasurePropagationOpts(ctx context.Context, nodes, messages int, o Propagat
 func percentile(d []time.Duration, q float64) time.Duration {
 	i := int(q*float64(len(d))+0.5) - 1
 	return d[max(0, min(i, len(d)-1))]
+}
+
+// RawPeer is an attacker: a plain libp2p host speaking GossipSub on one
+// topic with no validation of its own, so it can publish anything.
+type RawPeer struct {
+	Key   crypto.PrivKey
+	host  host.Host
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	stop  context.CancelFunc
+}
+
+// NewRawPeer connects a raw peer to target on topic and waits until the
+// target is subscribed to it there.
+func NewRawPeer(ctx context.Context, target *p2p.Node, topic string) (*RawPeer, error) {
+	key, _, err := crypto.GenerateEd25519Key(cryptorand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.DisableRelay(), libp2p.DisableMetrics())
+	if err != nil {
+		return nil, err
+	}
+	pctx, stop := context.WithCancel(context.Background())
+	r := &RawPeer{Key: key, host: h, stop: stop}
+	ps, err := pubsub.NewGossipSub(pctx, h,
+		pubsub.WithFloodPublish(true),
+		pubsub.WithPeerOutboundQueueSize(8192),
+		pubsub.WithMaxMessageSize(4<<20))
+	if err == nil {
+		r.topic, err = ps.Join(topic)
+	}
+	if err == nil {
+		r.sub, err = r.topic.Subscribe()
+	}
+	if err == nil {
+		err = h.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.Host().Addrs()})
+	}
+	for err == nil && !slices.Contains(r.topic.ListPeers(), target.ID()) {
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("p2ptest: target never subscribed to %s: %w", topic, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// ID is the raw peer's peer id.
+func (r *RawPeer) ID() peer.ID { return r.host.ID() }
+
+// Publish sends data on the topic, unchecked.
+func (r *RawPeer) Publish(ctx context.Context, data []byte) error { return r.topic.Publish(ctx, data) }
+
+// Close disconnects the raw peer.
+func (r *RawPeer) Close() {
+	if r.sub != nil {
+		r.sub.Cancel()
+	}
+	r.stop()
+	r.host.Close()
+}
+
+// Vouched returns s carrying the vouch of the node owning nodeKey (as a
+// replica holds what it accepted), so that sync forwards it admissibly.
+func Vouched(s receipt.Signed, nodeKey crypto.PrivKey) receipt.Signed {
+	pub, err := base64.StdEncoding.DecodeString(s.Receipt.PublicKey)
+	if err != nil {
+		panic(err)
+	}
+	s.Vouch = p2p.NewAgentCert(nodeKey, pub).Vouch()
+	return s
 }

@@ -1,7 +1,7 @@
 // Package partition holds the network-partition test of the knowledge
 // plane (partition_test.go); it has no API of its own.
 //
-// The test puts two groups of hyperspace nodes (internal/node: a libp2p
+// The test puts two groups of hyperspace nodes (package node: a libp2p
 // host plus an on-disk CRDT replica) into two Linux network namespaces
 // joined by a veth pair, lets both groups publish signed findings while the
 // link is connected, cut and healed again, and measures the time from the

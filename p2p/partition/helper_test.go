@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
-	"github.com/hyperspace-ai/hyperspace/internal/node"
+	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/p2p"
 )

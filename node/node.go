@@ -8,6 +8,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -20,8 +21,10 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/hyperspace-ai/hyperspace/activities"
+	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/crdt"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/paper"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/p2p"
@@ -36,6 +39,10 @@ type Options struct {
 	Bootstrap   []string
 	Domains     []string
 	EnableMDNS  bool
+	// EnableRelay turns on circuit relay v2 (client and service, for peers
+	// behind NATs); EnableHolePunching adds DCUtR hole punching and UPnP
+	// port mapping.
+	EnableRelay, EnableHolePunching bool
 	// P2P lets callers adjust the p2p configuration (tests, benchmarks).
 	P2P func(*p2p.Config)
 	// Temporal, when set, runs a worker on node-<peerID> with Activities.
@@ -55,6 +62,7 @@ type Node struct {
 	P2P     *p2p.Node
 	Replica *crdt.Replica
 	key     crypto.PrivKey
+	self    *identity.Key // the node key as a signing identity (reviews)
 	worker  worker.Worker
 	store   *store.Store
 	log     *slog.Logger
@@ -88,11 +96,22 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	}
 	cfg.Bootstrap = o.Bootstrap
 	cfg.Domains = o.Domains
-	cfg.Replica = replica{rep}
 	cfg.EnableMDNS = o.EnableMDNS
+	cfg.EnableRelay, cfg.EnableHolePunching = o.EnableRelay, o.EnableHolePunching
 	cfg.Logger = log
 	if o.P2P != nil {
 		o.P2P(&cfg)
+	}
+	// One admission check for gossip and sync alike.
+	if cfg.Admission == nil {
+		cfg.Admission = admission.New(admission.Config{ClockSkew: cfg.ClockSkew, MaxAge: cfg.MaxAge, Domains: cfg.Domains, Now: cfg.Now,
+			Quotas: map[string]admission.Quota{admission.PathSync: admission.DefaultSyncQuota}})
+	}
+	cfg.Replica = replica{r: rep, adm: cfg.Admission, bad: &badSet{}}
+	self, err := admission.NodeIdentity(key)
+	if err != nil {
+		rep.Close()
+		return nil, err
 	}
 	pn, err := p2p.New(ctx, cfg)
 	if err != nil {
@@ -104,7 +123,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 			log.Warn("p2p metrics not registered", "error", err)
 		}
 	}
-	n := &Node{P2P: pn, Replica: rep, key: key, store: o.Store, log: log.With("node", pn.ID().String()), certs: map[string]p2p.AgentCert{}}
+	n := &Node{P2P: pn, Replica: rep, key: key, self: self, store: o.Store, log: log.With("node", pn.ID().String()), certs: map[string]p2p.AgentCert{}}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stop = cancel
 	if o.Temporal != nil && o.Activities != nil {
@@ -178,9 +197,42 @@ func (n *Node) Share(ctx context.Context, s receipt.Signed, k *identity.Key) err
 	return n.P2P.Publish(ctx, s, n.cert(k.Public()))
 }
 
-// PublishPaper implements activities.Network: gossip on the papers topic.
-func (n *Node) PublishPaper(ctx context.Context, data []byte) error {
-	return n.P2P.PublishPaper(ctx, data)
+// PublishPaper implements activities.Network: gossip a paper on the papers
+// topic, vouching for its author's key.
+func (n *Node) PublishPaper(ctx context.Context, sp paper.Signed) error {
+	cert, err := n.certFor(sp.Paper.PublicKey)
+	if err != nil {
+		return err
+	}
+	return n.P2P.PublishPaper(ctx, p2p.PaperMessage{Type: p2p.PaperTypePaper, Paper: &sp, Cert: &cert})
+}
+
+// PublishReview implements activities.Network: gossip a review this node
+// signed.
+func (n *Node) PublishReview(ctx context.Context, sr paper.SignedReview) error {
+	return n.P2P.PublishPaper(ctx, p2p.PaperMessage{Type: p2p.PaperTypeReview, Review: &sr})
+}
+
+// AnnounceBreakthrough implements activities.Network.
+func (n *Node) AnnounceBreakthrough(ctx context.Context, sp paper.Signed, score float64) error {
+	cert, err := n.certFor(sp.Paper.PublicKey)
+	if err != nil {
+		return err
+	}
+	return n.P2P.PublishPaper(ctx, p2p.PaperMessage{Type: p2p.PaperTypeBreakthrough, Paper: &sp, Cert: &cert,
+		Score: score, At: time.Now().UnixMilli()})
+}
+
+// NodeKey implements activities.Network: the node's own key, which signs
+// its reviews (a review is admitted only under the key of the node it names).
+func (n *Node) NodeKey() *identity.Key { return n.self }
+
+func (n *Node) certFor(pubB64 string) (p2p.AgentCert, error) {
+	pub, err := base64.StdEncoding.DecodeString(pubB64)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return p2p.AgentCert{}, fmt.Errorf("node: %q is not a base64 Ed25519 public key", pubB64)
+	}
+	return n.cert(pub), nil
 }
 
 // PeerID implements activities.Network.
