@@ -19,8 +19,8 @@ import (
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/internal/devserver"
 	"github.com/hyperspace-ai/hyperspace/internal/keystore"
-	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/workers"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
