@@ -68,7 +68,7 @@ type FetchError struct {
 
 func (e *FetchError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "could not fetch %d data files into %s:\n", len(e.Missing), e.Dir)
+	fmt.Fprintf(&b, "could not fetch %s into %s:\n", files(len(e.Missing)), e.Dir)
 	for _, c := range e.Causes {
 		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(c.Error(), "\n", "\n    "))
 	}

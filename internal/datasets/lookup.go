@@ -182,7 +182,7 @@ func Instructions(dir string, sts []Status, ep Endpoints) string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "The %d files to put under %s (each is checked by its sha256; `hyperspace data status` verifies them):\n", len(want), dir)
+	fmt.Fprintf(&b, "Put %s under %s (each is checked by its sha256; `hyperspace data status` verifies them):\n", files(len(want)), dir)
 	for _, set := range Sets {
 		var lines []string
 		for _, e := range set.Files {
@@ -214,4 +214,12 @@ func abs(p string) string {
 		return a
 	}
 	return p
+}
+
+// files is "1 data file" or "n data files".
+func files(n int) string {
+	if n == 1 {
+		return "1 data file"
+	}
+	return fmt.Sprintf("%d data files", n)
 }
