@@ -38,8 +38,8 @@ type Replica interface {
 	Add(s receipt.Signed) (added bool, err error) // verified, idempotent
 	Has(id string) bool
 	// Anti-entropy, as opaque byte messages (one round trip):
-	SyncRequest(domains []string) ([]byte, error)                            // initiator: my summary
-	HandleSyncRequest(req []byte) (resp []byte, err error)                   // responder: records the initiator lacks + my summary
+	SyncRequest(domains []string) ([]byte, error)          // initiator: my summary
+	HandleSyncRequest(req []byte) (resp []byte, err error) // responder: records the initiator lacks + my summary
 	// The merging calls name the peer the records came from: every record
 	// passes admission (signature, vouching cert, the peer's quota) first.
 	HandleSyncResponse(from peer.ID, req, resp []byte) (push []byte, added int, err error) // initiator: merge (req is what it sent); what the responder lacks

@@ -9,7 +9,18 @@ bash scripts/ensure-postgres.sh
 bash scripts/ensure-tools.sh
 export HYPERSPACE_TEST_PG_ADMIN_URL="$PG_ADMIN_URL"
 export HYPERSPACE_VERSITYGW="$HS_BIN/versitygw"
-[[ -f "$HYPERSPACE_DATA_DIR/cranfield/cran.all.1400" ]] || die "data not found in $HYPERSPACE_DATA_DIR (set HYPERSPACE_DATA_DIR)"
+# The domain data: $HYPERSPACE_DATA_DIR if set, else the shared copy beside
+# the checkout, else fetched (and verified) into ~/.cache/hyperspace/data.
+if [[ -z "${HYPERSPACE_DATA_DIR:-}" && -f "$ROOT/../shared/data/cranfield/cran.all.1400" ]]; then
+  export HYPERSPACE_DATA_DIR="$(cd "$ROOT/../shared/data" && pwd)"
+else
+  log "building hyperspace to find or fetch the domain data"
+  go build -o bin/hyperspace ./cmd/hyperspace
+  bin/hyperspace data path >/dev/null 2>&1 || bin/hyperspace data fetch
+  HYPERSPACE_DATA_DIR="$(bin/hyperspace data path)"
+  export HYPERSPACE_DATA_DIR
+fi
+log "domain data: $HYPERSPACE_DATA_DIR"
 
 if command -v docker-compose >/dev/null; then
   log "docker-compose.yml: docker-compose config -q"

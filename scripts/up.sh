@@ -32,6 +32,15 @@ fi
 log "building hyperspace"
 go build -o bin/hyperspace ./cmd/hyperspace
 
+# The domain data: used where it is complete ($HYPERSPACE_DATA_DIR,
+# ../shared/data, ~/.cache/hyperspace/data), else downloaded and verified.
+if data_dir="$(bin/hyperspace data path 2>/dev/null)"; then
+  log "domain data in $data_dir"
+else
+  log "fetching the domain data (bin/hyperspace data fetch)"
+  bin/hyperspace data fetch
+fi
+
 if [[ -f "$RUN_DIR/dev.pid" ]] && kill -0 "$(cat "$RUN_DIR/dev.pid")" 2>/dev/null; then
   log "hyperspace dev is already running (pid $(cat "$RUN_DIR/dev.pid")); make down stops it"
 else
@@ -40,9 +49,10 @@ else
   (umask 077; : >"$RUN_DIR/dev.log"); chmod 600 "$RUN_DIR/dev.log"
   HYPERSPACE_DATABASE_URL="$DB_URL" HYPERSPACE_S3_ENDPOINT="http://$S3_ADDR" \
     nohup bin/hyperspace dev --listen "$API_LISTEN" --demo >"$RUN_DIR/dev.log" 2>&1 &
-  echo $! >"$RUN_DIR/dev.pid"
-  wait_for "hyperspace API (see $RUN_DIR/dev.log)" 180 curl -sf "http://$API_LISTEN/readyz"
-  wait_for "demo campaign" 30 grep -q "Follow it:\|Start one:\|demo campaign did not start" "$RUN_DIR/dev.log"
+  dev_pid=$!
+  echo "$dev_pid" >"$RUN_DIR/dev.pid"
+  wait_for_pid "$dev_pid" "$RUN_DIR/dev.log" "hyperspace dev" 180 curl -sf "http://$API_LISTEN/readyz"
+  wait_for_pid "$dev_pid" "$RUN_DIR/dev.log" "demo campaign" 30 grep -q "Follow it:\|Start one:\|demo campaign did not start" "$RUN_DIR/dev.log"
 fi
 echo
 sed -n '/Hyperspace is running/,/^$/p' "$RUN_DIR/dev.log"

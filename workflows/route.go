@@ -67,8 +67,8 @@ func (r *route) execute(ctx workflow.Context, o workflow.ActivityOptions, name s
 func (r *route) move(ctx workflow.Context) error {
 	from := r.queue
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           TaskQueue,
-		StartToCloseTimeout: 30 * time.Second,
+		TaskQueue:              TaskQueue,
+		StartToCloseTimeout:    30 * time.Second,
 		ScheduleToCloseTimeout: NodeWait,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 2 * time.Second, BackoffCoefficient: 1.5, MaximumInterval: 10 * time.Second,

@@ -30,7 +30,8 @@ benchmark: go test -run '^$' -bench Orchestration -benchtime 1x ./e2e`,
 		Short: "Trainer tokens/s and GFLOP/s at the baseline config vs. the measured matmul peak",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkDataDir(dataDir); err != nil {
+			dataDir, err := findDataDir(dataDir, nil)
+			if err != nil {
 				return err
 			}
 			cfg := ml.New().Baseline()
@@ -57,7 +58,7 @@ benchmark: go test -run '^$' -bench Orchestration -benchtime 1x ./e2e`,
 			return w.Flush()
 		},
 	}
-	mlc.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "root of the domain data sets")
+	mlc.Flags().StringVar(&dataDir, "data-dir", "", dataDirUsage)
 	mlc.Flags().IntVar(&rounds, "rounds", 3, "alternating measurement rounds (best of each is kept)")
 	mlc.Flags().IntVar(&size, "size", 512, "matrix size of the peak micro-benchmark")
 	mlc.Flags().Float64Var(&seconds, "seconds", 3, "seconds of training per round")

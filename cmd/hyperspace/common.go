@@ -22,6 +22,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/search"
 	"github.com/hyperspace-ai/hyperspace/domains/skills"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/datasets"
 	"github.com/hyperspace-ai/hyperspace/internal/keystore"
 	"github.com/hyperspace-ai/hyperspace/internal/llm"
 	"github.com/hyperspace-ai/hyperspace/internal/memory"
@@ -58,17 +59,6 @@ func defaultStateDir() string {
 	return ".hyperspace"
 }
 
-func defaultDataDir() string {
-	// The project's data sets live beside the checkout in ../shared/data.
-	for _, p := range []string{"../shared/data", "shared/data"} {
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			abs, _ := filepath.Abs(p)
-			return abs
-		}
-	}
-	return "data"
-}
-
 func (c *common) addDBFlags(cmd *cobra.Command) { c.addDBFlagsTo(cmd.Flags()) }
 
 func (c *common) addDBFlagsTo(f *pflag.FlagSet) {
@@ -85,7 +75,7 @@ func (c *common) addFlags(cmd *cobra.Command, temporalDefault string) {
 	f.StringVar(&c.S3Bucket, "s3-bucket", "hyperspace", "S3 bucket for artifacts (created if missing)")
 	f.StringVar(&c.TemporalAddress, "temporal-address", temporalDefault, "Temporal frontend host:port")
 	f.StringVar(&c.Namespace, "namespace", "default", "Temporal namespace")
-	f.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "root of the domain data sets (the layout of shared/data: cranfield/, finance/, skills/)")
+	f.StringVar(&c.DataDir, "data-dir", "", dataDirUsage)
 	f.StringVar(&c.StateDir, "state-dir", defaultStateDir(), "where agent keys and the embedded Temporal database live")
 	f.StringVar(&c.LLMAPIKey, "llm-api-key", "", "API key for campaigns' OpenAI-compatible LLM endpoints (never stored in workflow history; sent only to --llm-allow endpoints)")
 	f.StringVar(&c.SiteSecret, "site-secret", "", "the site secret that seals agent keys in the database; every process of a site that signs needs the same one (prefer the environment variable to the flag)")
@@ -200,11 +190,22 @@ func (c *common) keystore(ctx context.Context, st *store.Store) (*keystore.Keyst
 	return ks, nil
 }
 
-func checkDataDir(dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, "cranfield", "cran.all.1400")); err != nil {
-		return fmt.Errorf("data dir %q has no cranfield/cran.all.1400: set --data-dir or HYPERSPACE_DATA_DIR to the shared/data folder", dir)
+// findDataDir returns the data dir to use: the configured one ("" for
+// none) if it holds every data file, else ../shared/data if it does, else
+// the default dir `hyperspace data fetch` fills. The error says what is
+// missing where and to run `hyperspace data fetch`.
+func findDataDir(configured string, log *slog.Logger) (string, error) {
+	f, err := datasets.NewLookup(configured).Find()
+	if err != nil {
+		return "", err
 	}
-	return nil
+	if log != nil {
+		if f.Warning != "" {
+			log.Warn(f.Warning)
+		}
+		log.Info("data", "dir", f.Dir, "from", f.From)
+	}
+	return f.Dir, nil
 }
 
 func splitList(s string) []string {

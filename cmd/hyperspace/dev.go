@@ -19,8 +19,8 @@ import (
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/internal/devserver"
 	"github.com/hyperspace-ai/hyperspace/internal/keystore"
-	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/workers"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
@@ -48,9 +48,11 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := c.logger()
-			if err := checkDataDir(c.DataDir); err != nil {
+			dataDir, err := findDataDir(c.DataDir, log)
+			if err != nil {
 				return err
 			}
+			c.DataDir = dataDir
 			if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
 				return fmt.Errorf("state dir: %w", err)
 			}

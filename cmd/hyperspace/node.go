@@ -29,6 +29,12 @@ server-sent-events stream /api/v1/gossip/stream.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := c.logger()
+			// Reviews re-run experiments and need the data; the rest does not.
+			if dir, err := findDataDir(c.DataDir, log); err == nil {
+				c.DataDir = dir
+			} else {
+				log.Warn("no complete data dir: reviews that re-run experiments will fail until `hyperspace data fetch` is run", "err", err)
+			}
 			svc, err := c.connect(ctx, log)
 			if err != nil {
 				return err

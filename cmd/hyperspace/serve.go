@@ -40,7 +40,10 @@ an experiment whose worker dies is retried on another one.`,
 					return fmt.Errorf("--queues: unknown queue %q (known: %s, %s, %s)", q, workflows.TaskQueue, workflows.ExperimentsQueue, workflows.ArchiveQueue)
 				}
 			}
-			if err := checkDataDir(c.DataDir); err != nil && strings.Contains(queues, workflows.ExperimentsQueue) {
+			// Only experiments need the data; other queues run without it.
+			if dir, err := findDataDir(c.DataDir, log); err == nil {
+				c.DataDir = dir
+			} else if strings.Contains(queues, workflows.ExperimentsQueue) {
 				return err
 			}
 			svc, err := c.connect(ctx, log)

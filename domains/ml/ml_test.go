@@ -272,3 +272,33 @@ func TestOddShapes(t *testing.T) {
 		}
 	}
 }
+
+// Documents 576 and 578 of cran.all.1400 have two ".W" sections; the corpus
+// keeps the text of both (the search domain's parser once kept only the last).
+func TestRepeatedAbstractSections(t *testing.T) {
+	docs := parseAbstracts([]byte(".I 1\r\n.T\r\nt .\r\n.W\r\nFirst part .\r\n.W\r\nsecond part .\r\n.I 2\r\n.W\r\nonly .\r\n"))
+	if len(docs) != 2 || docs[0] != "first part . second part ." || docs[1] != "only ." {
+		t.Fatalf("abstracts %q", docs)
+	}
+	raw, err := os.ReadFile(CorpusPath(testDataDir(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, parts := range [][2]string{
+		{"viscous and inviscid stagnation flow in a dissociated hypervelocity free stream", "limit characteristics . the analysis indicated that all these problems"},
+		{"dissociation scaling for nonequilibrium blunt nose flows . stage-stacking study", "compressor operation with one or more blade rows stalled"},
+	} {
+		found := false
+		for _, d := range parseAbstracts(raw) {
+			if strings.HasPrefix(d, parts[0]) {
+				found = true
+				if !strings.Contains(d, parts[1]) {
+					t.Errorf("abstract %q... lacks its second section %q", parts[0], parts[1])
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no abstract starts with %q", parts[0])
+		}
+	}
+}

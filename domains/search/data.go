@@ -157,7 +157,9 @@ type record struct {
 
 // parseRecords splits a Cranfield-format file (".I id" then ".T", ".A",
 // ".B", ".W" sections) into records, joining each field's lines with single
-// spaces. CRLF line ends are accepted.
+// spaces. A record may repeat a section: documents 576 and 578 of
+// cran.all.1400 have two ".W" sections, and both are kept (joined with a
+// space, in file order). CRLF line ends are accepted.
 func parseRecords(raw []byte) []record {
 	var out []record
 	var cur *record
@@ -165,7 +167,13 @@ func parseRecords(raw []byte) []record {
 	var buf strings.Builder
 	flush := func() {
 		if cur != nil && field != 0 {
-			cur.fields[field] = strings.Join(strings.Fields(buf.String()), " ")
+			text := strings.Join(strings.Fields(buf.String()), " ")
+			if prev := cur.fields[field]; prev != "" && text != "" {
+				text = prev + " " + text
+			} else if text == "" {
+				text = prev
+			}
+			cur.fields[field] = text
 		}
 		buf.Reset()
 		field = 0

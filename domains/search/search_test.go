@@ -466,3 +466,45 @@ func BenchmarkEvaluateBaseline(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "evals/s")
 }
+
+// Documents 576 and 578 of cran.all.1400 have two ".W" sections; both must
+// reach the document text, or the documents judged for query 74 (label
+// "116" in cran.qry; cranqrel numbers it 74 by position) lose most of theirs.
+func TestRepeatedSections(t *testing.T) {
+	recs := parseRecords([]byte(".I 1\r\n.T\r\ntitle .\r\n.W\r\nfirst part .\r\n.W\r\nsecond part .\r\n.I 2\r\n.W\r\nonly .\r\n.W\r\n"))
+	if len(recs) != 2 || recs[0].fields['W'] != "first part . second part ." || recs[1].fields['W'] != "only ." {
+		t.Fatalf("records %+v", recs)
+	}
+
+	col, err := LoadCollection(testDataDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, parts := range map[int][]string{
+		576: {"viscous and inviscid stagnation flow in a dissociated hypervelocity free stream",
+			"limit characteristics . the analysis indicated that all these problems"},
+		578: {"dissociation scaling for nonequilibrium blunt nose flows",
+			"compressor operation with one or more blade rows stalled"},
+	} {
+		body := col.Docs[mustDoc(t, col, id)].Body
+		for _, p := range parts {
+			if !strings.Contains(body, p) {
+				t.Errorf("doc %d: body lacks %q (got %q)", id, p, body)
+			}
+		}
+	}
+	q := col.Queries[73]
+	if q.Num != 74 || q.ID != "116" || !strings.Contains(q.Text, "dissociated free stream") {
+		t.Fatalf("cranqrel query 74 is %+v", q)
+	}
+	judged := map[int]bool{}
+	for _, j := range col.Qrels[73] {
+		judged[j.Doc] = true
+		if body := col.Docs[mustDoc(t, col, j.Doc)].Body; strings.TrimSpace(body) == "" {
+			t.Errorf("query 74: judged document %d has no text", j.Doc)
+		}
+	}
+	if !judged[576] || !judged[578] || len(judged) != 7 {
+		t.Errorf("query 74 judges %v, want 7 documents including 576 and 578", judged)
+	}
+}

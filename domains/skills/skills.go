@@ -6,8 +6,9 @@
 //
 //   - csv: csv-spectrum (skills/csv-spectrum under the data directory), 11
 //     cases. location_coordinates is left out: its expected JSON disagrees
-//     with its CSV upstream. The npm package strips the CRs of the *_crlf
-//     files; the loader restores CRLF line endings in them.
+//     with its CSV upstream. The data dir's *_crlf files have LF line ends
+//     (the npm package ships them with CRLF, the shared copy and `hyperspace
+//     data fetch` with LF); the loader restores CRLF line endings in them.
 //   - json: JSONTestSuite (skills/json-test-suite/parsing.json), 318
 //     cases: 95 y_ (must accept), 188 n_ (must reject), 35 i_ (either, but
 //     cleanly). Invalid UTF-8 in the original files arrives as U+FFFD.

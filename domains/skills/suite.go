@@ -86,10 +86,12 @@ func LoadSuite(dataDir, suite string) ([]Case, error) {
 	return nil, fmt.Errorf("skills: unknown suite %q", suite)
 }
 
-// loadCSV reads csv-spectrum. The npm package ships the *_crlf files with
-// their CRs stripped (newlines_crlf.json still expects "\r\n" inside a
-// quoted field), so the loader restores CRLF line endings in files whose
-// name ends in _crlf, as upstream has them.
+// loadCSV reads csv-spectrum. The data dir holds the *_crlf files with
+// their CRs stripped (the shared copy lost them; npm csv-spectrum 2.0.0
+// has them, and `hyperspace data fetch` strips them to match the shared
+// copy's sha256), while newlines_crlf.json still expects "\r\n" inside a
+// quoted field, so the loader restores CRLF line endings in files whose
+// name ends in _crlf and have no CR, as upstream has them.
 func loadCSV(dir string) ([]Case, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "csvs", "*.csv"))
 	if err != nil || len(paths) == 0 {

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/datasets"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/internal/token"
 )
@@ -175,7 +176,8 @@ func Blob(t testing.TB) (*blob.Store, blob.Config) {
 }
 
 // DataDir is the domain data root: $HYPERSPACE_DATA_DIR, else ../shared/data
-// above the module root.
+// above the module root, else the dir `hyperspace data fetch` fills by
+// default (datasets.DefaultDir).
 func DataDir(t testing.TB) string {
 	t.Helper()
 	if v := os.Getenv("HYPERSPACE_DATA_DIR"); v != "" {
@@ -183,10 +185,13 @@ func DataDir(t testing.TB) string {
 	}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	dir := filepath.Join(root, "..", "shared", "data")
-	if _, err := os.Stat(filepath.Join(dir, "cranfield", "cran.all.1400")); err != nil {
-		t.Fatalf("data not found in %s: set HYPERSPACE_DATA_DIR", dir)
+	shared := filepath.Join(root, "..", "shared", "data")
+	for _, dir := range []string{shared, datasets.DefaultDir()} {
+		if _, err := os.Stat(filepath.Join(dir, "cranfield", "cran.all.1400")); err == nil {
+			abs, _ := filepath.Abs(dir)
+			return abs
+		}
 	}
-	abs, _ := filepath.Abs(dir)
-	return abs
+	t.Fatalf("data not found in %s or %s: run `hyperspace data fetch` or set HYPERSPACE_DATA_DIR", shared, datasets.DefaultDir())
+	return ""
 }

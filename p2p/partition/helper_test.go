@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
-	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
+	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/p2p"
 )
 
