@@ -10,7 +10,7 @@ RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl git && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/hyperspace /usr/local/bin/hyperspace
-RUN useradd -m -u 10001 hyperspace
+RUN useradd -m -u 10001 hyperspace && mkdir -p /state /archive && chown hyperspace /state /archive
 USER hyperspace
 ENV HYPERSPACE_STATE_DIR=/home/hyperspace/.hyperspace
 ENTRYPOINT ["hyperspace"]

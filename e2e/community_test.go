@@ -527,7 +527,7 @@ func TestBreakthroughToGitHub(t *testing.T) {
 	if err := cs.st.CreateCampaign(ctx, store.Campaign{ID: campaign, Domain: "search", Status: store.StatusCompleted, Agents: 1, Experiments: 1, BaselineSeeds: 3, Request: []byte("{}")}); err != nil {
 		t.Fatal(err)
 	}
-	key, err := cs.acts.AgentKey(context.Background(), campaign, agent)
+	key, err := cs.acts.Keys.Register(context.Background(), campaign, agent)
 	if err != nil {
 		t.Fatal(err)
 	}

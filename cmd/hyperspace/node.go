@@ -13,7 +13,7 @@ import (
 func nodeCmd() *cobra.Command {
 	var c common
 	var listen, bootstrap, p2pListen, domainList string
-	var mdns bool
+	var mdns, relay, holePunch bool
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run one P2P node: libp2p host, CRDT leaderboard, and its Temporal worker on node-<peerID>",
@@ -47,7 +47,8 @@ server-sent-events stream /api/v1/gossip/stream.`,
 			}
 			n, err := node.Start(ctx, node.Options{
 				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), Bootstrap: splitList(bootstrap),
-				Domains: domainsOrAll(domainList), EnableMDNS: mdns, Temporal: tc, Activities: acts, Store: st, Logger: log,
+				Domains: domainsOrAll(domainList), EnableMDNS: mdns, EnableRelay: relay, EnableHolePunching: holePunch,
+				Temporal: tc, Activities: acts, Store: st, Logger: log,
 				RegisterMetrics: true,
 			})
 			if err != nil {
@@ -79,6 +80,8 @@ server-sent-events stream /api/v1/gossip/stream.`,
 	f.StringVar(&bootstrap, "bootstrap", "", "comma-separated multiaddrs (with /p2p/<id>) of peers to join through")
 	f.StringVar(&domainList, "domains", "", "comma-separated domains to gossip (default: every domain this build knows)")
 	f.BoolVar(&mdns, "mdns", false, "discover peers on the LAN with mDNS")
+	f.BoolVar(&relay, "relay", false, "circuit relay v2: reach and be reached through relays when behind a NAT, and relay for others (with AutoNAT)")
+	f.BoolVar(&holePunch, "hole-punching", false, "DCUtR hole punching (upgrade relayed connections to direct ones) and UPnP/NAT-PMP port mapping; use with --relay")
 	f.StringVar(&listen, "listen", "", "also serve the REST API on this address, e.g. 127.0.0.1:8081 (empty: off)")
 	c.addPublicReads(cmd)
 	return cmd
