@@ -169,9 +169,9 @@ func (a *Activities) SetCampaignStatus(ctx context.Context, in workflows.StatusI
 // its 100,000th. (That a proposal is new is checked against the whole
 // campaign: see Hypothesize.)
 const (
-	historyTop     = 200
-	historyRecent  = 100
-	historyNetwork = 100
+	historyTop     = 100
+	historyRecent  = 50
+	historyNetwork = 50
 )
 
 // History returns what an agent knows when it hypothesizes, as proposer

@@ -73,6 +73,11 @@ func newStackTB(b *testing.B) *stack {
 }
 
 func newStackQueues(t testing.TB, queues []string, heartbeatSecs int) *stack {
+	return newStackSlots(t, queues, heartbeatSecs, 0)
+}
+
+// newStackSlots is newStackQueues with slots experiments at once in-process.
+func newStackSlots(t testing.TB, queues []string, heartbeatSecs, slots int) *stack {
 	t.Helper()
 	s := &stack{t: t}
 	if tt, ok := t.(*testing.T); ok {
@@ -98,7 +103,7 @@ func newStackQueues(t testing.TB, queues []string, heartbeatSecs int) *stack {
 	s.acts = &activities.Activities{Store: s.st, Blob: s.blob, Domains: s.registry, Keys: ks,
 		DataDir: s.dataDir, WorkerID: "test", HeartbeatEvery: 500 * time.Millisecond, Logger: log,
 		Memory: memory.New(activities.StoreCorpus(s.st), memory.Options{})}
-	g, err := workers.Start(workers.Options{Client: s.tc, Queues: queues, Activities: s.acts, Identity: "in-process"})
+	g, err := workers.Start(workers.Options{Client: s.tc, Queues: queues, Activities: s.acts, Identity: "in-process", ExperimentSlots: slots})
 	if err != nil {
 		t.Fatal(err)
 	}
