@@ -1,8 +1,12 @@
-// Package node runs one Hyperspace P2P node: a libp2p host (p2p.Node) with
-// its persistent identity, the node's CRDT leaderboard replica on disk, and a
-// Temporal worker on the task queue node-<peerID> that runs its agents'
-// Hypothesize, RecordResult and Share activities. It registers itself in the
-// site's database so campaigns can spread agents over the live nodes.
+// Package node assembles one Hyperspace P2P node process: a libp2p host
+// (p2p.Node) with its persistent identity, the node's CRDT leaderboard
+// replica on disk, one admission check (package admission) shared by gossip
+// and sync, and a Temporal worker on the task queue node-<peerID> that runs
+// its agents' Hypothesize, RecordResult, Share and WritePaper activities and
+// the reviews it is asked for (signed with the node's own key). It
+// registers itself in the site's database and heartbeats, so campaigns
+// spread their agents over the live nodes and agents of a dead node move.
+// It is a composition root, beside workers/ (see DESIGN.md).
 package node
 
 import (

@@ -9,15 +9,19 @@
 //     prefix, bootstrap peers, a rendezvous namespace, optional mDNS. A peer
 //     keeper tops the node up to MinPeers connections.
 //   - Gossip: GossipSub with one topic per research domain
-//     (TopicForDomain), plus TopicPapers and TopicInspiration. A research
-//     message is an Envelope (signed receipt + AgentCert); its message id is
-//     the receipt id. Topic validators reject and count bad messages (see
-//     the Reason* constants), and peer scoring (ScoreParams) graylists peers
-//     that flood or send invalid messages.
+//     (TopicForDomain), plus TopicPapers (PaperMessage: papers, reviews,
+//     breakthrough announcements). A research message is an Envelope
+//     (signed receipt + AgentCert); its message id is the receipt id. Topic
+//     validators run every message through the node's admission check
+//     (package admission) and count what they reject (see the Reason*
+//     constants), and peer scoring (ScoreParams) graylists peers that flood
+//     or send invalid messages.
 //   - Sync: GossipSub only guarantees best effort (v0.19 publishes to mesh
 //     peers only, so a message published before the first heartbeat can be
 //     lost), so the leaderboard Replica runs anti-entropy over SyncProtocol
-//     when a node dials a peer and every SyncInterval.
+//     when a node dials a peer and every SyncInterval. Frames are read as
+//     their bytes arrive (never allocated at their announced length), and a
+//     peer may hold one inbound sync stream at a time.
 //   - Visibility: Recent (a feed), Subscribe (for server-sent events),
 //     Peers, Stats and a Prometheus Collector.
 //
