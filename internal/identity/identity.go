@@ -1,13 +1,9 @@
-// Package identity manages the persisted Ed25519 keys that agents and peers
-// sign receipts with.
-//
-// A key lives in <dir>/<name>.key as a PEM "PRIVATE KEY" block (PKCS#8,
-// the format `openssl genpkey -algorithm ed25519` writes), mode 0600, in a
-// directory with mode 0700. Keys are created atomically: the PEM is written
-// to a temporary file, synced, and hard-linked into place, which fails if
-// the name already exists, so concurrent creators (goroutines or processes)
-// all end up with the one key that won. An existing file that cannot be
-// parsed is an error naming the path; it is never replaced.
+// Package identity holds the Ed25519 keys agents and nodes sign with: key
+// values, their stable identifiers, signatures, and an atomic
+// create-if-absent file write (CreateExclusive) for the key files that do
+// live on disk (a P2P node's libp2p key). Agents' keys are not files: the
+// site keeps them sealed in its database (package keystore), so every
+// process that signs for an agent uses the one key registered for it.
 //
 // # Identifiers
 //
@@ -23,9 +19,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base32"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -91,74 +85,6 @@ func Verify(pub ed25519.PublicKey, msg, sig []byte) bool {
 	return len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, msg, sig)
 }
 
-// Path returns the file LoadOrCreate uses for name in dir.
-func Path(dir, name string) string { return filepath.Join(dir, name+".key") }
-
-// LoadOrCreate loads the key <dir>/<name>.key, creating the directory (0700)
-// and a new random key (0600) when the file does not exist. It is safe to
-// call concurrently from several goroutines or processes: all callers get
-// the same key. A file that exists but cannot be parsed is an error.
-func LoadOrCreate(dir, name string) (*Key, error) {
-	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
-		return nil, fmt.Errorf("identity: invalid key name %q", name)
-	}
-	path := Path(dir, name)
-	if k, err := load(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("identity: creating key directory: %w", err)
-	}
-	k, err := Generate()
-	if err != nil {
-		return nil, err
-	}
-	if err := CreateExclusive(dir, path, encodePEM(k.priv)); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return load(path) // someone else won the race
-		}
-		return nil, err
-	}
-	return k, nil
-}
-
-// Load reads an existing key file written by LoadOrCreate (or openssl).
-func Load(path string) (*Key, error) { return load(path) }
-
-func load(path string) (*Key, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("identity: reading %s: %w", path, err)
-	}
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != "PRIVATE KEY" || strings.TrimSpace(string(rest)) != "" {
-		return nil, fmt.Errorf("identity: %s: corrupt key file: want one PEM \"PRIVATE KEY\" block", path)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("identity: %s: corrupt key file: %w", path, err)
-	}
-	priv, ok := parsed.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("identity: %s: key is %T, want Ed25519", path, parsed)
-	}
-	return newKey(priv), nil
-}
-
-func encodePEM(priv ed25519.PrivateKey) []byte {
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		panic(err) // cannot fail for a valid Ed25519 key
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-}
-
-// createExclusive atomically creates path with data unless it exists, in
-// which case the returned error satisfies errors.Is(err, fs.ErrExist).
-// Readers never observe a partially written file.
 // CreateExclusive atomically creates path (mode 0600) holding data unless
 // it exists, in which case the error satisfies errors.Is(err, fs.ErrExist).
 // Readers never observe a partially written file. Other key stores (the

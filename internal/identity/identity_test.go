@@ -3,6 +3,8 @@ package identity
 import (
 	"bytes"
 	"crypto/ed25519"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,109 +39,36 @@ func TestFromSeedDeterministic(t *testing.T) {
 	}
 }
 
-func TestLoadOrCreatePersists(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "keys", "nested")
-	k1, err := LoadOrCreate(dir, "agent-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := LoadOrCreate(dir, "agent-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k1.ID() != k2.ID() {
-		t.Fatalf("reload changed key: %s vs %s", k1.ID(), k2.ID())
-	}
-	k3, err := LoadOrCreate(dir, "agent-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k3.ID() == k1.ID() {
-		t.Fatal("different names share a key")
-	}
-	st, err := os.Stat(Path(dir, "agent-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("key file mode %v, want 0600", st.Mode().Perm())
-	}
-	dst, _ := os.Stat(dir)
-	if dst.Mode().Perm() != 0o700 {
-		t.Errorf("dir mode %v, want 0700", dst.Mode().Perm())
-	}
-	data, _ := os.ReadFile(Path(dir, "agent-1"))
-	if !strings.HasPrefix(string(data), "-----BEGIN PRIVATE KEY-----") {
-		t.Errorf("key file is not PEM PKCS#8: %q", data)
-	}
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".tmp-") {
-			t.Errorf("temp file left behind: %s", e.Name())
-		}
-	}
-}
-
-func TestCorruptFileIsError(t *testing.T) {
+// TestCreateExclusive: concurrent creators of one file: exactly one wins,
+// the others get fs.ErrExist, and the file holds the winner's bytes, 0600.
+func TestCreateExclusive(t *testing.T) {
 	dir := t.TempDir()
-	path := Path(dir, "bad")
-	for _, content := range []string{"garbage", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", ""} {
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		_, err := LoadOrCreate(dir, "bad")
-		if err == nil {
-			t.Fatalf("content %q: want error", content)
-		}
-		if !strings.Contains(err.Error(), path) {
-			t.Errorf("error %q does not name %s", err, path)
-		}
-		got, _ := os.ReadFile(path)
-		if string(got) != content {
-			t.Fatalf("corrupt file was modified")
-		}
-	}
-}
-
-func TestInvalidName(t *testing.T) {
-	for _, name := range []string{"", "a/b", "..", "."} {
-		if _, err := LoadOrCreate(t.TempDir(), name); err == nil {
-			t.Errorf("name %q: want error", name)
-		}
-	}
-}
-
-func TestConcurrentLoadOrCreate(t *testing.T) {
-	dir := t.TempDir()
-	const n = 16
-	ids := make([]string, n)
-	errs := make([]error, n)
+	path := filepath.Join(dir, "node.key")
 	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
+	var mu sync.Mutex
+	won := []string{}
+	for i := range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			<-start
-			k, err := LoadOrCreate(dir, "shared")
-			errs[i] = err
-			if k != nil {
-				ids[i] = k.ID()
+			data := strings.Repeat(string(rune('a'+i)), 64)
+			err := CreateExclusive(dir, path, []byte(data))
+			switch {
+			case err == nil:
+				mu.Lock()
+				won = append(won, data)
+				mu.Unlock()
+			case !errors.Is(err, fs.ErrExist):
+				t.Error(err)
 			}
 		}()
 	}
-	close(start)
 	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("goroutine %d: %v", i, errs[i])
-		}
-		if ids[i] != ids[0] {
-			t.Fatalf("goroutine %d got %s, goroutine 0 got %s", i, ids[i], ids[0])
-		}
+	got, err := os.ReadFile(path)
+	if len(won) != 1 || err != nil || string(got) != won[0] {
+		t.Fatalf("%d winners, file %q (%v)", len(won), got, err)
 	}
-	k, err := Load(Path(dir, "shared"))
-	if err != nil || k.ID() != ids[0] {
-		t.Fatalf("persisted key differs: %v", err)
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode())
 	}
 }
