@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -225,5 +227,116 @@ func TestStopDuringBaselineEndsStoppedNotFailed(t *testing.T) {
 		if a.Done != 0 {
 			t.Fatalf("agent %s ran %d experiments after a stop in the baseline", a.Agent, a.Done)
 		}
+	}
+}
+
+// failoverActs are fakeActs whose node "node-dead" never picks anything up
+// (its steps fail with the schedule-to-start timeout Temporal reports).
+type failoverActs struct {
+	fakeActs
+	mu       sync.Mutex
+	recorded map[string]RecordInput // first RecordResult input per run, by the live node
+	onDead   int
+	picked   []PickNodeInput
+}
+
+func (f *failoverActs) dead(ctx context.Context) bool {
+	if activity.GetInfo(ctx).TaskQueue == "node-dead" {
+		f.mu.Lock()
+		f.onDead++
+		f.mu.Unlock()
+		return true
+	}
+	return false
+}
+
+func (f *failoverActs) Hypothesize(ctx context.Context, in HypothesizeInput) (Proposal, error) {
+	if f.dead(ctx) {
+		return Proposal{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)
+	}
+	return f.fakeActs.Hypothesize(ctx, in)
+}
+
+func (f *failoverActs) RecordResult(ctx context.Context, in RecordInput) (Recorded, error) {
+	if f.dead(ctx) {
+		return Recorded{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)
+	}
+	f.mu.Lock()
+	k := fmt.Sprintf("%s/%d", in.Agent, in.RunNumber)
+	if _, ok := f.recorded[k]; !ok {
+		f.recorded[k] = in
+	}
+	f.mu.Unlock()
+	return f.fakeActs.RecordResult(ctx, in)
+}
+
+func (f *failoverActs) PickNode(_ context.Context, in PickNodeInput) (string, error) {
+	f.mu.Lock()
+	f.picked = append(f.picked, in)
+	f.mu.Unlock()
+	return "node-live", nil
+}
+
+func (f *failoverActs) LiveNodes(context.Context) ([]string, error) {
+	return []string{"node-live"}, nil
+}
+
+// TestAgentMovesOffADeadNode: an agent whose node never picks its steps up
+// moves to the node PickNode gives (excluding the dead one) and carries on:
+// its experiments are all recorded, none failed, by the live node, and the
+// agent's progress says where it is and that it moved once.
+func TestAgentMovesOffADeadNode(t *testing.T) {
+	acts := &failoverActs{recorded: map[string]RecordInput{}}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(AgentWorkflow)
+	env.RegisterActivityWithOptions(acts.Hypothesize, activity.RegisterOptions{Name: ActHypothesize})
+	env.RegisterActivityWithOptions(acts.RunExperiment, activity.RegisterOptions{Name: ActRunExperiment})
+	env.RegisterActivityWithOptions(acts.RecordResult, activity.RegisterOptions{Name: ActRecordResult})
+	env.RegisterActivityWithOptions(acts.Share, activity.RegisterOptions{Name: ActShare})
+	env.RegisterActivityWithOptions(acts.PickNode, activity.RegisterOptions{Name: ActPickNode})
+	env.RegisterActivityWithOptions(acts.LiveNodes, activity.RegisterOptions{Name: ActLiveNodes})
+	env.ExecuteWorkflow(AgentWorkflow, AgentInput{CampaignID: "c1", Agent: "agent-1", Domain: "fake", Direction: domains.Minimize,
+		Experiments: 4, NextRun: 2, Seed: 1, Floor: NoiseFloor{Mean: 3, SD: 0.01, N: 3, K: 2}, CyclesPerRun: 10, NodeQueue: "node-dead"})
+	var p AgentProgress
+	if err := env.GetWorkflowResult(&p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Done != 4 || p.Failed != 0 || p.Moves != 1 || p.Node != "node-live" {
+		t.Fatalf("progress %+v: want 4 done, 0 failed, moved once to node-live", p)
+	}
+	if len(acts.picked) != 1 || len(acts.picked[0].Exclude) != 1 || acts.picked[0].Exclude[0] != "node-dead" {
+		t.Fatalf("PickNode calls %+v", acts.picked)
+	}
+	if len(acts.recorded) != 4 || len(acts.shared) != 4 {
+		t.Fatalf("recorded %d, shared %d; want 4 each", len(acts.recorded), len(acts.shared))
+	}
+}
+
+// TestRecordMovesWithTheSameInput: when the node dies between the
+// experiment and its recording, the live node records the experiment
+// that ran (no second run) with the input fixed before the first attempt.
+func TestRecordMovesWithTheSameInput(t *testing.T) {
+	acts := &failoverActs{recorded: map[string]RecordInput{}}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(AgentWorkflow)
+	runs := 0
+	env.RegisterActivityWithOptions(acts.fakeActs.Hypothesize, activity.RegisterOptions{Name: ActHypothesize}) // the node answers Hypothesize...
+	env.RegisterActivityWithOptions(func(ctx context.Context, in ExperimentInput) (Outcome, error) {
+		runs++
+		return acts.RunExperiment(ctx, in)
+	}, activity.RegisterOptions{Name: ActRunExperiment})
+	env.RegisterActivityWithOptions(acts.RecordResult, activity.RegisterOptions{Name: ActRecordResult}) // ...then dies
+	env.RegisterActivityWithOptions(acts.Share, activity.RegisterOptions{Name: ActShare})
+	env.RegisterActivityWithOptions(acts.PickNode, activity.RegisterOptions{Name: ActPickNode})
+	env.ExecuteWorkflow(AgentWorkflow, AgentInput{CampaignID: "c1", Agent: "agent-1", Domain: "fake", Direction: domains.Minimize,
+		Experiments: 1, NextRun: 2, Seed: 1, Floor: NoiseFloor{Mean: 3, SD: 0.01, N: 3, K: 2}, CyclesPerRun: 10, NodeQueue: "node-dead"})
+	var p AgentProgress
+	if err := env.GetWorkflowResult(&p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Done != 1 || runs != 1 || p.Moves != 1 || acts.onDead != 1 {
+		t.Fatalf("progress %+v, %d experiment runs, %d steps on the dead node: want 1 done, 1 run, 1 move", p, runs, acts.onDead)
 	}
 }
