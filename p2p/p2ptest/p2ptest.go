@@ -4,10 +4,12 @@
 package p2ptest
 
 import (
+	"bufio"
 	"context"
 	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -456,4 +458,84 @@ func Vouched(s receipt.Signed, nodeKey crypto.PrivKey) receipt.Signed {
 	}
 	s.Vouch = p2p.NewAgentCert(nodeKey, pub).Vouch()
 	return s
+}
+
+// RawSync runs one leaderboard sync exchange with target from the raw
+// peer, speaking p2p.SyncProtocol's framing directly: it sends request,
+// reads the response, sends push (anything: records the target lacks,
+// tampered ones, garbage) and returns the target's ack (records it added).
+func (r *RawPeer) RawSync(ctx context.Context, target *p2p.Node, request, push []byte) (int, error) {
+	if err := r.host.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.Host().Addrs()}); err != nil {
+		return 0, err
+	}
+	s, err := r.host.NewStream(ctx, target.ID(), p2p.SyncProtocol)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	br := bufio.NewReader(s)
+	write := func(b []byte) error {
+		if _, err := s.Write(binary.AppendUvarint(nil, uint64(len(b)))); err != nil {
+			return err
+		}
+		_, err := s.Write(b)
+		return err
+	}
+	read := func() ([]byte, error) {
+		n, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, err
+		}
+		if n > 64<<20 {
+			return nil, fmt.Errorf("p2ptest: frame of %d bytes", n)
+		}
+		b := make([]byte, n)
+		_, err = io.ReadFull(br, b)
+		return b, err
+	}
+	if err := write(request); err != nil {
+		return 0, err
+	}
+	if _, err := read(); err != nil {
+		return 0, fmt.Errorf("p2ptest: sync response: %w", err)
+	}
+	if err := write(push); err != nil {
+		return 0, err
+	}
+	ack, err := read()
+	if err != nil {
+		return 0, fmt.Errorf("p2ptest: sync ack: %w", err)
+	}
+	added, k := binary.Uvarint(ack)
+	if k <= 0 {
+		return 0, errors.New("p2ptest: malformed ack")
+	}
+	return int(added), nil
+}
+
+// RawFrame opens a sync stream to target and writes header and body
+// as given (a frame announcing more than it carries, say), then reads
+// until the target closes or resets the stream; it reports how long that
+// took.
+func (r *RawPeer) RawFrame(ctx context.Context, target *p2p.Node, header, body []byte) (time.Duration, error) {
+	if err := r.host.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.Host().Addrs()}); err != nil {
+		return 0, err
+	}
+	s, err := r.host.NewStream(ctx, target.ID(), p2p.SyncProtocol)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Reset()
+	start := time.Now()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	if _, err := s.Write(append(append([]byte(nil), header...), body...)); err != nil {
+		return time.Since(start), nil // reset already
+	}
+	_, _ = io.Copy(io.Discard, s)
+	return time.Since(start), nil
 }
