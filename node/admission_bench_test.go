@@ -90,7 +90,9 @@ func admissionPathsOnce(b *testing.B) {
 		data, _ := p2p.Envelope{Receipt: s, Cert: c}.Marshal()
 		return data
 	}
-	gossip("honest", func(a *p2ptest.RawPeer) []byte { return env(fresh(time.Now()), p2p.NewAgentCert(a.Key, agent.Public())) })
+	gossip("honest", func(a *p2ptest.RawPeer) []byte {
+		return env(fresh(time.Now()), p2p.NewAgentCert(a.Key, agent.Public()))
+	})
 	gossip("forged signature", func(a *p2ptest.RawPeer) []byte {
 		return env(forge(fresh(time.Now())), p2p.NewAgentCert(a.Key, agent.Public()))
 	})
