@@ -22,7 +22,7 @@ import (
 
 // checkOneKeyPerAgent: every receipt and paper of a campaign is signed by
 // the key its agent was registered with; every review by the node it names.
-func checkOneKeyPerAgent(t *testing.T, st *store.Store, campaign string) (runs, papers, reviews int) {
+func checkOneKeyPerAgent(t testing.TB, st *store.Store, campaign string) (runs, papers, reviews int) {
 	t.Helper()
 	ctx := context.Background()
 	agents, err := st.ListAgents(ctx, campaign)
@@ -170,8 +170,6 @@ func TestComposeLayout(t *testing.T) {
 	}
 }
 
-var reExperimentStarted = regexp.MustCompile(`experiment started.* agent=(\S+)`)
-
 // TestNodeKilledMidCampaign: one of the site's two nodes is killed with
 // SIGKILL mid-campaign. The agent that ran on it moves to the other node
 // within about a minute and carries on; the campaign completes with every
@@ -179,6 +177,31 @@ var reExperimentStarted = regexp.MustCompile(`experiment started.* agent=(\S+)`)
 // and the moved agent's receipts, before and after the move, verify under
 // its one registered key.
 func TestNodeKilledMidCampaign(t *testing.T) {
+	resumed, gap := nodeKilledMidCampaign(t)
+	t.Logf("kill -> the moved agent's next experiment started: %s (its experiments started every %s before the kill)",
+		resumed.Round(100*time.Millisecond), gap.Round(100*time.Millisecond))
+}
+
+// BenchmarkNodeFailover measures TestNodeKilledMidCampaign's time from the
+// SIGKILL of an agent's node to that agent's next experiment starting on
+// another node, against the agent's usual gap between experiment starts
+// before the kill (same run).
+//
+//	go test -run '^$' -bench NodeFailover -benchtime 3x ./e2e
+func BenchmarkNodeFailover(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		resumed, gap := nodeKilledMidCampaign(b)
+		b.ReportMetric(resumed.Seconds(), "kill_to_next_experiment_s")
+		b.ReportMetric(gap.Seconds(), "usual_gap_s")
+		b.ReportMetric(resumed.Seconds()/gap.Seconds(), "ratio")
+		b.Logf("kill -> next experiment %s; usual gap %s", resumed.Round(100*time.Millisecond), gap.Round(100*time.Millisecond))
+	}
+}
+
+// nodeKilledMidCampaign runs the scenario and returns the time from the
+// kill to the moved agent's next experiment start, and the agent's mean
+// gap between experiment starts before the kill.
+func nodeKilledMidCampaign(t testing.TB) (time.Duration, time.Duration) {
 	s := newSite(t)
 	s.startAPI()
 	worker := s.start("worker", true, "worker", "--queues", "hyperspace,experiments")
@@ -196,7 +219,7 @@ func TestNodeKilledMidCampaign(t *testing.T) {
 	for {
 		p := s.campaign(v.ID).Progress
 		if p != nil {
-			if a := p.Agents[workflows.AgentName(0)]; a != nil && a.Done >= 2 && a.Node != "" {
+			if a := p.Agents[workflows.AgentName(0)]; a != nil && a.Done >= 3 && a.Node != "" {
 				victim = a.Node
 				break
 			}
@@ -210,7 +233,9 @@ func TestNodeKilledMidCampaign(t *testing.T) {
 	if victim == tqB {
 		survivor = tqA
 	}
-	startedBefore := worker.count(regexp.MustCompile(`experiment started.* agent=agent-1 `))
+	starts := regexp.MustCompile(`time=(\S+) .*experiment started.* agent=agent-1 `)
+	gap := meanGap(worker.matches(starts))
+	startedBefore := worker.count(starts)
 	if err := nodes[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -218,11 +243,9 @@ func TestNodeKilledMidCampaign(t *testing.T) {
 	<-nodes[victim].done
 	t.Logf("killed the node of agent-1 (%s)", victim)
 
-	// The moved agent's next experiment.
-	next := regexp.MustCompile(`experiment started.* agent=agent-1 `)
 	var resumed time.Duration
 	for {
-		if worker.count(next) > startedBefore+1 { // one may have been in flight at the kill
+		if worker.count(starts) > startedBefore+1 { // one may have been in flight at the kill
 			resumed = time.Since(killedAt)
 			break
 		}
@@ -231,7 +254,6 @@ func TestNodeKilledMidCampaign(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("kill -> the moved agent's next experiment started: %s", resumed.Round(100*time.Millisecond))
 
 	v = s.waitCampaign(v.ID, 8*time.Minute)
 	if v.Status != store.StatusCompleted {
@@ -263,8 +285,23 @@ func TestNodeKilledMidCampaign(t *testing.T) {
 		}
 	}
 	if moved == nil || moved.Moves < 1 || moved.Node != survivor {
-		t.Fatalf("agent-1 ended on %q after %d moves; want it moved to %s", moved.Node, moved.Moves, survivor)
+		t.Fatalf("agent-1 ended %+v; want it moved to %s", moved, survivor)
 	}
 	checkOneKeyPerAgent(t, s.st, v.ID)
 	t.Logf("node kill: agent-1 moved %d time(s) to %s; campaign completed with %d experiments, none failed or duplicated", moved.Moves, survivor, sum.Experiments)
+	return resumed, gap
+}
+
+// meanGap is the mean interval between log timestamps (RFC 3339).
+func meanGap(stamps [][]string) time.Duration {
+	var ts []time.Time
+	for _, m := range stamps {
+		if t, err := time.Parse(time.RFC3339Nano, m[1]); err == nil {
+			ts = append(ts, t)
+		}
+	}
+	if len(ts) < 2 {
+		return time.Second
+	}
+	return ts[len(ts)-1].Sub(ts[0]) / time.Duration(len(ts)-1)
 }

@@ -22,7 +22,7 @@ var (
 )
 
 // hyperspaceBinary builds cmd/hyperspace once per test run.
-func hyperspaceBinary(t *testing.T) string {
+func hyperspaceBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "hyperspace-bin")

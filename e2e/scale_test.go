@@ -144,3 +144,43 @@ func TestCampaignAtScale(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCampaignAtScale runs TestCampaignAtScale's campaign (64 agents x
+// 200 cheap experiments by default) and, in the same run, one agent x the
+// same number of experiments, and reports the throughput of each, their
+// ratio (how much 64 parallel agents gain over one on this machine) and
+// the largest workflow histories.
+//
+//	go test -run '^$' -bench CampaignAtScale -benchtime 1x -timeout 60m ./e2e
+func BenchmarkCampaignAtScale(b *testing.B) {
+	agents, per := scaleSize()
+	for i := 0; i < b.N; i++ {
+		s := newStackSlots(b, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0, 16)
+		if code, body := s.post("/api/v1/causes", "application/yaml", quadraticCause); code != http.StatusCreated {
+			b.Fatalf("register cause: %d %s", code, body)
+		}
+		one := func(agents, per int) (time.Duration, int, int, int) {
+			start := time.Now()
+			v := s.startCampaign(map[string]any{"domain": "quadratic", "agents": agents, "experiments": per, "seed": 3, "paperEvery": 0})
+			v = s.waitCampaign(v.ID, 55*time.Minute)
+			wall := time.Since(start)
+			if v.Status != store.StatusCompleted {
+				b.Fatalf("campaign %s", v.Status)
+			}
+			n, _ := s.st.CountExperiments(context.Background(), v.ID)
+			ce, ae, _ := campaignHistories(b, s.tc, v.WorkflowID)
+			return wall, n, ce, ae
+		}
+		w1, n1, _, _ := one(1, per)
+		w, n, ce, ae := one(agents, per)
+		r1, r := float64(n1)/w1.Seconds(), float64(n)/w.Seconds()
+		b.ReportMetric(w.Seconds(), "wall_s")
+		b.ReportMetric(r, "exp/s")
+		b.ReportMetric(r1, "exp/s_one_agent")
+		b.ReportMetric(r/r1, "parallel_gain")
+		b.ReportMetric(float64(ce), "campaign_events")
+		b.ReportMetric(float64(ae), "max_agent_run_events")
+		b.Logf("%d agents x %d: %d experiments in %s (%.1f/s); 1 agent x %d: %d in %s (%.1f/s); largest histories: campaign %d, agent run %d events",
+			agents, per, n, w.Round(time.Second), r, per, n1, w1.Round(time.Second), r1, ce, ae)
+	}
+}

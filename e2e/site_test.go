@@ -33,7 +33,7 @@ import (
 // dir, sharing only PostgreSQL, S3, Temporal (a real server, in this test
 // process) and the site secret.
 type site struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	ts      *temporaltest.TestServer
 	tc      client.Client
@@ -47,10 +47,15 @@ type site struct {
 	procs   []*proc
 }
 
-func newSite(t *testing.T) *site {
+func newSite(t testing.TB) *site {
 	t.Helper()
 	s := &site{t: t, bin: hyperspaceBinary(t), root: t.TempDir(), dataDir: testenv.DataDir(t)}
-	s.ts = temporaltest.NewServer(temporaltest.WithT(t))
+	if tt, ok := t.(*testing.T); ok {
+		s.ts = temporaltest.NewServer(temporaltest.WithT(tt))
+	} else {
+		s.ts = temporaltest.NewServer()
+		t.Cleanup(s.ts.Stop)
+	}
 	s.tc = s.ts.GetDefaultClient()
 	s.st, s.dsn = testenv.Database(t)
 	s.blobCfg = testenv.S3(t)
@@ -107,7 +112,7 @@ func (s *site) start(name string, secret bool, args ...string) *proc {
 	return p
 }
 
-func (p *proc) run(t *testing.T, bin string) {
+func (p *proc) run(t testing.TB, bin string) {
 	t.Helper()
 	p.cmd = exec.Command(bin, p.args...)
 	p.cmd.Env = p.env
@@ -138,7 +143,7 @@ func (p *proc) run(t *testing.T, bin string) {
 }
 
 // await waits for an output line matching re and returns its submatches.
-func (p *proc) await(t *testing.T, re *regexp.Regexp, timeout time.Duration) []string {
+func (p *proc) await(t testing.TB, re *regexp.Regexp, timeout time.Duration) []string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	seen := 0
@@ -177,6 +182,19 @@ func (p *proc) count(re *regexp.Regexp) int {
 	return n
 }
 
+// matches returns the submatches of every output line matching re.
+func (p *proc) matches(re *regexp.Regexp) [][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out [][]string
+	for _, l := range p.lines {
+		if m := re.FindStringSubmatch(l); m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func (p *proc) tail(n int) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -193,7 +211,7 @@ func (p *proc) kill() {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (p *proc) stop(t *testing.T) {
+func (p *proc) stop(t testing.TB) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
