@@ -133,9 +133,16 @@ func TestCommunity(t *testing.T) {
 			t.Fatalf("review of %s: %v", p.ID, err)
 		}
 	}
+	// The agents' archivers commit after their agents' last finding.
+	for i := range 2 {
+		if err := cs.tc.GetWorkflow(ctx, workflows.ArchiverID(v.ID, workflows.AgentName(i)), "").Get(ctx, nil); err != nil {
+			t.Fatalf("archiver of agent %d: %v", i+1, err)
+		}
+	}
 	// Histories for the replay tests (HYPERSPACE_RECORD_HISTORIES=1).
 	saveHistory(t, history(t, cs.tc, v.WorkflowID[len("campaign-"):]+"/"+workflows.AgentName(0)), "agent_community.json")
 	saveHistory(t, history(t, cs.tc, "review-"+ps[0].ID), "review.json")
+	saveHistory(t, history(t, cs.tc, workflows.ArchiverID(v.ID, workflows.AgentName(0))), "archiver.json")
 	for _, p := range ps {
 		if p.Status != store.PaperReviewed || p.Score == nil {
 			t.Fatalf("paper %s: %+v", p.ID, p)

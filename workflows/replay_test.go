@@ -17,9 +17,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 	r.RegisterWorkflowWithOptions(CampaignWorkflow, workflow.RegisterOptions{Name: "CampaignWorkflow"})
 	r.RegisterWorkflowWithOptions(AgentWorkflow, workflow.RegisterOptions{Name: "AgentWorkflow"})
 	r.RegisterWorkflowWithOptions(PeerReviewWorkflow, workflow.RegisterOptions{Name: "PeerReviewWorkflow"})
-	// agent_community.json and review.json: e2e.TestCommunity (papers,
-	// peer review, archive).
-	for _, f := range []string{"campaign.json", "agent.json", "campaign_nodes.json", "agent_nodes.json", "agent_community.json", "review.json"} {
+	r.RegisterWorkflowWithOptions(ArchiveWorkflow, workflow.RegisterOptions{Name: "ArchiveWorkflow"})
+	// agent_community.json, review.json and archiver.json: e2e.TestCommunity
+	// (papers, peer review, archive).
+	for _, f := range []string{"campaign.json", "agent.json", "campaign_nodes.json", "agent_nodes.json", "agent_community.json", "review.json", "archiver.json"} {
 		t.Run(f, func(t *testing.T) {
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", f)); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
