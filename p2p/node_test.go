@@ -367,3 +367,38 @@ func TestMDNSStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRelayAndHolePunchingOptions: the options (hyperspace node --relay,
+// --hole-punching) start the node with the circuit relay v2 client (its
+// stop protocol is on the host; without the option it is not). DCUtR
+// registers its protocol only once the host learns a public address, which
+// a loopback host never does, so that part is only shown to start.
+func TestRelayAndHolePunchingOptions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	has := func(m *p2ptest.Member, proto string) bool {
+		for _, p := range m.Node.Host().Mux().Protocols() {
+			if string(p) == proto {
+				return true
+			}
+		}
+		return false
+	}
+	const stop, dcutr = "/libp2p/circuit/relay/0.2.0/stop", "/libp2p/dcutr"
+	plain, err := p2ptest.NewMember(ctx, p2ptest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Node.Close()
+	if has(plain, stop) || has(plain, dcutr) {
+		t.Fatal("relay or hole punching on without the options")
+	}
+	nat, err := p2ptest.NewMember(ctx, p2ptest.Options{Mutate: func(c *p2p.Config) { c.EnableRelay, c.EnableHolePunching = true, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nat.Node.Close()
+	if !has(nat, stop) {
+		t.Fatal("EnableRelay: no circuit relay v2 client (stop protocol)")
+	}
+}
