@@ -1,6 +1,8 @@
 package p2p
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -35,12 +37,19 @@ var (
 		"Leaderboard sync bytes, by direction.", []string{"direction"}, nil)
 	descSyncAdded = prometheus.NewDesc("hyperspace_p2p_sync_records_added_total",
 		"Records this node added through sync.", nil, nil)
+	descSyncRefused = prometheus.NewDesc("hyperspace_p2p_sync_refused_total",
+		"Inbound sync streams reset because the peer or the node had too many open.", nil, nil)
+	descAdmitted = prometheus.NewDesc("hyperspace_admission_accepted_total",
+		"Records from the network admitted, by path and kind.", []string{"path", "kind"}, nil)
+	descRefused = prometheus.NewDesc("hyperspace_admission_rejected_total",
+		"Records from the network rejected, by path, kind and reason.", []string{"path", "kind", "reason"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPublished, descDelivered, descDuplicates, descRejected,
-		descSubscriberDrops, descPeers, descMesh, descSyncRounds, descSyncFailures, descSyncBytes, descSyncAdded} {
+		descSubscriberDrops, descPeers, descMesh, descSyncRounds, descSyncFailures, descSyncBytes, descSyncAdded,
+		descSyncRefused, descAdmitted, descRefused} {
 		ch <- d
 	}
 }
@@ -71,4 +80,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSyncBytes, s.SyncBytesSent, "sent")
 	counter(descSyncBytes, s.SyncBytesReceived, "received")
 	counter(descSyncAdded, s.SyncAdded)
+	counter(descSyncRefused, s.SyncRefused)
+	for k, v := range s.Admission.Accepted {
+		if path, kind, ok := strings.Cut(k, "/"); ok {
+			counter(descAdmitted, v, path, kind)
+		}
+	}
+	for k, v := range s.Admission.Rejected {
+		parts := strings.SplitN(k, "/", 3)
+		if len(parts) == 3 {
+			counter(descRefused, v, parts[0], parts[1], parts[2])
+		}
+	}
 }
