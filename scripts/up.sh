@@ -55,7 +55,7 @@ else
   wait_for_pid "$dev_pid" "$RUN_DIR/dev.log" "demo campaign" 30 grep -q "Follow it:\|Start one:\|demo campaign did not start" "$RUN_DIR/dev.log"
 fi
 echo
-sed -n '/Hyperspace is running/,/^$/p' "$RUN_DIR/dev.log"
+sed -n '/Hyperspace is running/,/^$/p' "$RUN_DIR/dev.log" | grep -v '^time='
 echo "  Token file:   $STATE_DIR/admin.token  (bin/hyperspace campaign ... reads it; curl -H \"Authorization: Bearer \$(cat $STATE_DIR/admin.token)\" ...)"
 echo "  Logs:         $RUN_DIR/dev.log"
 echo "  Stop:         make down"
