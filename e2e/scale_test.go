@@ -71,6 +71,30 @@ func campaignHistories(t testing.TB, tc client.Client, wfID string) (campaignEve
 	return
 }
 
+// flatCause is the cheapest honest evaluator: one awk process reads x and
+// y from config.json and prints the quadratic's value.
+const flatCause = `
+name: flat
+description: (x-2)^2 + (y+1)^2 in one awk process, for orchestration at scale.
+metric: {name: loss, direction: minimize}
+space:
+  - {name: x, kind: float, min: -5, max: 5}
+  - {name: y, kind: float, min: -5, max: 5}
+baseline: {x: 0, y: 0}
+evaluator:
+  command: [awk, -f, eval.awk, config.json]
+  timeoutSeconds: 10
+  files:
+    eval.awk: |
+      { s = s $0 }
+      END {
+        gsub(/[ \t\n]/, "", s)
+        match(s, /"x":-?[0-9.eE+-]+/); x = substr(s, RSTART+4, RLENGTH-4) + 0
+        match(s, /"y":-?[0-9.eE+-]+/); y = substr(s, RSTART+4, RLENGTH-4) + 0
+        printf "{\"metric\": %.6f, \"testMetric\": %.6f}\n", (x-2)^2+(y+1)^2, (x-2.1)^2+(y+1)^2
+      }
+`
+
 // scaleSize is the campaign the scale test runs: 64 agents x 200 cheap
 // experiments by default (HYPERSPACE_SCALE_AGENTS / _EXPERIMENTS override).
 func scaleSize() (agents, experiments int) {
@@ -95,11 +119,11 @@ func scaleSize() (agents, experiments int) {
 func TestCampaignAtScale(t *testing.T) {
 	agents, per := scaleSize()
 	s := newStackSlots(t, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0, 16)
-	if code, body := s.post("/api/v1/causes", "application/yaml", quadraticCause); code != http.StatusCreated {
+	if code, body := s.post("/api/v1/causes", "application/yaml", flatCause); code != http.StatusCreated {
 		t.Fatalf("register cause: %d %s", code, body)
 	}
 	start := time.Now()
-	v := s.startCampaign(map[string]any{"domain": "quadratic", "agents": agents, "experiments": per, "seed": 3, "paperEvery": 0})
+	v := s.startCampaign(map[string]any{"domain": "flat", "agents": agents, "experiments": per, "seed": 3, "paperEvery": 0})
 	v = s.waitCampaign(v.ID, 25*time.Minute)
 	wall := time.Since(start)
 	if v.Status != store.StatusCompleted {
@@ -124,7 +148,7 @@ func TestCampaignAtScale(t *testing.T) {
 	// Stop at any moment.
 	for _, after := range []time.Duration{0, 300 * time.Millisecond, 3 * time.Second} {
 		t.Run(fmt.Sprintf("stop after %s", after), func(t *testing.T) {
-			v := s.startCampaign(map[string]any{"domain": "quadratic", "agents": agents, "experiments": per, "seed": 4, "paperEvery": 0})
+			v := s.startCampaign(map[string]any{"domain": "flat", "agents": agents, "experiments": per, "seed": 4, "paperEvery": 0})
 			time.Sleep(after)
 			if code, body := s.do(http.MethodPost, "/api/v1/campaigns/"+v.ID+"/stop", nil); code != http.StatusAccepted {
 				t.Fatalf("stop: %d %s", code, body)
@@ -156,12 +180,12 @@ func BenchmarkCampaignAtScale(b *testing.B) {
 	agents, per := scaleSize()
 	for i := 0; i < b.N; i++ {
 		s := newStackSlots(b, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0, 16)
-		if code, body := s.post("/api/v1/causes", "application/yaml", quadraticCause); code != http.StatusCreated {
+		if code, body := s.post("/api/v1/causes", "application/yaml", flatCause); code != http.StatusCreated {
 			b.Fatalf("register cause: %d %s", code, body)
 		}
 		one := func(agents, per int) (time.Duration, int, int, int) {
 			start := time.Now()
-			v := s.startCampaign(map[string]any{"domain": "quadratic", "agents": agents, "experiments": per, "seed": 3, "paperEvery": 0})
+			v := s.startCampaign(map[string]any{"domain": "flat", "agents": agents, "experiments": per, "seed": 3, "paperEvery": 0})
 			v = s.waitCampaign(v.ID, 55*time.Minute)
 			wall := time.Since(start)
 			if v.Status != store.StatusCompleted {
