@@ -18,6 +18,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains/ml"
 	"github.com/hyperspace-ai/hyperspace/domains/search"
 	"github.com/hyperspace-ai/hyperspace/internal/llm"
+	"github.com/hyperspace-ai/hyperspace/internal/token"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
 
@@ -179,4 +180,36 @@ func checkErrorBody(t *testing.T, rec *httptest.ResponseRecorder) {
 	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Fatalf("error answered as %q", ct)
 	}
+}
+
+// FuzzAuthorizationHeader: any Authorization header yields a bearer token
+// or none, and token.Parse splits a token into its id and secret or
+// refuses it, never a panic; what it accepts is exactly
+// hs_<32 hex>_<64 hex>, so nothing else reaches the database lookup.
+func FuzzAuthorizationHeader(f *testing.F) {
+	for _, s := range []string{
+		"Bearer hs_0123456789abcdef0123456789abcdef_" + strings.Repeat("ab", 32),
+		"bearer   hs_0123456789abcdef0123456789abcdef_" + strings.Repeat("AB", 32) + "  ",
+		"Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Bearer hs__", "Bearer hs_x_y", "Token hs_a_b", "",
+		"Bearer hs_0123456789abcdef0123456789abcdef_" + strings.Repeat("ab", 32) + "_extra",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/campaigns", nil)
+		if header != "" {
+			req.Header["Authorization"] = []string{header}
+		}
+		tok, present := bearer(req)
+		if present != (header != "") || (!present && tok != "") {
+			t.Fatalf("header %q: token %q, present %v", header, tok, present)
+		}
+		id, secret, err := token.Parse(tok)
+		if err != nil {
+			return
+		}
+		if token.Prefix+id+"_"+secret != tok || !token.ValidID(id) || len(secret) != 64 || strings.Trim(id+secret, "0123456789abcdef") != "" {
+			t.Fatalf("token %q parsed into id %q, secret %q", tok, id, secret)
+		}
+	})
 }
