@@ -24,7 +24,9 @@
 # (executions as Go's fuzzer counts them, on all its workers). A failing
 # input is written to <package>/testdata/fuzz/<target>/: fix the decoder
 # and commit that file, and plain `go test` replays it forever. The script
-# fails if any target fails, after running all of them.
+# fails if any target fails, after running all of them; a run that ends
+# only with Go's own "context deadline exceeded" at the fuzztime boundary
+# (a race in its coordinator, no input involved) is reported, not failed.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -64,7 +66,18 @@ secs() {
 
 echo "# go test -fuzz, $T per target (minimise $M), $(go env GOOS)/$(go env GOARCH), $(nproc 2>/dev/null || echo '?') CPUs, $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$summary"
 
+# shutdown_race LOG TARGET: the run failed only by the race in Go's fuzzing
+# coordinator at the end of a duration -fuzztime (golang/go internal/fuzz:
+# the deadline can reach the coordinator before its workers' context, and
+# it reports "context deadline exceeded"), seen on loaded machines. It
+# writes no failing input, and the whole failure is that one line.
+shutdown_race() {
+  ! grep -q 'Failing input written\|panic:\|fuzz_test.go:' "$1" &&
+    grep -A1 -- "^--- FAIL: $2 " "$1" | tail -n 1 | grep -qx '[[:space:]]*context deadline exceeded'
+}
+
 failed=()
+flaked=()
 total=0
 start=$SECONDS
 for pkg in "${pkgs[@]}"; do
@@ -82,6 +95,9 @@ for pkg in "${pkgs[@]}"; do
     if (cd "$pkg" && "$bin" -test.run '^$' -test.fuzz "^${target}\$" -test.fuzztime "$T" -test.fuzzminimizetime "$M" \
       -test.fuzzcachedir "$cache/$name" -test.timeout 10m) > "$out" 2>&1; then
       status=ok
+    elif shutdown_race "$out" "$target"; then
+      status=flake
+      flaked+=("$name $target")
     else
       status=FAIL
       failed+=("$name $target")
@@ -97,9 +113,12 @@ for pkg in "${pkgs[@]}"; do
     else
       line="$name $target: no executions reported"
     fi
-    [[ "$status" == ok ]] || line="$line FAILED (${out#"$ROOT"/})"
+    case "$status" in
+      flake) line="$line (ended by Go's fuzzing shutdown race, no failing input: not counted as a failure)" ;;
+      FAIL) line="$line FAILED (${out#"$ROOT"/})" ;;
+    esac
     echo "$line" | tee -a "$summary"
-    if [[ "$status" != ok ]]; then
+    if [[ "$status" == FAIL ]]; then
       tail -n 40 "$out" >&2
       crasher="$(grep -o 'testdata/fuzz/[^ ]*' "$out" | head -n 1 || true)"
       [[ -z "$crasher" ]] || log "failing input: $name/$crasher (fix the decoder, then commit it: go test replays it)"
@@ -107,6 +126,7 @@ for pkg in "${pkgs[@]}"; do
   done
 done
 log "fuzzed $total targets in $((SECONDS - start))s; summary in ${summary#"$ROOT"/}, logs in ${logs#"$ROOT"/}"
+[[ ${#flaked[@]} -eq 0 ]] || log "ended by Go's fuzzing shutdown race (no failing input; not failures): ${flaked[*]}"
 if [[ ${#failed[@]} -gt 0 ]]; then
   die "fuzz targets failed: ${failed[*]}"
 fi
