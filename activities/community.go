@@ -186,20 +186,9 @@ func (a *Activities) llmProse(ctx context.Context, cfg *workflows.LLMConfig, f p
 		{Role: "user", Content: "Facts:\n" + string(facts)},
 	}
 	out, err := c.Chat(ctx, msgs, llm.ChatOptions{Temperature: 0.3, MaxTokens: 1200})
-	var prose struct{ Title, Abstract, Discussion string }
+	var prose llmPaperProse
 	if err == nil {
-		err = json.Unmarshal([]byte(llm.StripFences(out)), &prose)
-	}
-	if err == nil {
-		prose.Title, prose.Abstract = strings.TrimSpace(prose.Title), strings.TrimSpace(prose.Abstract)
-		switch {
-		case prose.Title == "" || len(prose.Title) > 200:
-			err = fmt.Errorf("%w: title is empty or longer than 200 characters", errBadProse)
-		case prose.Abstract == "" || len(prose.Abstract) > 3000:
-			err = fmt.Errorf("%w: abstract is empty or longer than 3000 characters", errBadProse)
-		case len(prose.Discussion) > 6000:
-			err = fmt.Errorf("%w: discussion is longer than 6000 characters", errBadProse)
-		}
+		prose, err = parseProse(out)
 	}
 	if err != nil {
 		// The paper is signed: it says only a short code; the details
@@ -214,10 +203,38 @@ func (a *Activities) llmProse(ctx context.Context, cfg *workflows.LLMConfig, f p
 		d.Paper.Markdown = paper.Render(f, *d, "")
 		return
 	}
-	d.Paper.Title = strings.Join(strings.Fields(prose.Title), " ")
+	d.Paper.Title = prose.Title
 	d.Paper.Abstract = prose.Abstract
 	d.Paper.Writer = "llm:" + cfg.Model
 	d.Paper.Markdown = paper.Render(f, *d, prose.Discussion)
+}
+
+// llmPaperProse is the prose an LLM writes for a paper.
+type llmPaperProse struct{ Title, Abstract, Discussion string }
+
+// parseProse decodes and checks an LLM's prose reply: a JSON object with a
+// title (made one line), an abstract and a discussion within their
+// lengths, holding no NUL (the signed paper is stored in PostgreSQL,
+// which cannot hold one). Errors wrap errBadProse, or are the JSON
+// decoder's.
+func parseProse(reply string) (llmPaperProse, error) {
+	var prose llmPaperProse
+	if err := json.Unmarshal([]byte(llm.StripFences(reply)), &prose); err != nil {
+		return prose, err
+	}
+	prose.Title, prose.Abstract = strings.TrimSpace(prose.Title), strings.TrimSpace(prose.Abstract)
+	switch {
+	case prose.Title == "" || len(prose.Title) > 200:
+		return prose, fmt.Errorf("%w: title is empty or longer than 200 characters", errBadProse)
+	case prose.Abstract == "" || len(prose.Abstract) > 3000:
+		return prose, fmt.Errorf("%w: abstract is empty or longer than 3000 characters", errBadProse)
+	case len(prose.Discussion) > 6000:
+		return prose, fmt.Errorf("%w: discussion is longer than 6000 characters", errBadProse)
+	case strings.ContainsRune(prose.Title+prose.Abstract+prose.Discussion, 0):
+		return prose, fmt.Errorf("%w: the prose holds a NUL character", errBadProse)
+	}
+	prose.Title = strings.Join(strings.Fields(prose.Title), " ")
+	return prose, nil
 }
 
 // reviewSeed is the fresh seed a reviewer node re-runs a paper's key

@@ -12,10 +12,12 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -108,8 +110,11 @@ func jsonErr(err error) error {
 		return newErr(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit))
 	case errors.As(err, &syn):
 		return newErr(http.StatusBadRequest, CodeInvalidJSON, fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, err))
+	case errors.As(err, &typ) && typ.Field == "":
+		return &apiError{Status: http.StatusUnprocessableEntity, ErrorDetail: ErrorDetail{Code: CodeInvalidField,
+			Message: "the body must be a JSON object, got JSON " + typ.Value}}
 	case errors.As(err, &typ):
-		return fieldErr(typ.Field, fmt.Sprintf("must be %s, got JSON %s", typ.Type, typ.Value))
+		return fieldErr(typ.Field, fmt.Sprintf("must be %s, got JSON %s", jsonType(typ.Type), typ.Value))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return newErr(http.StatusBadRequest, CodeInvalidJSON, "empty or truncated JSON body")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -117,6 +122,32 @@ func jsonErr(err error) error {
 		return fieldErr(f, "unknown field")
 	}
 	return newErr(http.StatusBadRequest, CodeInvalidJSON, err.Error())
+}
+
+// jsonType names the JSON value a Go type decodes from.
+func jsonType(t reflect.Type) string {
+	if t == nil {
+		return "a JSON value"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "a JSON value"
 }
 
 // buildCampaign validates a request into a workflow input.
@@ -201,6 +232,11 @@ func (s *Server) buildCampaign(req CampaignRequest, resolve func(string) (domain
 		}
 		if req.LLM.Model == "" {
 			return in, fieldErr("llm.model", "required when llm is set")
+		}
+		if strings.IndexFunc(req.LLM.Model, unicode.IsControl) >= 0 {
+			// It is stored (JSONB, and "llm:<model>" in every signed
+			// receipt), and PostgreSQL cannot store NUL.
+			return in, fieldErr("llm.model", "must not contain control characters")
 		}
 		if s.LLMAllow.Empty() {
 			return in, fieldErr("llm.baseUrl", "this server allows no LLM endpoints; an operator allows one by starting the api and the workers with --llm-allow "+

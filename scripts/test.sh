@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, against a real PostgreSQL, a real S3 server
 # (versitygw, started per test package on a free loopback port) and a real
-# Temporal server (temporaltest, in-process). .ci/run runs exactly this.
+# Temporal server (temporaltest, in-process), then every fuzz target for
+# HYPERSPACE_FUZZTIME each (default 3s; scripts/fuzz.sh). .ci/run runs
+# exactly this.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -33,3 +35,5 @@ log "go vet"
 go vet ./...
 log "go test (timeout ${HYPERSPACE_TEST_TIMEOUT:-25m})"
 go test -count=1 -p 2 -timeout "${HYPERSPACE_TEST_TIMEOUT:-25m}" "$@" ./...
+log "go test -fuzz: every fuzz target for ${HYPERSPACE_FUZZTIME:-3s} (HYPERSPACE_FUZZTIME; 0 skips)"
+bash scripts/fuzz.sh

@@ -314,6 +314,34 @@ func check(d *Definition) (domains.Space, domains.Config, error) {
 			bad("evaluator.codeFile", "must be a clean relative path inside the working directory (not %s)", configFile)
 		}
 	}
+	// The definition is stored as JSONB, which cannot hold NUL (the other
+	// strings are names, paths and choices checked above or below).
+	noNUL := func(field, v string) {
+		if strings.IndexByte(v, 0) >= 0 {
+			bad(field, "must not contain a NUL character")
+		}
+	}
+	noNUL("description", d.Description)
+	noNUL("metric.name", d.Metric.Name)
+	noNUL("metric.unit", d.Metric.Unit)
+	for i, p := range d.Space {
+		noNUL(fmt.Sprintf("space[%d].help", i), p.Help)
+		for j, ch := range p.Choices {
+			noNUL(fmt.Sprintf("space[%d].choices[%d]", i, j), ch)
+		}
+	}
+	for i, a := range e.Command {
+		noNUL(fmt.Sprintf("evaluator.command[%d]", i), a)
+	}
+	noNUL("evaluator.workdir", e.Workdir)
+	noNUL("evaluator.codeFile", e.CodeFile)
+	for _, name := range sortedKeys(e.Files) {
+		noNUL("evaluator.files", name)
+		noNUL("evaluator.files."+name, e.Files[name])
+	}
+	for _, k := range sortedKeys(e.Env) {
+		noNUL("evaluator.env."+k, e.Env[k])
+	}
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)
 	}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -72,7 +73,8 @@ type runOutput struct {
 //     as the artifacts stdout.txt and stderr.txt;
 //   - the last non-empty stdout line must be a JSON object
 //     {"metric": n, "testMetric"?: n, "values"?: {name: n}, "curve"?: [[x, y], ...]};
-//     non-numeric values are ignored; a non-finite metric is an error.
+//     non-numeric values (and names holding NUL) are ignored; a
+//     non-finite metric is an error.
 //
 // When the result has no testMetric, the evaluator runs a second time with
 // split "test" (same config and seed) and that run's metric becomes
@@ -424,6 +426,9 @@ func parseResultLine(stdout []byte) (evalOutput, error) {
 			return out, fmt.Errorf("result values: must be an object of numbers: %v", err)
 		}
 		for k, v := range vals {
+			if strings.IndexByte(k, 0) >= 0 {
+				continue // a name PostgreSQL cannot store (the receipt is kept as JSONB)
+			}
 			if f, err := number(v); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
 				out.values[k] = f
 			}

@@ -18,7 +18,9 @@
 //     review is signed with the key of the node it names (a reviewer is
 //     bound to the reviewing node's identity, so nobody can review in
 //     another node's name);
-//   - its own invariants hold (a review scores 1-10).
+//   - its own invariants hold (a review scores 1-10; a paper or review
+//     holds no NUL character, which PostgreSQL's TEXT and JSONB columns
+//     cannot store, so such a record could never be kept by any site).
 //
 // The Checker counts what it admits and rejects per path, kind and reason
 // (Stats). It holds no records: duplicates and replays, which need the
@@ -34,6 +36,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -303,6 +307,9 @@ func (c *Checker) Paper(src Source, kind string, sp paper.Signed, cert *Cert, si
 	if sp.Paper.Number < 1 || sp.Paper.Campaign == "" || sp.Paper.Agent == "" {
 		return c.Reject(src, kind, ReasonInvalid, errors.New("a paper names its campaign, agent and number (>= 1)"))
 	}
+	if hasNUL(reflect.ValueOf(sp.Paper)) {
+		return c.Reject(src, kind, ReasonInvalid, errNUL)
+	}
 	if err := c.vouched(src, kind, cert, sp.Paper.PublicKey); err != nil {
 		return err
 	}
@@ -334,6 +341,9 @@ func (c *Checker) Review(src Source, sr paper.SignedReview, size int) error {
 	if r.Score < 1 || r.Score > 10 || r.PaperID == "" {
 		return c.Reject(src, KindReview, ReasonInvalid, fmt.Errorf("score %d (want 1-10), paper %q", r.Score, r.PaperID))
 	}
+	if hasNUL(reflect.ValueOf(r)) {
+		return c.Reject(src, KindReview, ReasonInvalid, errNUL)
+	}
 	c.accept(src, KindReview)
 	return nil
 }
@@ -357,6 +367,39 @@ func (c *Checker) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Stats{Accepted: maps.Clone(c.accepted), Rejected: maps.Clone(c.rejected)}
+}
+
+var errNUL = errors.New("a string holds a NUL character (U+0000), which PostgreSQL cannot store")
+
+// hasNUL reports whether any string in v (struct fields, slice and array
+// elements, map keys and values, through pointers and interfaces) holds a
+// NUL character.
+func hasNUL(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.String:
+		return strings.IndexByte(v.String(), 0) >= 0
+	case reflect.Pointer, reflect.Interface:
+		return !v.IsNil() && hasNUL(v.Elem())
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if hasNUL(v.Field(i)) {
+				return true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if hasNUL(v.Index(i)) {
+				return true
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if hasNUL(it.Key()) || hasNUL(it.Value()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // encodedSize is the JSON size of a record whose caller did not know it.

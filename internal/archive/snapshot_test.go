@@ -12,7 +12,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 )
 
-func snapshotRuns(t *testing.T) []receipt.Signed {
+func snapshotRuns(t testing.TB) []receipt.Signed {
 	k1, k2, k3 := key(11), key(12), key(13)
 	long := strings.Repeat("x", 200)
 	return []receipt.Signed{

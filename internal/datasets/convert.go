@@ -60,6 +60,9 @@ func FBasicsToCSV(b []byte) ([]byte, error) {
 		if len(f) != len(head) {
 			return nil, fmt.Errorf("fBasics DowJones30: line %d has %d fields, want %d", i+2, len(f), len(head))
 		}
+		if strings.Contains(f[0], `"`) {
+			return nil, fmt.Errorf("fBasics DowJones30: line %d: odd date %q", i+2, f[0])
+		}
 		out.WriteString(`"` + strconv.Itoa(i+1) + `","` + f[0] + `"`)
 		for _, v := range f[1:] {
 			if _, err := strconv.ParseFloat(v, 64); err != nil {

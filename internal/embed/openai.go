@@ -63,7 +63,7 @@ type APIError = llm.APIError
 
 // ErrBadResponse wraps every failure to make sense of a 2xx answer: a body
 // that is not JSON, a wrong number of embeddings, bad or repeated indices,
-// empty, non-finite or inconsistently sized vectors.
+// empty, zero, non-finite or inconsistently sized vectors.
 var ErrBadResponse = errors.New("embed: bad embeddings response")
 
 type embeddingsRequest struct {
@@ -164,8 +164,10 @@ func (o *OpenAI) embedBatch(ctx context.Context, texts []string) ([][]float32, e
 		case !finite32(v):
 			return nil, fmt.Errorf("%w: embedding %d has a non-finite component", ErrBadResponse, i)
 		}
+		if !normalize32(v) {
+			return nil, fmt.Errorf("%w: embedding %d is the zero vector (it cannot be normalised)", ErrBadResponse, i)
+		}
 		dim = len(v)
-		normalize32(v)
 		vecs[i] = v
 	}
 

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Message is one chat message.
@@ -225,10 +226,15 @@ func DecodeAPIError(status int, raw []byte) *APIError {
 	return e
 }
 
-// Truncate cuts s to n bytes, marking the cut with "…".
+// Truncate cuts s to at most n bytes, at a character boundary (so valid
+// UTF-8 stays valid: PostgreSQL's TEXT and JSONB refuse anything else),
+// marking the cut with "…".
 func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

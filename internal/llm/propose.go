@@ -11,6 +11,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/proposer"
@@ -194,6 +195,11 @@ func ParseProposal(content string, d domains.Domain, history []proposer.Entry) (
 		if len(code) > MaxCodeBytes {
 			return proposer.Proposal{}, &ProposalError{Kind: ErrInvalidConfig, Detail: fmt.Sprintf("code is %d bytes; the limit is %d", len(code), MaxCodeBytes)}
 		}
+		if strings.IndexByte(code, 0) >= 0 {
+			// Source code holds no NUL, and the receipt that carries it
+			// could not be stored (PostgreSQL JSONB).
+			return proposer.Proposal{}, &ProposalError{Kind: ErrInvalidConfig, Detail: "code holds a NUL character"}
+		}
 	}
 	v, err := d.Validate(domains.Config(cfg))
 	if err != nil {
@@ -273,8 +279,16 @@ func StripFences(s string) string {
 	return strings.TrimSpace(strings.TrimSuffix(s, "```"))
 }
 
-// OneLine collapses whitespace and truncates to n bytes (plus "…").
+// OneLine collapses whitespace and control characters (which include
+// NUL, which PostgreSQL cannot store) into single spaces and truncates to
+// n bytes (plus "…").
 func OneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 	return Truncate(strings.Join(strings.Fields(s), " "), n)
 }
 

@@ -44,12 +44,14 @@ type Assessment struct {
 	K float64
 }
 
-// Tolerance is the reproduction tolerance for a claim.
+// Tolerance is the reproduction tolerance for a claim. It is signed into
+// the review, so it stays finite (at most math.MaxFloat64) even when k
+// times the claim's floor SD overflows.
 func Tolerance(c Claim, k float64) float64 {
 	if k <= 0 {
 		k = 2
 	}
-	return math.Max(math.Max(k*c.FloorSD, 1e-3*math.Abs(c.Value)), 1e-9)
+	return math.Min(math.Max(math.Max(k*c.FloorSD, 1e-3*math.Abs(c.Value)), 1e-9), math.MaxFloat64)
 }
 
 // Assess scores a paper against the rubric. It is pure: the reviewer's
