@@ -192,12 +192,8 @@ func (a *Activities) History(ctx context.Context, d domains.Domain, campaign, ag
 	out := make([]proposer.Entry, 0, len(rows))
 	seen := map[string]bool{}
 	for _, r := range rows {
-		var s receipt.Signed
-		if err := json.Unmarshal(r.Record, &s); err != nil {
-			return nil, fmt.Errorf("decode experiment %s: %w", r.ID, err)
-		}
 		seen[r.ID] = true
-		out = append(out, proposer.Entry{ID: r.ID, Agent: r.Agent, Config: domains.Config(s.Receipt.Config), Metric: r.Metric, Baseline: r.Baseline, CodeHash: codeHash(s.Receipt.Code)})
+		out = append(out, proposer.Entry{ID: r.ID, Agent: r.Agent, Config: domains.Config(r.Config), Metric: r.Metric, Baseline: r.Baseline, CodeHash: r.CodeHash})
 	}
 	if a.Network != nil && !isolated {
 		for _, s := range a.Network.KnownBest(d.Name(), d.Metric().Direction, historyNetwork) {

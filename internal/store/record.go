@@ -91,11 +91,24 @@ func (s *Store) ConfigTried(ctx context.Context, campaignID, agent, key string) 
 	return ok, nil
 }
 
+// HistoryRun is what an agent hypothesizes from about one run: its config
+// and code, not the whole receipt.
+type HistoryRun struct {
+	ID       string
+	Agent    string
+	Metric   float64
+	Baseline bool
+	Config   map[string]any
+	// CodeHash is the hex sha256 of the run's candidate source ("" none).
+	CodeHash string
+}
+
 // CampaignHistory is the bounded view of a campaign an agent hypothesizes
 // from: its baseline runs, the best top runs by metric and the most recent
 // recent runs (one agent's when agent is not empty), each once, oldest
-// first. Its size does not grow with the campaign.
-func (s *Store) CampaignHistory(ctx context.Context, campaignID, agent string, minimize bool, top, recent int) ([]Experiment, error) {
+// first. Its size does not grow with the campaign, and it reads only the
+// configs out of the receipts.
+func (s *Store) CampaignHistory(ctx context.Context, campaignID, agent string, minimize bool, top, recent int) ([]HistoryRun, error) {
 	order := "metric ASC"
 	if !minimize {
 		order = "metric DESC"
@@ -107,10 +120,22 @@ func (s *Store) CampaignHistory(ctx context.Context, campaignID, agent string, m
 			(SELECT id FROM mine WHERE baseline)
 			UNION (SELECT id FROM (SELECT id FROM mine ORDER BY `+order+`, created_at LIMIT $3) t)
 			UNION (SELECT id FROM (SELECT id FROM mine ORDER BY created_at DESC, id LIMIT $4) r))
-		SELECT `+experimentCols+` FROM experiments WHERE id IN (SELECT id FROM ids) ORDER BY created_at, id`,
+		SELECT id, agent, metric, baseline, record->'receipt'->'config',
+			COALESCE(encode(sha256(convert_to(NULLIF(record->'receipt'->>'code', ''), 'UTF8')), 'hex'), '')
+		FROM experiments WHERE id IN (SELECT id FROM ids) ORDER BY created_at, id`,
 		campaignID, agent, top, recent)
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", campaignID, err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Experiment, error) { return scanExperiment(r) })
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryRun, error) {
+		var h HistoryRun
+		var cfg []byte
+		if err := r.Scan(&h.ID, &h.Agent, &h.Metric, &h.Baseline, &cfg, &h.CodeHash); err != nil {
+			return h, err
+		}
+		if err := json.Unmarshal(cfg, &h.Config); err != nil {
+			return h, fmt.Errorf("config of %s: %w", h.ID, err)
+		}
+		return h, nil
+	})
 }
