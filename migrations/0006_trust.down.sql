@@ -1,3 +1,4 @@
+DROP INDEX experiments_campaign_baseline_idx;
 DROP INDEX experiments_campaign_metric_idx;
 DROP INDEX experiments_campaign_config_idx;
 ALTER TABLE reviews DROP COLUMN origin;

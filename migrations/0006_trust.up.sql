@@ -25,3 +25,4 @@ ALTER TABLE reviews ADD COLUMN origin TEXT NOT NULL DEFAULT 'site' CHECK (origin
 -- Hypothesize checks a proposal against everything the campaign has run.
 CREATE INDEX experiments_campaign_config_idx ON experiments (campaign_id, config_key);
 CREATE INDEX experiments_campaign_metric_idx ON experiments (campaign_id, metric);
+CREATE INDEX experiments_campaign_baseline_idx ON experiments (campaign_id) WHERE baseline;

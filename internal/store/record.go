@@ -113,16 +113,18 @@ func (s *Store) CampaignHistory(ctx context.Context, campaignID, agent string, m
 	if !minimize {
 		order = "metric DESC"
 	}
+	// Three index scans (campaign_id + metric, campaign_id + created_at)
+	// that stop at their limits: the cost does not grow with the campaign.
 	rows, err := s.Pool.Query(ctx, `
-		WITH mine AS (SELECT id, metric, baseline, created_at FROM experiments
-			WHERE campaign_id=$1 AND ($2 = '' OR agent = $2 OR baseline)),
-		ids AS (
-			(SELECT id FROM mine WHERE baseline)
-			UNION (SELECT id FROM (SELECT id FROM mine ORDER BY `+order+`, created_at LIMIT $3) t)
-			UNION (SELECT id FROM (SELECT id FROM mine ORDER BY created_at DESC, id LIMIT $4) r))
-		SELECT id, agent, metric, baseline, record->'receipt'->'config',
-			COALESCE(encode(sha256(convert_to(NULLIF(record->'receipt'->>'code', ''), 'UTF8')), 'hex'), '')
-		FROM experiments WHERE id IN (SELECT id FROM ids) ORDER BY created_at, id`,
+		WITH ids AS (
+			(SELECT id FROM experiments WHERE campaign_id=$1 AND baseline)
+			UNION (SELECT id FROM experiments WHERE campaign_id=$1 AND ($2 = '' OR agent = $2 OR baseline)
+				ORDER BY `+order+` LIMIT $3)
+			UNION (SELECT id FROM experiments WHERE campaign_id=$1 AND ($2 = '' OR agent = $2 OR baseline)
+				ORDER BY created_at DESC, id DESC LIMIT $4))
+		SELECT e.id, e.agent, e.metric, e.baseline, e.record->'receipt'->'config',
+			COALESCE(encode(sha256(convert_to(NULLIF(e.record->'receipt'->>'code', ''), 'UTF8')), 'hex'), '')
+		FROM ids JOIN experiments e ON e.id = ids.id ORDER BY e.created_at, e.id`,
 		campaignID, agent, top, recent)
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", campaignID, err)
