@@ -296,6 +296,9 @@ func TestRestart(t *testing.T) {
 	if replica.Len() != 3 {
 		t.Fatal("a closed node received gossip")
 	}
+	// Let the peers' message caches (a few 100 ms heartbeats) forget them,
+	// so that only sync can bring them back.
+	time.Sleep(time.Second)
 
 	a = start()
 	defer a.Close()
