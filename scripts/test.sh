@@ -33,7 +33,7 @@ unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'
 [[ -z "$unformatted" ]] || die "gofmt would change: $unformatted"
 log "go vet"
 go vet ./...
-log "go test (timeout ${HYPERSPACE_TEST_TIMEOUT:-25m})"
-go test -count=1 -p 2 -timeout "${HYPERSPACE_TEST_TIMEOUT:-25m}" "$@" ./...
+log "go test (timeout ${HYPERSPACE_TEST_TIMEOUT:-40m})"
+go test -count=1 -p 2 -timeout "${HYPERSPACE_TEST_TIMEOUT:-40m}" "$@" ./...
 log "go test -fuzz: every fuzz target for ${HYPERSPACE_FUZZTIME:-3s} (HYPERSPACE_FUZZTIME; 0 skips)"
 bash scripts/fuzz.sh
