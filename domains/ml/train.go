@@ -69,33 +69,7 @@ func run(ctx context.Context, corpus *Corpus, cfg domains.Config, seed int64, op
 		if err := ctx.Err(); err != nil {
 			return domains.Result{}, err
 		}
-		// Sample a batch of windows from the training split.
-		for b := 0; b < h.Batch; b++ {
-			off := rng.IntN(len(corpus.Train) - h.Ctx - 1)
-			win := corpus.Train[off : off+h.Ctx+1]
-			tk := a.tokens[b*h.Ctx : (b+1)*h.Ctx]
-			tg := a.targets[b*h.Ctx : (b+1)*h.Ctx]
-			for i := range tk {
-				tk[i] = int32(win[i])
-				tg[i] = int32(win[i+1])
-			}
-		}
-		sum, n := m.forward(a, true)
-		loss := sum / float64(n)
-		clear(m.grads)
-		m.backward(a)
-		if h.Clip > 0 {
-			if gn := m.gradNorm(normPart); gn > h.Clip {
-				sc := float32(h.Clip / gn)
-				parallelFor(len(m.tensors), func(i int) {
-					g := m.g(m.tensors[i])
-					for j := range g {
-						g[j] *= sc
-					}
-				})
-			}
-		}
-		m.adamW(lrAt(h, s, steps), h.WD, s+1)
+		loss := m.trainStep(a, rng, corpus.Train, s, steps, normPart)
 		losses = append(losses, loss)
 		done = s + 1
 		if s%curveEvery == 0 || s == steps-1 {
@@ -179,6 +153,52 @@ func run(ctx context.Context, corpus *Corpus, cfg domains.Config, seed int64, op
 			"log.txt":         log.Bytes(),
 		},
 	}, nil
+}
+
+// sampleBatch fills a's tokens and targets with h.Batch random windows of
+// data drawn from rng (one IntN per window, in batch order).
+func (m *model) sampleBatch(a *acts, rng *rand.Rand, data []uint8) {
+	h := m.h
+	for b := 0; b < a.bsz; b++ {
+		off := rng.IntN(len(data) - h.Ctx - 1)
+		win := data[off : off+h.Ctx+1]
+		tk := a.tokens[b*h.Ctx : (b+1)*h.Ctx]
+		tg := a.targets[b*h.Ctx : (b+1)*h.Ctx]
+		for i := range tk {
+			tk[i] = int32(win[i])
+			tg[i] = int32(win[i+1])
+		}
+	}
+}
+
+// clipGrads scales the gradient to global L2 norm h.Clip when it exceeds it.
+func (m *model) clipGrads(normPart []float64) {
+	if m.h.Clip <= 0 {
+		return
+	}
+	if gn := m.gradNorm(normPart); gn > m.h.Clip {
+		sc := float32(m.h.Clip / gn)
+		parallelFor(len(m.tensors), func(i int) {
+			g := m.g(m.tensors[i])
+			for j := range g {
+				g[j] *= sc
+			}
+		})
+	}
+}
+
+// trainStep is one optimizer step at 0-based step s of a schedule of steps:
+// sample a batch of data from rng, forward, backward, clip, AdamW. It
+// returns the batch's mean loss. Plain training (run) and segmented
+// training (TrainSteps) both go through it, so they agree bit for bit.
+func (m *model) trainStep(a *acts, rng *rand.Rand, data []uint8, s, steps int, normPart []float64) float64 {
+	m.sampleBatch(a, rng, data)
+	sum, n := m.forward(a, true)
+	clear(m.grads)
+	m.backward(a)
+	m.clipGrads(normPart)
+	m.adamW(lrAt(m.h, s, steps), m.h.WD, s+1)
+	return sum / float64(n)
 }
 
 // lrAt is the learning rate for 0-based step s: linear warmup over
