@@ -326,3 +326,35 @@ func Checkpoint(cfg domains.Config, vocab []byte, params []float32, seed int64, 
 	m.params = params
 	return m.checkpoint(cfg, seed, steps, vocab), nil
 }
+
+// SampleOffsets draws the window offsets of the next n steps' batches
+// from s's sampler exactly as TrainSteps would (batchSize offsets per step,
+// each window data[off : off+contextLength+1]) and advances s.RNG. Another
+// backend (the PyTorch worker) trains on these windows so that both
+// backends see the same batches.
+func SampleOffsets(s *State, dataLen, n int) ([][]int, error) {
+	h := hyperFrom(s.Config, s.VocabSize)
+	if dataLen < h.Ctx+2 {
+		return nil, fmt.Errorf("ml: shard (%d chars) shorter than contextLength+2", dataLen)
+	}
+	pcg, err := s.sampler()
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(pcg)
+	out := make([][]int, n)
+	for i := range out {
+		out[i] = make([]int, h.Batch)
+		for b := range out[i] {
+			out[i][b] = rng.IntN(dataLen - h.Ctx - 1)
+		}
+	}
+	s.RNG, _ = pcg.MarshalBinary()
+	return out, nil
+}
+
+// LRAt is the learning rate of 0-based step s in a schedule of steps for
+// the normalised cfg (warmup, then cosine to minLRRatio of the peak).
+func LRAt(cfg domains.Config, s, steps int) float64 {
+	return lrAt(hyperFrom(cfg, 2), s, steps)
+}

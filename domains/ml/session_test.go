@@ -110,3 +110,23 @@ func TestShards(t *testing.T) {
 		t.Fatal("100000 shards accepted")
 	}
 }
+
+func TestSampleOffsetsMatchTraining(t *testing.T) {
+	corpus, err := LoadCorpus(testDataDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := New().Validate(tinyConfig())
+	a, _ := NewState(cfg, corpus.VocabSize(), 3, 1)
+	b := a.Clone()
+	offs, err := SampleOffsets(a, len(corpus.Train), 4)
+	if err != nil || len(offs) != 4 || len(offs[0]) != cfg.Int("batchSize") {
+		t.Fatalf("%v %v", offs, err)
+	}
+	if _, err := TrainSteps(context.Background(), b, corpus.Train, 4, 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.RNG, b.RNG) {
+		t.Fatal("SampleOffsets and TrainSteps leave different sampler states")
+	}
+}
