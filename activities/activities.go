@@ -68,6 +68,10 @@ type Activities struct {
 	Archive *Archive
 	// Memory is the semantic memory LLM hypotheses consult (nil: none).
 	Memory *Memory
+	// InnerTrainer trains DiLoCo shards (nil: the pure-Go trainer) and
+	// Backend names it ("go" or "torch").
+	InnerTrainer InnerTrainer
+	Backend      string
 }
 
 // Network is what the activities need from a P2P node: publish a receipt

@@ -23,8 +23,10 @@ const (
 // other state-changing route under /api/v1 needs admin, so a route added
 // later is administrative until someone decides otherwise (fail closed).
 var runRoutes = map[string]bool{
-	http.MethodPost + " /api/v1/campaigns":          true,
-	http.MethodPost + " /api/v1/campaigns/:id/stop": true,
+	http.MethodPost + " /api/v1/campaigns":              true,
+	http.MethodPost + " /api/v1/campaigns/:id/stop":     true,
+	http.MethodPost + " /api/v1/training-runs":          true,
+	http.MethodPost + " /api/v1/training-runs/:id/stop": true,
 }
 
 // requiredScope is the scope a request to a matched route needs: read for

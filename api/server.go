@@ -115,6 +115,7 @@ func (s *Server) Handler() http.Handler {
 	s.networkRoutes(v1)
 	s.causeRoutes(v1)
 	s.communityRoutes(v1)
+	s.trainingRoutes(v1)
 	return r
 }
 

@@ -2,7 +2,8 @@
 // registers there:
 //
 //	hyperspace   CampaignWorkflow, AgentWorkflow, Hypothesize, RecordResult, bookkeeping
-//	experiments  RunExperiment (CPU/GPU machines; one evaluation at a time by default)
+//	experiments  RunExperiment, InnerTrain (CPU machines; one evaluation at a time by default)
+//	experiments-gpu  RunExperiment, InnerTrain on workers that declare an accelerator (--backend torch)
 //	archive      ArchiveAgent, ArchiveBreakthrough, WriteSnapshot (git/GitHub)
 //	node-<peer>  (node/) Hypothesize, RecordResult, Share, WritePaper, ReviewPaper
 package workers
@@ -50,6 +51,7 @@ func Start(o Options) (*Group, error) {
 			w = worker.New(o.Client, q, worker.Options{Identity: o.Identity})
 			RegisterWorkflows(w)
 			o.Activities.RegisterAgentSide(w)
+			o.Activities.RegisterTraining(w)
 		case workflows.ArchiveQueue:
 			if o.Activities.Archive == nil {
 				g.Stop()
@@ -58,15 +60,16 @@ func Start(o Options) (*Group, error) {
 			// One writer per process: commits to one repository serialise anyway.
 			w = worker.New(o.Client, q, worker.Options{Identity: o.Identity, MaxConcurrentActivityExecutionSize: 2})
 			o.Activities.RegisterArchive(w)
-		case workflows.ExperimentsQueue:
+		case workflows.ExperimentsQueue, workflows.GPUQueue:
 			w = worker.New(o.Client, q, worker.Options{
 				Identity:                           o.Identity,
 				MaxConcurrentActivityExecutionSize: o.ExperimentSlots,
 			})
 			o.Activities.RegisterExperiments(w)
+			o.Activities.RegisterInnerTrain(w)
 		default:
 			g.Stop()
-			return nil, fmt.Errorf("unknown task queue %q (known: %s, %s, %s)", q, workflows.TaskQueue, workflows.ExperimentsQueue, workflows.ArchiveQueue)
+			return nil, fmt.Errorf("unknown task queue %q (known: %s, %s, %s, %s)", q, workflows.TaskQueue, workflows.ExperimentsQueue, workflows.GPUQueue, workflows.ArchiveQueue)
 		}
 		if err := w.Start(); err != nil {
 			g.Stop()
@@ -84,6 +87,7 @@ func RegisterWorkflows(r worker.Registry) {
 	r.RegisterWorkflowWithOptions(workflows.PeerReviewWorkflow, workflow.RegisterOptions{Name: "PeerReviewWorkflow"})
 	r.RegisterWorkflowWithOptions(workflows.SnapshotWorkflow, workflow.RegisterOptions{Name: "SnapshotWorkflow"})
 	r.RegisterWorkflowWithOptions(workflows.ArchiveWorkflow, workflow.RegisterOptions{Name: "ArchiveWorkflow"})
+	r.RegisterWorkflowWithOptions(workflows.TrainingRunWorkflow, workflow.RegisterOptions{Name: "TrainingRunWorkflow"})
 }
 
 // Stop stops every worker (each waits for its running activities to yield).

@@ -97,8 +97,6 @@ func (a *apiClient) do(ctx context.Context, method, path string, body any, out a
 }
 
 func campaignCmd() *cobra.Command {
-	var apiURL, tokenFlag, stateDir string
-	cl := &apiClient{http: &http.Client{Timeout: 30 * time.Second}}
 	cmd := &cobra.Command{
 		Use:   "campaign",
 		Short: "Start, inspect, follow and stop research campaigns (a REST client)",
@@ -108,14 +106,7 @@ HYPERSPACE_TOKEN); without one, and only for an API on loopback, it reads
 ./.hyperspace/admin.token, where make up keeps it). Listing and watching
 need scope read, start and stop need run.`,
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&apiURL, "api-url", "http://127.0.0.1:8080", "base URL of a hyperspace API")
-	pf.StringVar(&tokenFlag, "token", "", "API token (hs_...); default, for an API on loopback: the admin token hyperspace dev keeps in <state-dir>/admin.token")
-	pf.StringVar(&stateDir, "state-dir", defaultStateDir(), "where hyperspace dev keeps admin.token (read when no --token is given)")
-	cl.resolve = func() {
-		cl.base = apiURL
-		cl.token, cl.tokenFrom = resolveToken(tokenFlag, stateDir, cmd.PersistentFlags().Changed("state-dir") || os.Getenv("HYPERSPACE_STATE_DIR") != "", isLoopbackURL(apiURL))
-	}
+	cl, apiURL := addAPIFlags(cmd)
 
 	var req api.CampaignRequest
 	var agents, experiments, seeds, paperEvery, reviewers int
@@ -175,7 +166,7 @@ need scope read, start and stop need run.`,
 			if watch {
 				return watchCampaign(cmd.Context(), cl, out.ID, os.Stdout)
 			}
-			fmt.Printf("  follow it:   hyperspace campaign watch %s --api-url %s\n", out.ID, apiURL)
+			fmt.Printf("  follow it:   hyperspace campaign watch %s --api-url %s\n", out.ID, *apiURL)
 			return nil
 		},
 	}
@@ -249,6 +240,22 @@ need scope read, start and stop need run.`,
 	}
 	cmd.AddCommand(start, status, list, watchC, stop)
 	return cmd
+}
+
+// addAPIFlags gives a REST-client command its --api-url, --token and
+// --state-dir flags and returns the client they configure.
+func addAPIFlags(cmd *cobra.Command) (*apiClient, *string) {
+	var apiURL, tokenFlag, stateDir string
+	cl := &apiClient{http: &http.Client{Timeout: 30 * time.Second}}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&apiURL, "api-url", "http://127.0.0.1:8080", "base URL of a hyperspace API")
+	pf.StringVar(&tokenFlag, "token", "", "API token (hs_...); default, for an API on loopback: the admin token hyperspace dev keeps in <state-dir>/admin.token")
+	pf.StringVar(&stateDir, "state-dir", defaultStateDir(), "where hyperspace dev keeps admin.token (read when no --token is given)")
+	cl.resolve = func() {
+		cl.base = apiURL
+		cl.token, cl.tokenFrom = resolveToken(tokenFlag, stateDir, cmd.PersistentFlags().Changed("state-dir") || os.Getenv("HYPERSPACE_STATE_DIR") != "", isLoopbackURL(apiURL))
+	}
+	return cl, &apiURL
 }
 
 // resolveToken picks the token the campaign commands send: --token (or

@@ -22,6 +22,15 @@ var (
 	// ExperimentSeconds is the evaluation wall time.
 	ExperimentSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "experiment_seconds",
 		Help: "Evaluation wall time, by domain.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 16)}, []string{"domain"})
+	// TrainingBytes counts DiLoCo bytes moved by this process's workers.
+	TrainingBytes = promauto.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "training_bytes_total",
+		Help: "DiLoCo bytes moved by inner-training workers: up (pseudo-gradients), down (parameters and broadcasts)."}, []string{"direction"})
+	// TrainingDeltas counts pseudo-gradients by outcome.
+	TrainingDeltas = promauto.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "training_deltas_total",
+		Help: "DiLoCo pseudo-gradients by outcome: accepted, malformed, norm, or a remote admission reason."}, []string{"outcome"})
+	// TrainingRounds counts closed DiLoCo rounds.
+	TrainingRounds = promauto.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "training_rounds_total",
+		Help: "DiLoCo rounds closed by an outer step."})
 	// ExperimentsRecorded counts receipts stored.
 	ExperimentsRecorded = promauto.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "experiments_recorded_total",
 		Help: "Signed receipts stored in PostgreSQL, by domain."}, []string{"domain"})

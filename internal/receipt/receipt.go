@@ -62,9 +62,39 @@ type Receipt struct {
 	NoiseFloor *NoiseFloor       `json:"noiseFloor"`      // floor used for isNewBest, or null
 	BeatsNoise bool              `json:"beatsNoiseFloor"` // the gain exceeded the noise threshold
 	Artifacts  map[string]string `json:"artifacts"`       // name -> S3 key (marshalled as {} when empty)
+	// Kind is empty for an experiment; "training-run" for a DiLoCo run's
+	// result (Training then says how it was trained; Parents are its
+	// rounds' record ids).
+	Kind     string        `json:"kind,omitempty"`
+	Training *TrainingInfo `json:"training,omitempty"`
 	// Code is the candidate's source when it was code (an LLM-written skill),
 	// so a receipt can be re-run from itself.
 	Code string `json:"code,omitempty"`
+}
+
+// TrainingInfo describes a DiLoCo training run (Kind "training-run").
+type TrainingInfo struct {
+	Run           string        `json:"run"`
+	Workers       int           `json:"workers"`
+	InnerSteps    int           `json:"innerSteps"`
+	Rounds        int           `json:"rounds"`      // rounds completed
+	Compression   string        `json:"compression"` // fp32, fp16, int8, int4
+	OuterLR       float64       `json:"outerLR"`
+	OuterMomentum float64       `json:"outerMomentum"`
+	Contributors  []Contributor `json:"contributors"` // who trained, sorted by id
+	BytesUp       int64         `json:"bytesUp"`
+	BytesDown     int64         `json:"bytesDown"`
+	SoloRounds    int           `json:"soloRounds"` // rounds closed with a single delta
+	Solo          bool          `json:"solo"`       // every round had one contributor: solo training
+	Checkpoint    string        `json:"checkpoint"` // sha256 of the final parameters file
+	RoundChain    string        `json:"roundChain"` // record id of the last round (each names its predecessor)
+}
+
+// Contributor is one worker or node that trained part of a run.
+type Contributor struct {
+	ID     string `json:"id"`
+	Deltas int    `json:"deltas"`
+	Remote bool   `json:"remote,omitempty"`
 }
 
 // Result is what the evaluation reported.

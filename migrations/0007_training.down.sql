@@ -1,0 +1,3 @@
+DROP TABLE training_deltas;
+DROP TABLE training_rounds;
+DROP TABLE training_runs;
