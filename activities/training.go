@@ -46,7 +46,9 @@ func (a *Activities) RegisterInnerTrain(w worker.Registry) {
 
 // S3 layout of a run: every file but the checkpoint is named by its
 // content hash (deltas and updates by their round and base as well).
-func trainingKey(run, kind, name string) string { return "training/" + run + "/" + kind + "/" + name + ".hst" }
+func trainingKey(run, kind, name string) string {
+	return "training/" + run + "/" + kind + "/" + name + ".hst"
+}
 
 // paramCache keeps the last global parameters this process saw, by hash,
 // so a worker rebuilds the next ones from the compressed broadcast.
@@ -198,6 +200,7 @@ func (a *Activities) InnerTrain(ctx context.Context, in workflows.InnerTrainInpu
 			return ml.TrainSteps(ctx, st, data, n, total, progress)
 		}
 	}
+	a.log().Info("inner training started", "run", in.RunID, "round", in.Round, "shard", in.Shard, "steps", spec.InnerSteps)
 	var mu sync.Mutex
 	var done int
 	var lastLoss float64
@@ -238,6 +241,8 @@ func (a *Activities) InnerTrain(ctx context.Context, in workflows.InnerTrainInpu
 	if backend == "" {
 		backend = "go"
 	}
+	a.log().Info("inner training finished", "run", in.RunID, "round", in.Round, "shard", in.Shard,
+		"loss", w.Stats.MeanLoss(), "seconds", w.Stats.Seconds, "bytesUp", len(w.Delta), "bytesDown", down, "backend", backend)
 	metrics.TrainingBytes.WithLabelValues("up").Add(float64(len(w.Delta)))
 	metrics.TrainingBytes.WithLabelValues("down").Add(float64(down))
 	return workflows.InnerTrainResult{

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -60,6 +61,9 @@ type Options struct {
 	// RegisterMetrics exports this node's hyperspace_p2p_* metrics on the
 	// default Prometheus registry (one node per process may do so).
 	RegisterMetrics bool
+	// JoinTraining are training runs of other sites this node contributes
+	// deltas to (it needs Activities for its data dir and trainer).
+	JoinTraining []string
 }
 
 // Node is a running node.
@@ -110,7 +114,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	// One admission check for gossip and sync alike.
 	if cfg.Admission == nil {
 		cfg.Admission = admission.New(admission.Config{ClockSkew: cfg.ClockSkew, MaxAge: cfg.MaxAge, Domains: cfg.Domains, Now: cfg.Now,
-			Quotas: map[string]admission.Quota{admission.PathSync: admission.DefaultSyncQuota}})
+			Quotas: map[string]admission.Quota{admission.PathSync: admission.DefaultSyncQuota, admission.PathTraining: admission.DefaultTrainingQuota}})
 	}
 	cfg.Replica = replica{r: rep, adm: cfg.Admission, bad: &badSet{}}
 	self, err := admission.NodeIdentity(key)
@@ -136,6 +140,11 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		acts.Network = n
 		w := worker.New(o.Temporal, n.TaskQueue(), worker.Options{Identity: "node-" + pn.ID().String()})
 		acts.RegisterAgentSide(w)
+		if o.Store != nil && acts.Blob != nil {
+			owner := &trainingOwner{n: n, acts: &acts, adm: cfg.Admission, open: map[string]*openRound{}}
+			owner.register(w)
+			pn.ServeTraining(owner)
+		}
 		if err := w.Start(); err != nil {
 			n.Close()
 			return nil, fmt.Errorf("start node worker: %w", err)
@@ -166,6 +175,19 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 						n.log.Warn("node heartbeat", "error", err)
 					}
 				}
+			}
+		}()
+	}
+	for _, run := range o.JoinTraining {
+		if o.Activities == nil {
+			n.Close()
+			return nil, errors.New("joining a training run needs the node's data dir (activities)")
+		}
+		n.wg.Add(1)
+		go func() { // owned by the node
+			defer n.wg.Done()
+			if err := n.joinTraining(rctx, run, o.Activities.DataDir, o.Activities.InnerTrainer); err != nil {
+				n.log.Error("join training run", "run", run, "error", err)
 			}
 		}()
 	}

@@ -113,6 +113,7 @@ type Node struct {
 	bootstrap []peer.AddrInfo
 	research  map[string]*pubsub.Topic // by domain
 	raw       map[string]*pubsub.Topic // by topic name
+	train     training                 // DiLoCo across sites (training.go)
 	topics    []string                 // every topic name
 	notifiee  *network.NotifyBundle
 
@@ -207,6 +208,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		bootstrap: bootstrap,
 		research:  map[string]*pubsub.Topic{},
 		raw:       map[string]*pubsub.Topic{},
+		train:     training{topics: map[string]*pubsub.Topic{}},
 		feed:      make([]Finding, cfg.FeedSize),
 		subs:      map[uint64]chan Finding{},
 		rawSubs:   map[uint64]chan RawMessage{},
@@ -426,6 +428,8 @@ func (n *Node) shutdown() error {
 		n.host.Network().StopNotify(n.notifiee)
 	}
 	n.host.RemoveStreamHandler(SyncProtocol)
+	n.host.RemoveStreamHandler(TrainingParamsProtocol)
+	n.host.RemoveStreamHandler(TrainingDeltaProtocol)
 	n.wg.Wait()
 
 	n.subMu.Lock()

@@ -12,7 +12,7 @@ import (
 
 func nodeCmd() *cobra.Command {
 	var c common
-	var listen, bootstrap, p2pListen, domainList string
+	var listen, bootstrap, p2pListen, domainList, joinTraining string
 	var mdns, relay, holePunch bool
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -49,7 +49,7 @@ server-sent-events stream /api/v1/gossip/stream.`,
 				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), Bootstrap: splitList(bootstrap),
 				Domains: domainsOrAll(domainList), EnableMDNS: mdns, EnableRelay: relay, EnableHolePunching: holePunch,
 				Temporal: tc, Activities: acts, Store: st, Logger: log,
-				RegisterMetrics: true,
+				RegisterMetrics: true, JoinTraining: splitList(joinTraining),
 			})
 			if err != nil {
 				return err
@@ -82,6 +82,7 @@ server-sent-events stream /api/v1/gossip/stream.`,
 	f.BoolVar(&mdns, "mdns", false, "discover peers on the LAN with mDNS")
 	f.BoolVar(&relay, "relay", false, "circuit relay v2: reach and be reached through relays when behind a NAT, and relay for others (with AutoNAT)")
 	f.BoolVar(&holePunch, "hole-punching", false, "DCUtR hole punching (upgrade relayed connections to direct ones) and UPnP/NAT-PMP port mapping; use with --relay")
+	f.StringVar(&joinTraining, "join-training", "", "comma-separated training run ids of other sites to contribute DiLoCo deltas to (rounds are heard on hyperspace/training/<run>/1)")
 	f.StringVar(&listen, "listen", "", "also serve the REST API on this address, e.g. 127.0.0.1:8081 (empty: off)")
 	c.addPublicReads(cmd)
 	return cmd

@@ -18,7 +18,7 @@ import (
 
 func workerCmd() *cobra.Command {
 	var c common
-	var queues, metricsAddr string
+	var queues, metricsAddr, backend string
 	var slots int
 	var arch archiveFlags
 	cmd := &cobra.Command{
@@ -26,7 +26,8 @@ func workerCmd() *cobra.Command {
 		Short: "Serve Temporal task queues (workflows and agent activities, experiments)",
 		Long: `worker polls the task queues it is told:
   hyperspace   campaign and agent workflows, Hypothesize, RecordResult
-  experiments  RunExperiment (domain evaluations; CPU/GPU machines)
+  experiments      RunExperiment and DiLoCo InnerTrain (CPU machines, the Go trainer)
+  experiments-gpu  the same on a worker that declares an accelerator (--backend torch)
   archive      the git/GitHub archive and the snapshot schedule (needs --archive-dir)
 Run as many as you like, on as many machines: Temporal spreads the work, and
 an experiment whose worker dies is retried on another one.`,
@@ -36,8 +37,8 @@ an experiment whose worker dies is retried on another one.`,
 			log := c.logger()
 			qs := workers.ParseQueues(queues)
 			for _, q := range qs {
-				if q != workflows.TaskQueue && q != workflows.ExperimentsQueue && q != workflows.ArchiveQueue {
-					return fmt.Errorf("--queues: unknown queue %q (known: %s, %s, %s)", q, workflows.TaskQueue, workflows.ExperimentsQueue, workflows.ArchiveQueue)
+				if q != workflows.TaskQueue && q != workflows.ExperimentsQueue && q != workflows.GPUQueue && q != workflows.ArchiveQueue {
+					return fmt.Errorf("--queues: unknown queue %q (known: %s, %s, %s, %s)", q, workflows.TaskQueue, workflows.ExperimentsQueue, workflows.GPUQueue, workflows.ArchiveQueue)
 				}
 			}
 			// Only experiments need the data; other queues run without it.
@@ -45,6 +46,9 @@ an experiment whose worker dies is retried on another one.`,
 				c.DataDir = dir
 			} else if strings.Contains(queues, workflows.ExperimentsQueue) {
 				return err
+			}
+			if backend != "go" && backend != "torch" {
+				return fmt.Errorf("--backend: %q is not go or torch", backend)
 			}
 			svc, err := c.connect(ctx, log)
 			if err != nil {
@@ -55,6 +59,9 @@ an experiment whose worker dies is retried on another one.`,
 			// archive do not.
 			acts, err := c.activities(ctx, svc.Store, svc.Blob, log, slices.Contains(qs, workflows.TaskQueue))
 			if err != nil {
+				return err
+			}
+			if err := useBackend(acts, backend, log); err != nil {
 				return err
 			}
 			tc := svc.Temporal
@@ -93,6 +100,7 @@ an experiment whose worker dies is retried on another one.`,
 	f := cmd.Flags()
 	f.StringVar(&queues, "queues", workflows.TaskQueue+","+workflows.ExperimentsQueue, "comma-separated task queues to serve")
 	f.IntVar(&slots, "experiment-slots", 1, "experiments this worker runs at once")
+	f.StringVar(&backend, "backend", "go", "ML trainer of this worker: go (the bit-exact pure-Go reference) or torch (PyTorch, CUDA when present; serve experiments-gpu)")
 	f.StringVar(&metricsAddr, "metrics-address", "", "serve Prometheus /metrics on this address (empty: off)")
 	arch.add(cmd, "")
 	return cmd

@@ -51,6 +51,8 @@ import (
 const (
 	PathGossip = "gossip" // GossipSub topics: fresh records only
 	PathSync   = "sync"   // leaderboard anti-entropy: any age
+	// PathTraining is DiLoCo's delta stream from other sites' nodes.
+	PathTraining = "training"
 )
 
 // Kinds of record.
@@ -59,7 +61,11 @@ const (
 	KindPaper        = "paper"
 	KindReview       = "review"
 	KindBreakthrough = "breakthrough"
+	KindDelta        = "delta"
 )
+
+// DefaultTrainingQuota lets one peer send a delta every few seconds.
+var DefaultTrainingQuota = Quota{Rate: 0.5, Burst: 4}
 
 // Reasons a record is rejected (the reason label of the metrics).
 const (
@@ -206,6 +212,27 @@ func (c *Checker) accept(src Source, kind string) {
 	c.accepted[src.Path+"/"+kind]++
 	c.mu.Unlock()
 }
+
+// Delta applies the time and quota rules to a training delta sent by
+// src.Peer at atMs and checks, with verify, that the sending peer signed it.
+// What the delta holds (its run, round, shape and norm, and its size against
+// the model's) is the training server's to check; it reports what it
+// refuses with Reject(src, KindDelta, ...) and what it takes with Admit.
+func (c *Checker) Delta(src Source, atMs int64, verify func() error) error {
+	if err := c.checkCommon(src, KindDelta, 0, "-", atMs); err != nil {
+		return err
+	}
+	if src.Path == PathTraining && time.UnixMilli(atMs).Before(c.cfg.Now().Add(-c.cfg.MaxAge-c.cfg.ClockSkew)) {
+		return c.Reject(src, KindDelta, ReasonStale, fmt.Errorf("sent at %s", time.UnixMilli(atMs).UTC().Format(time.RFC3339)))
+	}
+	if err := verify(); err != nil {
+		return c.Reject(src, KindDelta, ReasonBadSignature, err)
+	}
+	return nil
+}
+
+// Admit counts a record of kind the caller admitted after its own checks.
+func (c *Checker) Admit(src Source, kind string) { c.accept(src, kind) }
 
 // checkCommon applies size, domain ("-": the kind has none), time and
 // quota rules.

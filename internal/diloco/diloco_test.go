@@ -112,15 +112,15 @@ func TestNormalize(t *testing.T) {
 		t.Fatalf("token budget: %v rounds, %v", n.Rounds, err)
 	}
 	for field, s := range map[string]Spec{
-		"workers":             {Config: tiny(), Workers: 0, InnerSteps: 5, Rounds: 1},
-		"innerSteps":          {Config: tiny(), Workers: 1, InnerSteps: 100000, Rounds: 1},
-		"compression":         {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, Compression: "int3"},
-		"config.dModel":       {Config: domains.Config{"dModel": 17.0, "nHeads": 2.0}, Workers: 1, InnerSteps: 5, Rounds: 1},
-		"config.nLayers":      {Config: domains.Config{"nLayers": 99.0}, Workers: 1, InnerSteps: 5, Rounds: 1},
-		"rounds":              {Config: tiny(), Workers: 1, InnerSteps: 5},
-		"outerMomentum":       {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, OuterMomentum: f(1)},
-		"sharding":            {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, Sharding: "random"},
-		"quorum":              {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, Quorum: 2},
+		"workers":        {Config: tiny(), Workers: 0, InnerSteps: 5, Rounds: 1},
+		"innerSteps":     {Config: tiny(), Workers: 1, InnerSteps: 100000, Rounds: 1},
+		"compression":    {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, Compression: "int3"},
+		"config.dModel":  {Config: domains.Config{"dModel": 17.0, "nHeads": 2.0}, Workers: 1, InnerSteps: 5, Rounds: 1},
+		"config.nLayers": {Config: domains.Config{"nLayers": 99.0}, Workers: 1, InnerSteps: 5, Rounds: 1},
+		"rounds":         {Config: tiny(), Workers: 1, InnerSteps: 5},
+		"outerMomentum":  {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, OuterMomentum: f(1)},
+		"sharding":       {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, Sharding: "random"},
+		"quorum":         {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, Quorum: 2},
 	} {
 		_, err := s.Normalize()
 		var fe *FieldError

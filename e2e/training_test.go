@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/internal/receipt"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/workflows"
+)
+
+// trainConfig is a small model whose inner rounds take about a second.
+var trainConfig = map[string]any{"nLayers": 1, "dModel": 32, "nHeads": 2, "contextLength": 32, "dFFMult": 2,
+	"batchSize": 8, "warmupSteps": 10, "learningRate": 0.01}
+
+func (s *site) startTraining(req map[string]any) api.TrainingRunView {
+	s.t.Helper()
+	code, body := s.do(http.MethodPost, "/api/v1/training-runs", req)
+	if code != http.StatusCreated {
+		s.t.Fatalf("start training run: %d %s", code, body)
+	}
+	var v api.TrainingRunView
+	if err := json.Unmarshal(body, &v); err != nil {
+		s.t.Fatal(err)
+	}
+	return v
+}
+
+func (s *site) training(id string) api.TrainingRunView {
+	s.t.Helper()
+	code, body := s.do(http.MethodGet, "/api/v1/training-runs/"+id+"?rounds=true", nil)
+	if code != http.StatusOK {
+		s.t.Fatalf("get training run: %d %s", code, body)
+	}
+	var v api.TrainingRunView
+	if err := json.Unmarshal(body, &v); err != nil {
+		s.t.Fatal(err)
+	}
+	return v
+}
+
+func (s *site) waitTraining(id string, timeout time.Duration) api.TrainingRunView {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		v := s.training(id)
+		switch v.Status {
+		case store.StatusCompleted, store.StatusStopped, store.StatusFailed:
+			return v
+		}
+		if time.Now().After(deadline) {
+			for _, p := range s.procs {
+				s.t.Logf("--- %s:\n%s", p.name, p.tail(15))
+			}
+			s.t.Fatalf("training run %s still %s after %s", id, v.Status, timeout)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// TestTrainingRun: a 4-worker DiLoCo run on real Temporal, PostgreSQL and
+// S3, with the workflow worker and three inner-training workers as
+// separate processes; one inner-training worker is SIGKILLed in the middle
+// of a round. The run completes, every round is recorded, the killed
+// worker's shard is trained by the others, and the result is a verifying
+// training-run receipt with a checkpoint.
+func TestTrainingRun(t *testing.T) {
+	s := newSite(t)
+	s.startAPI()
+	s.start("orchestrator", true, "worker", "--queues", "hyperspace")
+	var workers []*proc
+	for i := 0; i < 3; i++ {
+		workers = append(workers, s.start(fmt.Sprintf("trainer%d", i), true, "worker", "--queues", "experiments"))
+	}
+
+	// Bad input: 4xx naming the field.
+	for field, body := range map[string]map[string]any{
+		"workers":       {"workers": 0, "innerSteps": 10, "rounds": 1},
+		"innerSteps":    {"workers": 2, "innerSteps": 1000000, "rounds": 1},
+		"compression":   {"workers": 2, "innerSteps": 10, "rounds": 1, "compression": "int3"},
+		"config.dModel": {"workers": 2, "innerSteps": 10, "rounds": 1, "config": map[string]any{"dModel": 30, "nHeads": 4}},
+		"rounds":        {"workers": 2, "innerSteps": 10},
+		"bogus":         {"workers": 2, "innerSteps": 10, "rounds": 1, "bogus": true},
+	} {
+		code, out := s.do(http.MethodPost, "/api/v1/training-runs", body)
+		var e api.ErrorBody
+		_ = json.Unmarshal(out, &e)
+		if code < 400 || code >= 500 || e.Error.Field != field {
+			t.Errorf("%s: HTTP %d %s", field, code, out)
+		}
+	}
+
+	const rounds = 6
+	v := s.startTraining(map[string]any{"id": "dl-e2e", "config": trainConfig, "workers": 4, "innerSteps": 150,
+		"rounds": rounds, "compression": "int8", "seed": 5, "minDeadlineSec": 3})
+	if v.Links["temporalUI"] == "" && v.WorkflowID != workflows.TrainingWorkflowID("dl-e2e") {
+		t.Fatalf("view %+v", v)
+	}
+	// Kill trainer0 while it trains a shard of round 2 (0-based).
+	started := regexp.MustCompile(`inner training started.* round=2 shard=(\d)`)
+	victim := workers[0]
+	victim.await(t, started, 4*time.Minute)
+	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-victim.done
+	t.Log("killed trainer0 mid-round")
+
+	v = s.waitTraining("dl-e2e", 8*time.Minute)
+	if v.Status != store.StatusCompleted {
+		t.Fatalf("run %s: %s", v.Status, v.Error)
+	}
+	if len(v.Rounds) != rounds {
+		t.Fatalf("%d rounds recorded, want %d", len(v.Rounds), rounds)
+	}
+	var prog workflows.TrainingProgress
+	if err := json.Unmarshal(v.Progress, &prog); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("progress: rounds %d val %.4f test %.4f up %d down %d dropped %d contributors %v",
+		prog.Round, prog.ValLoss, prog.TestLoss, prog.BytesUp, prog.BytesDown, prog.Dropped, prog.Contributors)
+	if prog.Round != rounds || prog.Result == "" || prog.BytesUp == 0 || len(prog.Contributors) < 2 {
+		t.Fatalf("progress %+v", prog)
+	}
+	// Every later round still averaged deltas of all 4 shards once
+	// the killed worker's shard moved to a live worker.
+	last := v.Rounds[len(v.Rounds)-1]
+	var rec struct {
+		Record struct {
+			Accepted []string `json:"accepted"`
+			Previous string   `json:"previous"`
+		} `json:"record"`
+	}
+	_ = json.Unmarshal(last.Record, &rec)
+	if len(rec.Record.Accepted) != 4 || rec.Record.Previous != v.Rounds[len(v.Rounds)-2].RecordID {
+		t.Fatalf("last round %s", last.Record)
+	}
+	first := v.Rounds[0].ValLoss
+	if !(prog.ValLoss < first) {
+		t.Fatalf("val_loss did not fall: round 1 %.4f, final %.4f", first, prog.ValLoss)
+	}
+	// The result: a verifying training-run receipt on the ML leaderboard,
+	// with its rounds as parents and a checkpoint in S3.
+	e, err := s.st.GetExperiment(context.Background(), prog.Result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sr receipt.Signed
+	if err := json.Unmarshal(e.Record, &sr); err != nil {
+		t.Fatal(err)
+	}
+	if err := sr.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	ag, err := s.st.GetAgent(context.Background(), "dl-e2e", "diloco")
+	if err != nil || ag.PublicKey != sr.Receipt.PublicKey {
+		t.Fatalf("signer %v not the registered key: %v", sr.Receipt.PeerID, err)
+	}
+	if sr.Receipt.Kind != "training-run" || sr.Receipt.Training == nil || len(sr.Receipt.Parents) != rounds ||
+		sr.Receipt.Training.RoundChain != last.RecordID || sr.Receipt.Training.Solo {
+		t.Fatalf("receipt %+v %+v", sr.Receipt, sr.Receipt.Training)
+	}
+	code, board := s.do(http.MethodGet, "/api/v1/domains/ml/leaderboard", nil)
+	if code != http.StatusOK || !strings.Contains(string(board), prog.Result) {
+		t.Fatalf("leaderboard %d %s", code, board)
+	}
+	code, ck := s.do(http.MethodGet, "/api/v1/experiments/"+prog.Result+"/artifacts/checkpoint.bin", nil)
+	if code != http.StatusOK || !strings.HasPrefix(string(ck), "HSMLCKPT") {
+		t.Fatalf("checkpoint: %d %d bytes", code, len(ck))
+	}
+	// Stopping an ended run is a conflict.
+	if code, _ := s.do(http.MethodPost, "/api/v1/training-runs/dl-e2e/stop", nil); code != http.StatusConflict {
+		t.Fatalf("stop ended run: %d", code)
+	}
+}
