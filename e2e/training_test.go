@@ -181,3 +181,56 @@ func TestTrainingRun(t *testing.T) {
 		t.Fatalf("stop ended run: %d", code)
 	}
 }
+
+// TestTrainingAcrossSites: a node of a second site (its own database,
+// S3 and Temporal) joins a run of the first site over libp2p: it hears the
+// rounds on the run's gossip topic, fetches the global parameters from the
+// owner's node, trains, and sends signed deltas, which the owner's rounds
+// admit and average with the site's own.
+func TestTrainingAcrossSites(t *testing.T) {
+	a := newSite(t)
+	a.startAPI()
+	a.start("orchestrator", true, "worker", "--queues", "hyperspace,experiments")
+	_, idA, addrA, _ := a.startNode("nodeA", "")
+	a.waitNodes(1)
+
+	b := newSite(t)
+	const run = "dl-cross"
+	nodeB := b.start("nodeB", true, "node", "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--domains", "ml",
+		"--bootstrap", addrA, "--join-training", run)
+	idB := nodeB.await(t, reNodeID, 60*time.Second)[1]
+	nodeB.await(t, regexp.MustCompile(`joined training run`), 30*time.Second)
+
+	v := a.startTraining(map[string]any{"id": run, "config": trainConfig, "workers": 1, "innerSteps": 60,
+		"rounds": 5, "compression": "int8", "seed": 3, "remote": true, "minDeadlineSec": 4})
+	v = a.waitTraining(run, 6*time.Minute)
+	if v.Status != store.StatusCompleted {
+		t.Fatalf("run %s: %s", v.Status, v.Error)
+	}
+	var prog workflows.TrainingProgress
+	_ = json.Unmarshal(v.Progress, &prog)
+	t.Logf("owner %s, remote %s: remote deltas %d, contributors %v, val %.4f", idA, idB, prog.Remote, prog.Contributors, prog.ValLoss)
+	if prog.Remote < 2 || prog.Contributors[idB] < 2 {
+		for _, p := range append(a.procs, b.procs...) {
+			t.Logf("--- %s:\n%s", p.name, p.tail(20))
+		}
+		t.Fatalf("the second site's node contributed %d deltas (remote %d), want >= 2", prog.Contributors[idB], prog.Remote)
+	}
+	if n := nodeB.count(regexp.MustCompile(`training delta sent`)); n < prog.Remote {
+		t.Fatalf("node B sent %d deltas, owner counted %d", n, prog.Remote)
+	}
+	// The result names the remote contributor.
+	e, err := a.st.GetExperiment(context.Background(), prog.Result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sr receipt.Signed
+	_ = json.Unmarshal(e.Record, &sr)
+	found := false
+	for _, c := range sr.Receipt.Training.Contributors {
+		found = found || c.ID == idB
+	}
+	if !found {
+		t.Fatalf("contributors %+v lack %s", sr.Receipt.Training.Contributors, idB)
+	}
+}

@@ -395,6 +395,17 @@ func trainingRound(ctx workflow.Context, in TrainingRunInput, st *TrainingState,
 			break
 		}
 	}
+	// Remote contributors: once every site delta is in, the round stays open
+	// for them until its deadline, but no longer than slack × the time the
+	// site's own deltas took (at least the minimum deadline), so a run with
+	// remote peers does not wait the first round's cap.
+	if in.NodeQueue != "" && spec.Remote && !timedOut && !st.Stop {
+		el := workflow.Now(ctx).Sub(start)
+		wait := min(deadline, time.Duration(max(spec.MinDeadlineSec, spec.DeadlineSlack*el.Seconds())*float64(time.Second)))
+		if wait > el {
+			_ = workflow.Sleep(ctx, wait-el)
+		}
+	}
 	cancel()
 	sum := RoundSummary{Round: r + 1, DeadlineSec: deadline.Seconds()}
 	var refs []DeltaRef

@@ -365,7 +365,7 @@ func TrainInner(spec Spec, run string, round, shard int, base string, layout []t
 		}
 		vec = tensor.Vec{Name: "delta", Codec: codec, Block: spec.Block, Data: d}
 	}
-	b, err := tensor.Encode("delta", layout, meta, vec)
+	b, err := tensor.EncodeCompact("delta", layout, meta, vec)
 	if err != nil {
 		return Work{}, err
 	}
@@ -529,7 +529,7 @@ func OuterStep(spec Spec, run string, round int, base string, layout []tensor.In
 		for i := range next {
 			out.Global[i] = float32(next[i])
 		}
-		b, err := tensor.Encode("update", layout, meta, tensor.Vec{Name: "params", Codec: tensor.FP32, Data: out.Global})
+		b, err := tensor.EncodeCompact("update", layout, meta, tensor.Vec{Name: "params", Codec: tensor.FP32, Data: out.Global})
 		if err != nil {
 			return Outer{}, err
 		}
@@ -543,7 +543,7 @@ func OuterStep(spec Spec, run string, round int, base string, layout []tensor.In
 		}
 		out.Global[i] = global[i] + sent[i]
 	}
-	b, err := tensor.Encode("update", layout, meta, tensor.Vec{Name: "update", Codec: codec, Block: spec.Block, Data: u})
+	b, err := tensor.EncodeCompact("update", layout, meta, tensor.Vec{Name: "update", Codec: codec, Block: spec.Block, Data: u})
 	if err != nil {
 		return Outer{}, err
 	}

@@ -104,6 +104,9 @@ type Header struct {
 	Format   string          `json:"format"`
 	Kind     string          `json:"kind"`
 	Layout   []Info          `json:"layout,omitempty"`
+	// Segments, instead of Layout, gives only the tensors' sizes (what block
+	// boundaries need): the compact header of deltas and updates.
+	Segments []int `json:"segments,omitempty"`
 	Sections []Section       `json:"sections"`
 	Meta     json.RawMessage `json:"meta,omitempty"`
 }
@@ -125,7 +128,22 @@ type File struct {
 // Encode writes a tensor file of kind with the given layout (may be nil),
 // vectors and meta (any JSON-marshalable value, or nil).
 func Encode(kind string, layout []Info, meta any, vecs ...Vec) ([]byte, error) {
+	return encode(kind, layout, false, meta, vecs)
+}
+
+// EncodeCompact is Encode with the layout written as Segments (sizes only).
+func EncodeCompact(kind string, layout []Info, meta any, vecs ...Vec) ([]byte, error) {
+	return encode(kind, layout, true, meta, vecs)
+}
+
+func encode(kind string, layout []Info, compact bool, meta any, vecs []Vec) ([]byte, error) {
 	h := Header{Format: "hyperspace-tensor", Kind: kind, Layout: layout}
+	if compact {
+		h.Layout = nil
+		for _, t := range layout {
+			h.Segments = append(h.Segments, t.Rows*t.Cols)
+		}
+	}
 	if meta != nil {
 		mb, err := json.Marshal(meta)
 		if err != nil {
@@ -195,6 +213,19 @@ func Decode(b []byte) (*File, error) {
 	}
 	if h.Format != "hyperspace-tensor" {
 		return nil, formatErr("format %q", h.Format)
+	}
+	if len(h.Segments) > 0 {
+		if len(h.Layout) > 0 {
+			return nil, formatErr("both layout and segments")
+		}
+		off := 0
+		for _, n := range h.Segments {
+			if n < 0 || n > MaxNumel-off {
+				return nil, formatErr("segment of %d values at %d", n, off)
+			}
+			h.Layout = append(h.Layout, Info{Offset: off, Rows: 1, Cols: n})
+			off += n
+		}
 	}
 	if err := checkLayout(h.Layout); err != nil {
 		return nil, err

@@ -142,3 +142,29 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestCompactEqualsLayout(t *testing.T) {
+	layout := []Info{{"a", 0, 3, 5}, {"b", 15, 1, 700}}
+	x := make([]float32, 715)
+	for i := range x {
+		x[i] = float32(i%13) - 6
+	}
+	full, _ := Encode("delta", layout, nil, Vec{Name: "d", Codec: Int8, Block: 64, Data: x})
+	compact, _ := EncodeCompact("delta", layout, nil, Vec{Name: "d", Codec: Int8, Block: 64, Data: x})
+	if len(compact) >= len(full) {
+		t.Fatalf("compact %d bytes, full %d", len(compact), len(full))
+	}
+	a, err := Decode(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Decode(compact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range x {
+		if a.Vecs["d"][i] != b.Vecs["d"][i] {
+			t.Fatalf("value %d differs", i)
+		}
+	}
+}
