@@ -80,7 +80,7 @@ type SignedDelta struct {
 	Base      string `json:"base"`
 	Node      string `json:"node"`
 	At        int64  `json:"at"`
-	Delta     []byte `json:"delta"`
+	Delta     []byte `json:"-"` // sent raw, in its own frame after the envelope
 	Signature []byte `json:"signature"`
 }
 
@@ -348,7 +348,12 @@ func (n *Node) handleDelta(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(trainingStreamTimeout))
 	r, w := bufio.NewReader(s), bufio.NewWriter(s)
-	b, size, err := readFrame(r, MaxTrainingFile+maxTrainingRequest)
+	b, n1, err := readFrame(r, maxTrainingRequest)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	delta, n2, err := readFrame(r, MaxTrainingFile)
 	if err != nil {
 		_ = s.Reset()
 		return
@@ -361,7 +366,8 @@ func (n *Node) handleDelta(s network.Stream) {
 	case json.Unmarshal(b, &d) != nil:
 		err = fmt.Errorf("%w: delta envelope", errMalformed)
 	default:
-		err = srv.Delta(n.ctx, s.Conn().RemotePeer(), d, size)
+		d.Delta = delta
+		err = srv.Delta(n.ctx, s.Conn().RemotePeer(), d, n1+n2)
 	}
 	reply := trainingReply{OK: err == nil}
 	if err != nil {
@@ -386,6 +392,9 @@ func (n *Node) SendDelta(ctx context.Context, owner peer.ID, d SignedDelta) erro
 	_ = s.SetDeadline(time.Now().Add(trainingStreamTimeout))
 	r, w := bufio.NewReader(s), bufio.NewWriter(s)
 	if _, err := writeFrame(w, b); err != nil {
+		return err
+	}
+	if _, err := writeFrame(w, d.Delta); err != nil {
 		return err
 	}
 	rb, _, err := readFrame(r, maxTrainingRequest)
