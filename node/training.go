@@ -49,7 +49,9 @@ type trainingOwner struct {
 	open map[string]*openRound // by run
 }
 
-func trainingKey(run, kind, name string) string { return "training/" + run + "/" + kind + "/" + name + ".hst" }
+func trainingKey(run, kind, name string) string {
+	return "training/" + run + "/" + kind + "/" + name + ".hst"
+}
 
 func isHash(s string) bool {
 	if len(s) != 64 {
@@ -273,7 +275,9 @@ func (n *Node) contribute(ctx context.Context, a p2p.RoundAnnouncement, c *ml.Co
 	}
 	layout := diloco.Layout(spec.Config, c.VocabSize())
 	w, err := diloco.TrainInner(spec, a.Run, a.Round, -1, a.Global, layout, c.VocabSize(), global, **inner, c.Train,
-		func(st *ml.State, data []uint8, k, total int) (ml.StepStats, error) { return train(fctx, st, data, k, total, nil) })
+		func(st *ml.State, data []uint8, k, total int) (ml.StepStats, error) {
+			return train(fctx, st, data, k, total, nil)
+		})
 	if err != nil {
 		return err
 	}

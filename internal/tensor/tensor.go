@@ -101,12 +101,12 @@ type Section struct {
 
 // Header is the JSON header.
 type Header struct {
-	Format   string          `json:"format"`
-	Kind     string          `json:"kind"`
-	Layout   []Info          `json:"layout,omitempty"`
+	Format string `json:"format"`
+	Kind   string `json:"kind"`
+	Layout []Info `json:"layout,omitempty"`
 	// Segments, instead of Layout, gives only the tensors' sizes (what block
 	// boundaries need): the compact header of deltas and updates.
-	Segments []int `json:"segments,omitempty"`
+	Segments []int           `json:"segments,omitempty"`
 	Sections []Section       `json:"sections"`
 	Meta     json.RawMessage `json:"meta,omitempty"`
 }
