@@ -24,7 +24,7 @@ import (
 )
 
 // TrainingAgent is the agent name a training run's result is signed under.
-const TrainingAgent = "diloco"
+const TrainingAgent = workflows.TrainingAgent
 
 // InnerTrainer continues a State for exactly n steps (ml.TrainSteps, or
 // another backend with the same semantics).

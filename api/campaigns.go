@@ -59,6 +59,10 @@ type CampaignRequest struct {
 	PaperEvery *int `json:"paperEvery,omitempty"`
 	// Reviewers per paper (default 3; fewer when fewer other nodes exist).
 	Reviewers *int `json:"reviewers,omitempty"`
+	// Backend asks for a worker kind for the experiments: "go" (default,
+	// the experiments queue) or "torch" (experiments-gpu: workers that
+	// declare an accelerator and train ML with PyTorch).
+	Backend string `json:"backend,omitempty"`
 	// Evolve puts peer-reviewed breakthroughs first in the hypothesis
 	// context (default true; false for measuring what evolve does).
 	Evolve *bool `json:"evolve,omitempty"`
@@ -267,6 +271,13 @@ func (s *Server) buildCampaign(req CampaignRequest, resolve func(string) (domain
 	}
 	if comm.PaperEvery > 0 || comm.Archive || comm.NoEvolve {
 		in.Community = &comm
+	}
+	switch req.Backend {
+	case "", "go":
+	case "torch":
+		in.ExperimentsQueue = workflows.GPUQueue
+	default:
+		return in, fieldErr("backend", fmt.Sprintf("%q is not go or torch", req.Backend))
 	}
 	if err := workflows.ValidateCampaign(in); err != nil {
 		return in, fieldErr("campaign", err.Error())

@@ -81,7 +81,7 @@ func (s *Server) createTrainingRun(c *gin.Context) {
 		s.writeErr(c, fieldErr("spec", err.Error()))
 		return
 	}
-	in := workflows.TrainingRunInput{RunID: req.ID, Spec: spec}
+	in := workflows.TrainingRunInput{RunID: req.ID, Spec: spec, Archive: s.Archive != nil}
 	ctx := c.Request.Context()
 	if spec.Remote {
 		live, err := s.Store.LiveNodes(ctx, nodeLiveness)

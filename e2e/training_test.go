@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,7 +76,7 @@ func (s *site) waitTraining(id string, timeout time.Duration) api.TrainingRunVie
 func TestTrainingRun(t *testing.T) {
 	s := newSite(t)
 	s.startAPI()
-	s.start("orchestrator", true, "worker", "--queues", "hyperspace")
+	orch := s.start("orchestrator", true, "worker", "--queues", "hyperspace")
 	var workers []*proc
 	for i := 0; i < 3; i++ {
 		workers = append(workers, s.start(fmt.Sprintf("trainer%d", i), true, "worker", "--queues", "experiments"))
@@ -98,7 +99,7 @@ func TestTrainingRun(t *testing.T) {
 		}
 	}
 
-	const rounds = 6
+	const rounds = 12 // past one ContinueAsNew (every 10 rounds)
 	v := s.startTraining(map[string]any{"id": "dl-e2e", "config": trainConfig, "workers": 4, "innerSteps": 150,
 		"rounds": rounds, "compression": "int8", "seed": 5, "minDeadlineSec": 3})
 	if v.Links["temporalUI"] == "" && v.WorkflowID != workflows.TrainingWorkflowID("dl-e2e") {
@@ -114,12 +115,48 @@ func TestTrainingRun(t *testing.T) {
 	<-victim.done
 	t.Log("killed trainer0 mid-round")
 
+	// Crash the orchestrator (the workflow worker) after round 5 closed and
+	// start another: the run resumes where it was and retrains no round
+	// that was already accepted.
+	var closed int
+	for deadline := time.Now().Add(4 * time.Minute); ; {
+		rs, _ := s.st.TrainingRounds(context.Background(), "dl-e2e")
+		if len(rs) >= 5 {
+			closed = len(rs)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("round 5 never closed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	orch.kill()
+	seen := map[*proc]int{}
+	for _, w := range workers[1:] {
+		seen[w] = len(w.matches(regexp.MustCompile(`inner training started`)))
+	}
+	s.start("orchestrator2", true, "worker", "--queues", "hyperspace")
+	t.Logf("killed the orchestrator with %d rounds closed; started another", closed)
+
 	v = s.waitTraining("dl-e2e", 8*time.Minute)
 	if v.Status != store.StatusCompleted {
 		t.Fatalf("run %s: %s", v.Status, v.Error)
 	}
 	if len(v.Rounds) != rounds {
 		t.Fatalf("%d rounds recorded, want %d", len(v.Rounds), rounds)
+	}
+	for i, r := range v.Rounds {
+		if r.Round != i+1 || (i > 0 && r.BaseHash != v.Rounds[i-1].GlobalHash) {
+			t.Fatalf("round %d: %+v does not continue round %d", i+1, r, i)
+		}
+	}
+	reStart := regexp.MustCompile(`inner training started.* round=(\d+) `)
+	for w, n := range seen {
+		for _, m := range w.matches(reStart)[n:] {
+			if r, _ := strconv.Atoi(m[1]); r < closed-1 {
+				t.Fatalf("%s retrained round %d (0-based) after the restart; %d rounds were closed", w.name, r, closed)
+			}
+		}
 	}
 	var prog workflows.TrainingProgress
 	if err := json.Unmarshal(v.Progress, &prog); err != nil {

@@ -189,7 +189,7 @@ func researchCycle(ctx workflow.Context, in AgentInput, r *route, run int) (Reco
 	floor := in.Floor
 	var rec Recorded
 	if err := cycleRun(ctx, cycleParams{campaign: in.CampaignID, domain: in.Domain, agent: in.Agent, run: run, seed: seed,
-		prop: prop, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, floor: &floor, route: r}).Get(ctx, &rec); err != nil {
+		prop: prop, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, floor: &floor, route: r, queue: in.ExperimentsQueue}).Get(ctx, &rec); err != nil {
 		return Recorded{}, err
 	}
 	return rec, nil
@@ -209,6 +209,8 @@ type cycleParams struct {
 	// when the node is gone); an empty queue: RecordResult on the
 	// workflow's queue and no Share.
 	route *route
+	// queue runs RunExperiment (empty: ExperimentsQueue).
+	queue string
 }
 
 // cycleRun runs RunExperiment, RecordResult and (on a P2P node) Share, and
@@ -221,8 +223,12 @@ func cycleRun(ctx workflow.Context, c cycleParams) workflow.Future {
 	}
 	fut, set := workflow.NewFuture(ctx)
 	workflow.Go(ctx, func(ctx workflow.Context) {
+		queue := c.queue
+		if queue == "" {
+			queue = ExperimentsQueue
+		}
 		ectx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue:           ExperimentsQueue,
+			TaskQueue:           queue,
 			StartToCloseTimeout: activityTimeouts(budget),
 			HeartbeatTimeout:    time.Duration(heartbeatSecs) * time.Second,
 			RetryPolicy: &temporal.RetryPolicy{

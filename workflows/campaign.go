@@ -154,7 +154,7 @@ func CampaignWorkflow(ctx workflow.Context, in CampaignInput) (*Summary, error) 
 			NextRun: runsPerAgent[i] + 1, Seed: in.Seed, Floor: floor, Baseline: in.Baseline,
 			LLM: in.LLM, BudgetSeconds: in.BudgetSeconds, CyclesPerRun: in.CyclesPerRun,
 			HeartbeatSeconds: in.HeartbeatSeconds, Isolated: in.Isolated, NodeQueue: routes[i].queue,
-			AllNodeQueues: in.NodeQueues, Community: in.Community,
+			AllNodeQueues: in.NodeQueues, Community: in.Community, ExperimentsQueue: in.ExperimentsQueue,
 			Progress: AgentProgress{Agent: a, Total: in.ExperimentsPerAgent, Moves: routes[i].moves},
 		})
 		children = append(children, f)
@@ -247,7 +247,7 @@ func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, routes
 		p.Hypothesis = fmt.Sprintf("Baseline: the reference config with seed %d (%d of %d), measuring the noise floor", j.seed, i+1, len(jobs))
 		jj := j
 		jj.f = cycleRun(bctx, cycleParams{campaign: in.CampaignID, domain: in.Domain, agent: jj.agent, run: jj.run, seed: jj.seed,
-			prop: p, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, baseline: true,
+			prop: p, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, baseline: true, queue: in.ExperimentsQueue,
 			route: routes[agentIndex(agents, jj.agent)]})
 		pending++
 		sel.AddFuture(jj.f, func(f workflow.Future) {

@@ -32,6 +32,9 @@ const (
 	trainingRoundsPerRun = 10
 )
 
+// TrainingAgent is the agent a training run's result is signed by.
+const TrainingAgent = "diloco"
+
 // TrainingWorkflowID is the workflow id of a training run.
 func TrainingWorkflowID(run string) string { return "training-" + run }
 
@@ -42,8 +45,11 @@ type TrainingRunInput struct {
 	Spec  diloco.Spec `json:"spec"` // normalised
 	// NodeQueue is the P2P node that announces rounds to other sites and
 	// collects their deltas (empty: no remote contributors).
-	NodeQueue string         `json:"nodeQueue,omitempty"`
-	State     *TrainingState `json:"state,omitempty"`
+	NodeQueue string `json:"nodeQueue,omitempty"`
+	// Archive commits the result to the site's git archive (branch of the
+	// run's agent "diloco").
+	Archive bool           `json:"archive,omitempty"`
+	State   *TrainingState `json:"state,omitempty"`
 }
 
 // TrainingState is everything a run needs to resume after its last
@@ -296,6 +302,9 @@ func TrainingRunWorkflow(ctx workflow.Context, in TrainingRunInput) (TrainingPro
 	st.Progress.Checkpoint = res.Checkpoint
 	st.Progress.ValLoss, st.Progress.TestLoss = res.ValLoss, res.TestLoss
 	_ = workflow.ExecuteActivity(short, ActTrainingStatus, TrainingStatusInput{RunID: in.RunID, Status: status, Progress: &st.Progress}).Get(ctx, nil)
+	if in.Archive {
+		requestArchive(ctx, AgentInput{CampaignID: in.RunID, Agent: TrainingAgent, Domain: "ml"}, true)
+	}
 	return st.Progress, nil
 }
 

@@ -81,7 +81,10 @@ type LLMConfig struct {
 // CampaignInput starts a campaign.
 type CampaignInput struct {
 	CampaignID string `json:"campaignId"`
-	Domain     string `json:"domain"`
+	// ExperimentsQueue runs RunExperiment (empty: ExperimentsQueue; GPUQueue
+	// for a campaign that asks for an accelerator).
+	ExperimentsQueue string `json:"experimentsQueue,omitempty"`
+	Domain           string `json:"domain"`
 	// Direction of the domain's metric (from the domain registry).
 	Direction domains.Direction `json:"direction"`
 	Agents    int               `json:"agents"`
@@ -193,6 +196,8 @@ type Summary struct {
 
 // AgentInput is one agent's state; it is carried across ContinueAsNew.
 type AgentInput struct {
+	// ExperimentsQueue runs RunExperiment (empty: ExperimentsQueue).
+	ExperimentsQueue string            `json:"experimentsQueue,omitempty"`
 	CampaignID       string            `json:"campaignId"`
 	Agent            string            `json:"agent"`
 	Domain           string            `json:"domain"`
