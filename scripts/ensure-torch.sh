@@ -34,11 +34,11 @@ case "$WANT_BLAS" in
 esac
 
 have_pkg() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
-pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo none; }
+pkg_version() { local v; v="$(dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true)"; echo "${v:-none}"; }
 torch_ok() { "$PY" -c 'import torch' >/dev/null 2>&1; }
 
 need=()
-if [[ ! -x "$PY" ]] || ! torch_ok; then need+=(python3-torch); fi
+if [[ ! -x "$PY" ]] || ! have_pkg python3-torch; then need+=(python3-torch); fi
 if ! have_pkg libopenblas0-openmp; then need+=(libopenblas0-openmp); fi
 if [[ "$WANT_BLAS" == reference ]] && ! have_pkg libblas3; then need+=(libblas3 liblapack3); fi
 
@@ -69,7 +69,9 @@ select_alt() {
   local name="$1" path="$2" cur
   [[ -e "$path" ]] || die "$path missing (package for $WANT_BLAS BLAS not installed?)"
   cur="$(readlink -f "/etc/alternatives/$name" 2>/dev/null || true)"
-  if [[ "$cur" != "$(readlink -f "$path")" ]]; then
+  # Manual mode, so that a later package with a higher priority does not
+  # switch it back.
+  if [[ "$cur" != "$(readlink -f "$path")" ]] || update-alternatives --query "$name" | grep -q '^Status: auto'; then
     log "selecting $path for $name (update-alternatives)"
     update-alternatives --quiet --set "$name" "$path" || die "update-alternatives --set $name $path failed"
   fi

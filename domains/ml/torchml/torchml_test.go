@@ -26,12 +26,14 @@ import (
 // only in float32 rounding (reduction order, float64 vs float32 sums), and
 // AdamW's normalised update amplifies the tiny gradient differences of
 // near-zero gradients to at most a few lr-sized steps on single elements.
-// Measured: max |Δparam| 1e-5..7e-4, relative L2 (over the update's norm)
-// 1e-5..1e-3, per-step loss 1e-7..6e-7 (relu, with its kink, is the
-// largest).
+// Measured (2 cores, OpenBLAS): max |Δparam| 3e-6..5e-3, relative L2
+// (over the update's norm) 2e-6..2.5e-3, moments 3e-8..7e-7, per-step loss
+// 2e-7..6e-7; the largest are kaiming init without warmup (full lr from
+// step 1) and relu (its kink). The max bound is two lr-sized AdamW steps
+// on one element (a flipped update sign).
 const (
-	tolParamMax   = 5e-3 // max |Δparam|
-	tolParamRelL2 = 5e-3 // ‖p_torch − p_go‖ / ‖p_go − p_start‖
+	tolParamMax   = 2e-2 // max |Δparam|
+	tolParamRelL2 = 1e-2 // ‖p_torch − p_go‖ / ‖p_go − p_start‖
 	tolMomentRel  = 2e-2 // ‖m_torch − m_go‖ / ‖m_go‖, same for v
 	tolLoss       = 1e-4 // |Δ per-step loss|
 	tolFirstLoss  = 1e-5 // the first step's loss: same parameters, same batch
@@ -559,5 +561,32 @@ func TestScriptLinked(t *testing.T) {
 	}
 	if !bytes.Equal(b, script) {
 		t.Fatal("scripts/torch/hs_torch.py differs from the embedded domains/ml/torchml/hs_torch.py")
+	}
+}
+
+// TestBaselineAgreement is TestValLossAgrees on the baseline config itself
+// (700k characters, about 30 s for the Go trainer on an idle 2-core
+// machine). Opt-in: HYPERSPACE_TORCH_LONG=1.
+func TestBaselineAgreement(t *testing.T) {
+	if os.Getenv("HYPERSPACE_TORCH_LONG") != "1" {
+		t.Skip("set HYPERSPACE_TORCH_LONG=1 to train the baseline on both backends")
+	}
+	b := backend(t)
+	ctx := context.Background()
+	opts := domains.EvalOptions{DataDir: testDataDir(t)}
+	cfg := ml.New().Baseline()
+	tr, err := b.Evaluate(ctx, cfg, 1, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr, err := ml.New().Evaluate(ctx, cfg, 1, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := math.Abs(tr.Metric-gr.Metric) / gr.Metric
+	t.Logf("baseline val_loss go %.5f torch %.5f (rel %.2g); test_loss go %.5f torch %.5f; tokens/s go %.0f torch %.0f; train+eval s go %.1f torch %.1f",
+		gr.Metric, tr.Metric, rel, gr.TestMetric, tr.TestMetric, gr.Values["tokensPerSec"], tr.Values["tokensPerSec"], gr.Values["durationSec"], tr.Values["durationSec"])
+	if rel > tolValLossRel {
+		t.Fatalf("baseline val_loss disagrees beyond %.0f%%", 100*tolValLossRel)
 	}
 }
