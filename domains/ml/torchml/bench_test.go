@@ -23,7 +23,9 @@ import (
 // on a shared machine does not favour one side. When Debian's reference
 // BLAS (libblas3) is installed, a second torch worker that loads it
 // (LD_LIBRARY_PATH ahead of the alternatives link) is measured in the same
-// rounds. HYPERSPACE_BENCH_STEPS sets the steps per round (default 40).
+// rounds. HYPERSPACE_BENCH_STEPS sets the steps per round (default 40);
+// HYPERSPACE_BENCH_ACTIVE=1 adds an OpenBLAS worker with
+// OMP_WAIT_POLICY=ACTIVE (spinning OpenMP threads, libgomp's default).
 func BenchmarkBackends(b *testing.B) {
 	be := backend(b)
 	c := corpus(b)
@@ -59,6 +61,13 @@ func BenchmarkBackends(b *testing.B) {
 		sides = append(sides, &side{name: "reference", be: ref})
 	} else {
 		b.Logf("reference BLAS (libblas3) not installed: measuring the selected BLAS only")
+	}
+	if os.Getenv("HYPERSPACE_BENCH_ACTIVE") == "1" {
+		// OpenMP threads spinning at barriers (the libgomp default) instead
+		// of the passive waiting the backend sets.
+		act := &Backend{Python: be.Python, Script: be.Script, Device: be.Device, Env: []string{"OMP_WAIT_POLICY=ACTIVE"}}
+		defer act.Close()
+		sides = append(sides, &side{name: "openblas_active", be: act})
 	}
 	// Warm up: start the workers, one untimed call each and one Go call.
 	for _, s := range sides {
