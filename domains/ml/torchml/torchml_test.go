@@ -236,6 +236,11 @@ func TestValLossAgrees(t *testing.T) {
 			t.Errorf("%s: go %v torch %v", k, gr.Values[k], tr.Values[k])
 		}
 	}
+	// GFLOP/s on the same analytic scale (ml.FlopsPerStep).
+	fpt := func(r domains.Result) float64 { return r.Values["gflops"] * 1e9 / r.Values["tokensPerSec"] }
+	if g, tk := fpt(gr), fpt(tr); math.Abs(g-tk) > 1e-9*g {
+		t.Errorf("flops per token: go %v torch %v", g, tk)
+	}
 	if len(tr.Curve) != len(gr.Curve) {
 		t.Errorf("curve has %d points, Go's %d", len(tr.Curve), len(gr.Curve))
 	}
@@ -588,5 +593,28 @@ func TestBaselineAgreement(t *testing.T) {
 		gr.Metric, tr.Metric, rel, gr.TestMetric, tr.TestMetric, gr.Values["tokensPerSec"], tr.Values["tokensPerSec"], gr.Values["durationSec"], tr.Values["durationSec"])
 	if rel > tolValLossRel {
 		t.Fatalf("baseline val_loss disagrees beyond %.0f%%", 100*tolValLossRel)
+	}
+}
+
+// TestBudgetTruncates: a wall-clock budget stops the torch training early
+// and marks the result truncated, as the Go trainer does; Domain serves
+// the ML domain's description with Evaluate on torch.
+func TestBudgetTruncates(t *testing.T) {
+	b := backend(t)
+	d := NewDomain(b)
+	if d.Name() != "ml" || d.Metric().Name != "val_loss" {
+		t.Fatalf("domain %s / %s", d.Name(), d.Metric().Name)
+	}
+	cfg := withCfg(t, agreementConfig(t), "tokenBudget", 2e6)
+	res, err := d.Evaluate(context.Background(), cfg, 1, domains.EvalOptions{DataDir: testDataDir(t), BudgetSeconds: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := float64(int(2e6) / int(ml.TokensPerStep(cfg)))
+	if res.Values["truncated"] != 1 || res.Values["steps"] >= total || res.Values["steps"] < 1 || math.IsNaN(res.Metric) {
+		t.Fatalf("truncated %v after %v of %v steps, val_loss %v", res.Values["truncated"], res.Values["steps"], total, res.Metric)
+	}
+	if !strings.Contains(string(res.Artifacts["log.txt"]), "truncated") {
+		t.Fatal("log does not say truncated")
 	}
 }
