@@ -72,6 +72,10 @@ select_alt() {
   # Manual mode, so that a later package with a higher priority does not
   # switch it back.
   if [[ "$cur" != "$(readlink -f "$path")" ]] || update-alternatives --query "$name" | grep -q '^Status: auto'; then
+    if [[ "$(id -u)" != 0 ]]; then
+      log "warning: $name is not set to $path in manual mode and this is not root; run: sudo update-alternatives --set $name $path"
+      return 0
+    fi
     log "selecting $path for $name (update-alternatives)"
     update-alternatives --quiet --set "$name" "$path" || die "update-alternatives --set $name $path failed"
   fi
