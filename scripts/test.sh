@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, against a real PostgreSQL, a real S3 server
 # (versitygw, started per test package on a free loopback port) and a real
-# Temporal server (temporaltest, in-process), then every fuzz target for
+# Temporal server (temporaltest, in-process), and with PyTorch (Debian's
+# python3-torch, for the ML domain's torch backend), then every fuzz target for
 # HYPERSPACE_FUZZTIME each (default 3s; scripts/fuzz.sh). .ci/run runs
 # exactly this.
 source "$(dirname "$0")/lib.sh"
@@ -9,6 +10,10 @@ cd "$ROOT"
 
 bash scripts/ensure-postgres.sh
 bash scripts/ensure-tools.sh
+# The ML domain's PyTorch backend (domains/ml/torchml): Debian's python3-torch
+# with OpenBLAS-openmp; its tests fail instead of skipping once installed.
+bash scripts/ensure-torch.sh
+export HYPERSPACE_TORCH_REQUIRED=1
 export HYPERSPACE_TEST_PG_ADMIN_URL="$PG_ADMIN_URL"
 export HYPERSPACE_VERSITYGW="$HS_BIN/versitygw"
 # The domain data: $HYPERSPACE_DATA_DIR if set, else the shared copy beside

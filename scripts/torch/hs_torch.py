@@ -1,0 +1,1 @@
+../../domains/ml/torchml/hs_torch.py
