@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -153,7 +155,7 @@ func TestTrainingRun(t *testing.T) {
 	reStart := regexp.MustCompile(`inner training started.* round=(\d+) `)
 	for w, n := range seen {
 		for _, m := range w.matches(reStart)[n:] {
-			if r, _ := strconv.Atoi(m[1]); r < closed-1 {
+			if r, _ := strconv.Atoi(m[1]); r < closed {
 				t.Fatalf("%s retrained round %d (0-based) after the restart; %d rounds were closed", w.name, r, closed)
 			}
 		}
@@ -270,4 +272,56 @@ func TestTrainingAcrossSites(t *testing.T) {
 	if !found {
 		t.Fatalf("contributors %+v lack %s", sr.Receipt.Training.Contributors, idB)
 	}
+}
+
+// TestMixedBackends: a run whose shards alternate between a Go worker
+// (experiments) and a PyTorch worker (experiments-gpu) completes; both
+// contribute, and parameters cross between the backends in the one tensor
+// format every round.
+func TestMixedBackends(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil && os.Getenv("CI") == "" {
+		t.Skip("no python3")
+	}
+	s := newSite(t)
+	s.startAPI()
+	s.start("orchestrator", true, "worker", "--queues", "hyperspace,experiments")
+	gpu := s.start("torch-worker", true, "worker", "--queues", "experiments-gpu", "--backend", "torch")
+	if _, err := awaitEither(gpu, regexp.MustCompile(`worker running`), regexp.MustCompile(`level=ERROR|--backend torch:`), time.Minute); err != nil {
+		if os.Getenv("CI") == "" && os.Getenv("HYPERSPACE_TORCH_REQUIRED") == "" {
+			t.Skipf("no PyTorch here (scripts/ensure-torch.sh installs it): %v", err)
+		}
+		t.Fatal(err)
+	}
+	v := s.startTraining(map[string]any{"id": "dl-mixed", "config": trainConfig, "workers": 2, "innerSteps": 50,
+		"rounds": 4, "compression": "fp16", "seed": 2, "backend": "any", "minDeadlineSec": 3})
+	v = s.waitTraining(v.ID, 6*time.Minute)
+	if v.Status != store.StatusCompleted {
+		t.Fatalf("run %s: %s", v.Status, v.Error)
+	}
+	var prog workflows.TrainingProgress
+	_ = json.Unmarshal(v.Progress, &prog)
+	torchRounds := len(gpu.matches(regexp.MustCompile(`inner training finished.* backend=torch`)))
+	t.Logf("contributors %v, torch rounds %d, val %.4f (round 1 %.4f)", prog.Contributors, torchRounds, prog.ValLoss, v.Rounds[0].ValLoss)
+	if len(prog.Contributors) != 2 || torchRounds < 3 || !(prog.ValLoss < v.Rounds[0].ValLoss) {
+		t.Fatalf("mixed run: contributors %v, torch rounds %d", prog.Contributors, torchRounds)
+	}
+}
+
+// awaitEither waits for ok or bad in p's output; bad or a timeout is an error.
+func awaitEither(p *proc, ok, bad *regexp.Regexp, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if m := p.matches(ok); len(m) > 0 {
+			return m[0][0], nil
+		}
+		if m := p.matches(bad); len(m) > 0 {
+			return "", fmt.Errorf("%s: %s", p.name, p.tail(5))
+		}
+		select {
+		case <-p.done:
+			return "", fmt.Errorf("%s exited: %s", p.name, p.tail(5))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return "", fmt.Errorf("%s: no %q within %s", p.name, ok, timeout)
 }

@@ -477,3 +477,10 @@ var _ domains.Domain = (*Domain)(nil)
 func (d *Domain) Evaluate(ctx context.Context, cfg domains.Config, seed int64, opts domains.EvalOptions) (domains.Result, error) {
 	return d.Backend.Evaluate(ctx, cfg, seed, opts)
 }
+
+// TrainStepsWithProgress is TrainSteps with a per-step progress callback
+// (the shape activities.InnerTrainer takes).
+func (b *Backend) TrainStepsWithProgress(ctx context.Context, st *ml.State, shard []uint8, n, total int, progress func(done int, loss float64)) (ml.StepStats, error) {
+	stats, _, err := b.trainSteps(ctx, st, shard, n, total, trainOpts{progress: progress})
+	return stats, err
+}
