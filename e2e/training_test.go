@@ -258,6 +258,8 @@ func TestTrainingAcrossSites(t *testing.T) {
 	if n := nodeB.count(regexp.MustCompile(`training delta sent`)); n < prog.Remote {
 		t.Fatalf("node B sent %d deltas, owner counted %d", n, prog.Remote)
 	}
+	// A history for the replay tests (announce, collect, outer step, finish).
+	saveHistory(t, history(t, a.tc, workflows.TrainingWorkflowID(run)), "training_remote.json")
 	// The result names the remote contributor.
 	e, err := a.st.GetExperiment(context.Background(), prog.Result)
 	if err != nil {
