@@ -88,14 +88,15 @@ func BenchmarkDiLoCo(b *testing.B) {
 		type variant struct {
 			h     int
 			codec string
+			noEF  bool
 		}
 		var vs []variant
 		for _, h := range []int{10, 50, 100, 500} {
 			for _, codec := range []string{"fp32", "fp16", "int8"} {
-				vs = append(vs, variant{h, codec})
+				vs = append(vs, variant{h, codec, false})
 			}
 			if h == 100 {
-				vs = append(vs, variant{h, "int4"})
+				vs = append(vs, variant{h, "int8", true}, variant{h, "int4", false}, variant{h, "int4", true})
 			}
 		}
 		for _, vr := range vs {
@@ -103,12 +104,18 @@ func BenchmarkDiLoCo(b *testing.B) {
 				continue
 			}
 			spec := Spec{Config: cfg, Workers: K, InnerSteps: vr.h, Rounds: steps / vr.h, Compression: vr.codec, Seed: 1}
+			name := fmt.Sprintf("DiLoCo K=4 H=%d %s", vr.h, vr.codec)
+			if vr.noEF {
+				no := false
+				spec.ErrorFeedback = &no
+				name += " (no error feedback)"
+			}
 			res, err := Simulate(ctx, spec, c, "bench")
 			if err != nil {
 				b.Fatal(err)
 			}
 			v, te := eval(res.Params)
-			rows = append(rows, row{fmt.Sprintf("DiLoCo K=4 H=%d %s", vr.h, vr.codec), v, te, res.BytesUp + res.BytesDown, res.WallSec, res.TrainSec / res.WallSec})
+			rows = append(rows, row{name, v, te, res.BytesUp + res.BytesDown, res.WallSec, res.TrainSec / res.WallSec})
 		}
 		var tb strings.Builder
 		fmt.Fprintf(&tb, "\nmodel %d params, %d steps per worker, %d total tokens\n", NumParamsOf(ncfg, c), steps, int64(K*steps)*ml.TokensPerStep(ncfg))
