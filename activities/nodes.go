@@ -61,25 +61,5 @@ func (a *Activities) PickNode(ctx context.Context, in workflows.PickNodeInput) (
 // called, so that a node killed in the middle of it is noticed at the
 // heartbeat timeout (see workflows.NodeFailover).
 func keepAlive(ctx context.Context) (stop func()) {
-	if !activity.IsActivity(ctx) {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() { // owned: stop waits for it
-		defer close(finished)
-		t := time.NewTicker(3 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
+	return heartbeatEvery(ctx, 3*time.Second, nil)
 }

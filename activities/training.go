@@ -251,7 +251,8 @@ func (a *Activities) InnerTrain(ctx context.Context, in workflows.InnerTrainInpu
 	}, nil
 }
 
-// heartbeatEvery heartbeats details() until stop is called.
+// heartbeatEvery heartbeats (with details(), when given) until stop is
+// called; outside an activity it does nothing.
 func heartbeatEvery(ctx context.Context, every time.Duration, details func() any) (stop func()) {
 	if !activity.IsActivity(ctx) {
 		return func() {}
@@ -269,7 +270,11 @@ func heartbeatEvery(ctx context.Context, every time.Duration, details func() any
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx, details())
+				if details == nil {
+					activity.RecordHeartbeat(ctx)
+				} else {
+					activity.RecordHeartbeat(ctx, details())
+				}
 			}
 		}
 	}()

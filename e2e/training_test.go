@@ -39,15 +39,21 @@ func (s *site) startTraining(req map[string]any) api.TrainingRunView {
 
 func (s *site) training(id string) api.TrainingRunView {
 	s.t.Helper()
-	code, body := s.do(http.MethodGet, "/api/v1/training-runs/"+id+"?rounds=true", nil)
-	if code != http.StatusOK {
-		s.t.Fatalf("get training run: %d %s", code, body)
-	}
 	var v api.TrainingRunView
-	if err := json.Unmarshal(body, &v); err != nil {
+	s.getJSON("/api/v1/training-runs/"+id+"?rounds=true", &v)
+	return v
+}
+
+// getJSON GETs path (expecting 200) into out.
+func (s *site) getJSON(path string, out any) {
+	s.t.Helper()
+	code, body := s.do(http.MethodGet, path, nil)
+	if code != http.StatusOK {
+		s.t.Fatalf("GET %s: %d %s", path, code, body)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
 		s.t.Fatal(err)
 	}
-	return v
 }
 
 func (s *site) waitTraining(id string, timeout time.Duration) api.TrainingRunView {

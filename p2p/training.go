@@ -272,6 +272,12 @@ func (n *Node) JoinTraining(run string) (<-chan RoundAnnouncement, func(), error
 }
 
 func (n *Node) handleParams(s network.Stream) {
+	n.serveTrainingStream(s, n.serveParams)
+}
+
+// serveTrainingStream runs an inbound training stream's handler with the
+// node's lifetime, a deadline and buffered I/O.
+func (n *Node) serveTrainingStream(s network.Stream, h func(s network.Stream, r *bufio.Reader, w *bufio.Writer)) {
 	if !n.track() {
 		_ = s.Reset()
 		return
@@ -279,7 +285,10 @@ func (n *Node) handleParams(s network.Stream) {
 	defer n.wg.Done()
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(trainingStreamTimeout))
-	r, w := bufio.NewReader(s), bufio.NewWriter(s)
+	h(s, bufio.NewReader(s), bufio.NewWriter(s))
+}
+
+func (n *Node) serveParams(s network.Stream, r *bufio.Reader, w *bufio.Writer) {
 	b, _, err := readFrame(r, maxTrainingRequest)
 	if err != nil {
 		_ = s.Reset()
@@ -318,16 +327,8 @@ func (n *Node) FetchParams(ctx context.Context, owner peer.ID, run, hash string)
 	if _, err := writeFrame(w, req); err != nil {
 		return nil, err
 	}
-	rb, _, err := readFrame(r, maxTrainingRequest)
-	if err != nil {
+	if err := readReply(r, "parameters"); err != nil {
 		return nil, err
-	}
-	var reply trainingReply
-	if err := json.Unmarshal(rb, &reply); err != nil {
-		return nil, err
-	}
-	if !reply.OK {
-		return nil, fmt.Errorf("p2p: owner refused parameters: %s", reply.Error)
 	}
 	file, _, err := readFrame(r, MaxTrainingFile)
 	if err != nil {
@@ -340,14 +341,10 @@ func (n *Node) FetchParams(ctx context.Context, owner peer.ID, run, hash string)
 }
 
 func (n *Node) handleDelta(s network.Stream) {
-	if !n.track() {
-		_ = s.Reset()
-		return
-	}
-	defer n.wg.Done()
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(trainingStreamTimeout))
-	r, w := bufio.NewReader(s), bufio.NewWriter(s)
+	n.serveTrainingStream(s, n.serveDelta)
+}
+
+func (n *Node) serveDelta(s network.Stream, r *bufio.Reader, w *bufio.Writer) {
 	b, n1, err := readFrame(r, maxTrainingRequest)
 	if err != nil {
 		_ = s.Reset()
@@ -397,6 +394,11 @@ func (n *Node) SendDelta(ctx context.Context, owner peer.ID, d SignedDelta) erro
 	if _, err := writeFrame(w, d.Delta); err != nil {
 		return err
 	}
+	return readReply(r, "the delta")
+}
+
+// readReply reads the owner's answer frame; a refusal is an error naming what.
+func readReply(r *bufio.Reader, what string) error {
 	rb, _, err := readFrame(r, maxTrainingRequest)
 	if err != nil {
 		return err
@@ -406,7 +408,7 @@ func (n *Node) SendDelta(ctx context.Context, owner peer.ID, d SignedDelta) erro
 		return err
 	}
 	if !reply.OK {
-		return fmt.Errorf("p2p: owner refused the delta: %s", reply.Error)
+		return fmt.Errorf("p2p: owner refused %s: %s", what, reply.Error)
 	}
 	return nil
 }

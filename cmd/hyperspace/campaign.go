@@ -191,14 +191,7 @@ need scope read, start and stop need run.`,
 		Short: "Show a campaign's status and progress as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out json.RawMessage
-			if err := cl.do(cmd.Context(), http.MethodGet, "/api/v1/campaigns/"+args[0], nil, &out); err != nil {
-				return err
-			}
-			var buf bytes.Buffer
-			_ = json.Indent(&buf, out, "", "  ")
-			fmt.Println(buf.String())
-			return nil
+			return printJSON(cmd.Context(), cl, "/api/v1/campaigns/"+args[0])
 		},
 	}
 	list := &cobra.Command{
@@ -240,6 +233,18 @@ need scope read, start and stop need run.`,
 	}
 	cmd.AddCommand(start, status, list, watchC, stop)
 	return cmd
+}
+
+// printJSON prints the indented JSON answer of GET path.
+func printJSON(ctx context.Context, cl *apiClient, path string) error {
+	var out json.RawMessage
+	if err := cl.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	_ = json.Indent(&buf, out, "", "  ")
+	fmt.Println(buf.String())
+	return nil
 }
 
 // addAPIFlags gives a REST-client command its --api-url, --token and

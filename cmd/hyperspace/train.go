@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -91,14 +90,7 @@ TrainingRunWorkflow in Temporal. Tokens as for hyperspace campaign.`,
 		Short: "Show a training run as JSON (with its rounds)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out json.RawMessage
-			if err := cl.do(cmd.Context(), http.MethodGet, "/api/v1/training-runs/"+args[0]+"?rounds=true", nil, &out); err != nil {
-				return err
-			}
-			var buf bytes.Buffer
-			_ = json.Indent(&buf, out, "", "  ")
-			fmt.Println(buf.String())
-			return nil
+			return printJSON(cmd.Context(), cl, "/api/v1/training-runs/"+args[0]+"?rounds=true")
 		},
 	}
 	watchC := &cobra.Command{

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/domains/ml"
+	"github.com/hyperspace-ai/hyperspace/internal/diloco"
 	"github.com/hyperspace-ai/hyperspace/internal/tensor"
 )
 
@@ -26,15 +27,8 @@ type StateMeta struct {
 	Step int `json:"step"`
 }
 
-// Layout converts ml.Layout to the tensor format's layout.
-func Layout(cfg domains.Config, vocabSize int) []tensor.Info {
-	l := ml.Layout(cfg, vocabSize)
-	out := make([]tensor.Info, len(l))
-	for i, t := range l {
-		out[i] = tensor.Info{Name: t.Name, Offset: t.Offset, Rows: t.Rows, Cols: t.Cols}
-	}
-	return out
-}
+// Layout is ml.Layout in the tensor format's terms (diloco.Layout).
+func Layout(cfg domains.Config, vocabSize int) []tensor.Info { return diloco.Layout(cfg, vocabSize) }
 
 // EncodeState writes st's parameters and AdamW moments as a KindState
 // tensor file (fp32 sections params, m, v; meta {"step": st.Step}).
