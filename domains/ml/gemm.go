@@ -60,6 +60,10 @@ func gemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, l
 		}
 		return
 	}
+	if simdEnabled {
+		gemmSIMD(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+		return
+	}
 	mc, nc := tileShape(m, n)
 	tm := (m + mc - 1) / mc
 	tn := (n + nc - 1) / nc
@@ -95,6 +99,21 @@ func tileShape(m, n int) (mc, nc int) {
 // [j0,j1), computed by the calling goroutine (usable inside parallelFor
 // tasks). Indices into a, b and c are absolute, as in gemm.
 func gemmSerial(transA, transB bool, i0, i1, j0, j1, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
+	if i0 >= i1 || j0 >= j1 {
+		return
+	}
+	if k == 0 {
+		if !acc {
+			for r := i0; r < i1; r++ {
+				clear(c[r*ldc+j0 : r*ldc+j1])
+			}
+		}
+		return
+	}
+	if simdEnabled {
+		gemmSerialSIMD(transA, transB, i0, i1, j0, j1, k, a, lda, b, ldb, c, ldc, acc)
+		return
+	}
 	for i := i0; i < i1; i += mcBlk {
 		for j := j0; j < j1; j += ncBlk {
 			if k == 0 {
@@ -274,38 +293,38 @@ func kernel2x4(ap, bp []float32, out *[mr * nr]float32) {
 	for len(ap) >= 4 && len(bp) >= 8 {
 		a0, a1 := ap[0], ap[1]
 		b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
+		c00 += float32(a0 * b0)
+		c01 += float32(a0 * b1)
+		c02 += float32(a0 * b2)
+		c03 += float32(a0 * b3)
+		c10 += float32(a1 * b0)
+		c11 += float32(a1 * b1)
+		c12 += float32(a1 * b2)
+		c13 += float32(a1 * b3)
 		a0, a1 = ap[2], ap[3]
 		b0, b1, b2, b3 = bp[4], bp[5], bp[6], bp[7]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
+		c00 += float32(a0 * b0)
+		c01 += float32(a0 * b1)
+		c02 += float32(a0 * b2)
+		c03 += float32(a0 * b3)
+		c10 += float32(a1 * b0)
+		c11 += float32(a1 * b1)
+		c12 += float32(a1 * b2)
+		c13 += float32(a1 * b3)
 		ap = ap[4:]
 		bp = bp[8:]
 	}
 	if len(ap) >= 2 && len(bp) >= 4 {
 		a0, a1 := ap[0], ap[1]
 		b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
+		c00 += float32(a0 * b0)
+		c01 += float32(a0 * b1)
+		c02 += float32(a0 * b2)
+		c03 += float32(a0 * b3)
+		c10 += float32(a1 * b0)
+		c11 += float32(a1 * b1)
+		c12 += float32(a1 * b2)
+		c13 += float32(a1 * b3)
 	}
 	*out = [mr * nr]float32{c00, c01, c02, c03, c10, c11, c12, c13}
 }

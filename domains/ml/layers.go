@@ -24,11 +24,15 @@ func colSumAdd(dst, src []float32, rows, cols int) {
 		c0, c1 := t*cb, min((t+1)*cb, cols)
 		var acc [cb]float32
 		a := acc[:c1-c0]
-		for r := 0; r < rows; r++ {
-			row := src[r*cols+c0 : r*cols+c1]
-			a = a[:len(row)]
-			for i, v := range row {
-				a[i] += v
+		if simdEnabled && c1-c0 == cb {
+			colAcc16(src[c0:], rows, cols, &acc)
+		} else {
+			for r := 0; r < rows; r++ {
+				row := src[r*cols+c0 : r*cols+c1]
+				a = a[:len(row)]
+				for i, v := range row {
+					a[i] += v
+				}
 			}
 		}
 		d := dst[c0:c1]
@@ -75,33 +79,14 @@ func normForward(kind string, x, g, b, y, mean, rstd []float32, rows, d int) {
 	parallelRows(rows, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			xr := x[r*d : (r+1)*d]
-			yr := y[r*d : (r+1)*d]
-			yr = yr[:len(xr)]
-			g := g[:len(xr)]
 			var mu float32
 			if kind == normLayer {
-				var s float32
-				for _, v := range xr {
-					s += v
-				}
-				mu = s / float32(d)
+				mu = rowSum(xr) / float32(d)
 			}
-			var ss float32
-			for _, v := range xr {
-				ss += (v - mu) * (v - mu)
-			}
+			ss := rowSumSqDiff(xr, mu)
 			rs := float32(1 / math.Sqrt(float64(ss/float32(d))+normEps))
 			mean[r], rstd[r] = mu, rs
-			if b != nil {
-				b := b[:len(xr)]
-				for i, v := range xr {
-					yr[i] = (v-mu)*rs*g[i] + b[i]
-				}
-			} else {
-				for i, v := range xr {
-					yr[i] = (v - mu) * rs * g[i]
-				}
-			}
+			normApply(xr, g, b, y[r*d:(r+1)*d], mu, rs)
 		}
 	})
 }
@@ -115,26 +100,15 @@ func normBackward(kind string, x, g, mean, rstd, dy, dx, dg, db, tmp []float32, 
 			dyr := dy[r*d : (r+1)*d]
 			dxr := dx[r*d : (r+1)*d]
 			tr := tmp[r*d : (r+1)*d]
-			dyr, dxr, tr = dyr[:len(xr)], dxr[:len(xr)], tr[:len(xr)]
-			g := g[:len(xr)]
 			mu, rs := mean[r], rstd[r]
-			var sdh, sdhx float32 // Σ dxhat, Σ dxhat·xhat
-			for i, v := range xr {
-				xh := (v - mu) * rs
-				dh := dyr[i] * g[i]
-				tr[i] = dyr[i] * xh
-				sdh += dh
-				sdhx += dh * xh
-			}
+			// Σ dxhat, Σ dxhat·xhat (dxhat = dy·g, xhat = (x-mu)·rs)
+			sdh, sdhx := normBwdSums(xr, dyr, g, tr, mu, rs)
 			n := float32(d)
 			if kind != normLayer {
 				sdh = 0
 			}
-			for i, v := range xr {
-				xh := (v - mu) * rs
-				dh := dyr[i] * g[i]
-				dxr[i] += rs * (dh - sdh/n - xh*sdhx/n)
-			}
+			// dx += rs·(dxhat - Σdxhat/n - xhat·(Σdxhat·xhat/n))
+			normBwdApply(xr, dyr, g, dxr, mu, rs, sdh/n, sdhx/n)
 		}
 	})
 	colSumAdd(dg, tmp, rows, d)
@@ -169,25 +143,9 @@ func actForward(kind string, u, a, aux []float32, rows, f int) {
 					ar[i] = max(v, 0)
 				}
 			case actGELU:
-				ur := u[r*f : (r+1)*f]
-				ur = ur[:len(ar)]
-				xr := aux[r*f : (r+1)*f]
-				xr = xr[:len(ar)]
-				for i, x := range ur {
-					t := tanhf(geluC * (x + 0.044715*x*x*x))
-					xr[i] = t
-					ar[i] = 0.5 * x * (1 + t)
-				}
+				geluFwd(u[r*f:(r+1)*f], aux[r*f:(r+1)*f], ar)
 			case actSwiGLU:
-				gr := u[2*r*f : 2*r*f+f]
-				vr := u[2*r*f+f : 2*(r+1)*f]
-				xr := aux[r*f : (r+1)*f]
-				gr, vr, xr = gr[:len(ar)], vr[:len(ar)], xr[:len(ar)]
-				for i, gv := range gr {
-					sg := sigmoidf(gv)
-					xr[i] = sg
-					ar[i] = gv * sg * vr[i]
-				}
+				swigluFwd(u[2*r*f:2*r*f+f], u[2*r*f+f:2*(r+1)*f], aux[r*f:(r+1)*f], ar)
 			}
 		}
 	})
@@ -212,27 +170,9 @@ func actBackward(kind string, u, aux, da, du []float32, rows, f int) {
 					}
 				}
 			case actGELU:
-				ur := u[r*f : (r+1)*f]
-				dur := du[r*f : (r+1)*f]
-				xr := aux[r*f : (r+1)*f]
-				ur, dur, xr = ur[:len(dar)], dur[:len(dar)], xr[:len(dar)]
-				for i, x := range ur {
-					t := xr[i]
-					dt := (1 - t*t) * geluC * (1 + 3*0.044715*x*x)
-					dur[i] = dar[i] * (0.5*(1+t) + 0.5*x*dt)
-				}
+				geluBwd(u[r*f:(r+1)*f], aux[r*f:(r+1)*f], dar, du[r*f:(r+1)*f])
 			case actSwiGLU:
-				gr := u[2*r*f : 2*r*f+f]
-				vr := u[2*r*f+f : 2*(r+1)*f]
-				dgr := du[2*r*f : 2*r*f+f]
-				dvr := du[2*r*f+f : 2*(r+1)*f]
-				xr := aux[r*f : (r+1)*f]
-				gr, vr, dgr, dvr, xr = gr[:len(dar)], vr[:len(dar)], dgr[:len(dar)], dvr[:len(dar)], xr[:len(dar)]
-				for i, x := range gr {
-					s := xr[i]
-					dvr[i] = dar[i] * x * s
-					dgr[i] = dar[i] * vr[i] * s * (1 + x*(1-s))
-				}
+				swigluBwd(u[2*r*f:2*r*f+f], u[2*r*f+f:2*(r+1)*f], aux[r*f:(r+1)*f], dar, du[2*r*f:2*r*f+f], du[2*r*f+f:2*(r+1)*f])
 			}
 		}
 	})
@@ -265,21 +205,9 @@ func attnForward(qkv, out, probs []float32, bsz, T, H, hd int) {
 			for i := i0; i < i1; i++ {
 				pr := P[i*T : (i+1)*T]
 				vis := pr[:i+1]
-				mx := float32(math.Inf(-1))
-				for j, s := range vis {
-					vis[j] = s * scale
-					mx = max(mx, vis[j])
-				}
-				var z float32
-				for j, s := range vis {
-					e := expf(s - mx)
-					vis[j] = e
-					z += e
-				}
-				inv := 1 / z
-				for j := range vis {
-					vis[j] *= inv
-				}
+				mx := scaleMax(vis, scale)
+				z := expSubSum(vis, mx)
+				scaleVec(vis, 1/z)
 				clear(pr[i+1:])
 			}
 			gemmSerial(false, false, i0, i1, 0, hd, i1, P, T, V, 3*d, O, d, false) // O = P·V
@@ -308,13 +236,7 @@ func attnBackward(qkv, probs, dout, dqkv []float32, bsz, T, H, hd int, scratch [
 				pr := P[i*T : i*T+i+1]
 				dr := dS[i*T : (i+1)*T]
 				vis := dr[:len(pr)]
-				var sum float32
-				for j, p := range pr {
-					sum += p * vis[j]
-				}
-				for j, p := range pr {
-					vis[j] = p * (vis[j] - sum) * scale
-				}
+				dsApply(pr, vis, dot(pr, vis), scale)
 				clear(dr[i+1:])
 			}
 			gemmSerial(false, false, i0, i1, 0, hd, i1, dS, T, K, 3*d, dQ, 3*d, false) // dQ = dS·K

@@ -1,0 +1,811 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX2 kernels of the trainer. Each one performs, per element, exactly the
+// IEEE operations of its scalar Go twin in kernels.go / gemm.go / mathf.go,
+// in the same order (separate VMULPS/VADDPS, never FMA), so results are
+// bit-identical. Reductions keep 8 lanes in one register (element i in lane
+// i mod 8); the lanes are combined by the Go caller. n is a positive
+// multiple of 8. Go operand order: VSUBPS b, a, d means d = a - b.
+
+// Constants, each replicated to 8 lanes (generated from the float32
+// values the Go code converts its untyped constants to).
+DATA kc<>+0(SB)/4, $0x3fb8aa3b
+DATA kc<>+4(SB)/4, $0x3fb8aa3b
+DATA kc<>+8(SB)/4, $0x3fb8aa3b
+DATA kc<>+12(SB)/4, $0x3fb8aa3b
+DATA kc<>+16(SB)/4, $0x3fb8aa3b
+DATA kc<>+20(SB)/4, $0x3fb8aa3b
+DATA kc<>+24(SB)/4, $0x3fb8aa3b
+DATA kc<>+28(SB)/4, $0x3fb8aa3b
+DATA kc<>+32(SB)/4, $0x3f317200
+DATA kc<>+36(SB)/4, $0x3f317200
+DATA kc<>+40(SB)/4, $0x3f317200
+DATA kc<>+44(SB)/4, $0x3f317200
+DATA kc<>+48(SB)/4, $0x3f317200
+DATA kc<>+52(SB)/4, $0x3f317200
+DATA kc<>+56(SB)/4, $0x3f317200
+DATA kc<>+60(SB)/4, $0x3f317200
+DATA kc<>+64(SB)/4, $0x35bfbe8e
+DATA kc<>+68(SB)/4, $0x35bfbe8e
+DATA kc<>+72(SB)/4, $0x35bfbe8e
+DATA kc<>+76(SB)/4, $0x35bfbe8e
+DATA kc<>+80(SB)/4, $0x35bfbe8e
+DATA kc<>+84(SB)/4, $0x35bfbe8e
+DATA kc<>+88(SB)/4, $0x35bfbe8e
+DATA kc<>+92(SB)/4, $0x35bfbe8e
+DATA kc<>+96(SB)/4, $0x3ab60b61
+DATA kc<>+100(SB)/4, $0x3ab60b61
+DATA kc<>+104(SB)/4, $0x3ab60b61
+DATA kc<>+108(SB)/4, $0x3ab60b61
+DATA kc<>+112(SB)/4, $0x3ab60b61
+DATA kc<>+116(SB)/4, $0x3ab60b61
+DATA kc<>+120(SB)/4, $0x3ab60b61
+DATA kc<>+124(SB)/4, $0x3ab60b61
+DATA kc<>+128(SB)/4, $0x3c088889
+DATA kc<>+132(SB)/4, $0x3c088889
+DATA kc<>+136(SB)/4, $0x3c088889
+DATA kc<>+140(SB)/4, $0x3c088889
+DATA kc<>+144(SB)/4, $0x3c088889
+DATA kc<>+148(SB)/4, $0x3c088889
+DATA kc<>+152(SB)/4, $0x3c088889
+DATA kc<>+156(SB)/4, $0x3c088889
+DATA kc<>+160(SB)/4, $0x3d2aaaab
+DATA kc<>+164(SB)/4, $0x3d2aaaab
+DATA kc<>+168(SB)/4, $0x3d2aaaab
+DATA kc<>+172(SB)/4, $0x3d2aaaab
+DATA kc<>+176(SB)/4, $0x3d2aaaab
+DATA kc<>+180(SB)/4, $0x3d2aaaab
+DATA kc<>+184(SB)/4, $0x3d2aaaab
+DATA kc<>+188(SB)/4, $0x3d2aaaab
+DATA kc<>+192(SB)/4, $0x3e2aaaab
+DATA kc<>+196(SB)/4, $0x3e2aaaab
+DATA kc<>+200(SB)/4, $0x3e2aaaab
+DATA kc<>+204(SB)/4, $0x3e2aaaab
+DATA kc<>+208(SB)/4, $0x3e2aaaab
+DATA kc<>+212(SB)/4, $0x3e2aaaab
+DATA kc<>+216(SB)/4, $0x3e2aaaab
+DATA kc<>+220(SB)/4, $0x3e2aaaab
+DATA kc<>+224(SB)/4, $0x3f000000
+DATA kc<>+228(SB)/4, $0x3f000000
+DATA kc<>+232(SB)/4, $0x3f000000
+DATA kc<>+236(SB)/4, $0x3f000000
+DATA kc<>+240(SB)/4, $0x3f000000
+DATA kc<>+244(SB)/4, $0x3f000000
+DATA kc<>+248(SB)/4, $0x3f000000
+DATA kc<>+252(SB)/4, $0x3f000000
+DATA kc<>+256(SB)/4, $0x3f800000
+DATA kc<>+260(SB)/4, $0x3f800000
+DATA kc<>+264(SB)/4, $0x3f800000
+DATA kc<>+268(SB)/4, $0x3f800000
+DATA kc<>+272(SB)/4, $0x3f800000
+DATA kc<>+276(SB)/4, $0x3f800000
+DATA kc<>+280(SB)/4, $0x3f800000
+DATA kc<>+284(SB)/4, $0x3f800000
+DATA kc<>+288(SB)/4, $0x40000000
+DATA kc<>+292(SB)/4, $0x40000000
+DATA kc<>+296(SB)/4, $0x40000000
+DATA kc<>+300(SB)/4, $0x40000000
+DATA kc<>+304(SB)/4, $0x40000000
+DATA kc<>+308(SB)/4, $0x40000000
+DATA kc<>+312(SB)/4, $0x40000000
+DATA kc<>+316(SB)/4, $0x40000000
+DATA kc<>+320(SB)/4, $0x42b170a4
+DATA kc<>+324(SB)/4, $0x42b170a4
+DATA kc<>+328(SB)/4, $0x42b170a4
+DATA kc<>+332(SB)/4, $0x42b170a4
+DATA kc<>+336(SB)/4, $0x42b170a4
+DATA kc<>+340(SB)/4, $0x42b170a4
+DATA kc<>+344(SB)/4, $0x42b170a4
+DATA kc<>+348(SB)/4, $0x42b170a4
+DATA kc<>+352(SB)/4, $0xc2aea8f6
+DATA kc<>+356(SB)/4, $0xc2aea8f6
+DATA kc<>+360(SB)/4, $0xc2aea8f6
+DATA kc<>+364(SB)/4, $0xc2aea8f6
+DATA kc<>+368(SB)/4, $0xc2aea8f6
+DATA kc<>+372(SB)/4, $0xc2aea8f6
+DATA kc<>+376(SB)/4, $0xc2aea8f6
+DATA kc<>+380(SB)/4, $0xc2aea8f6
+DATA kc<>+384(SB)/4, $0x3d372713
+DATA kc<>+388(SB)/4, $0x3d372713
+DATA kc<>+392(SB)/4, $0x3d372713
+DATA kc<>+396(SB)/4, $0x3d372713
+DATA kc<>+400(SB)/4, $0x3d372713
+DATA kc<>+404(SB)/4, $0x3d372713
+DATA kc<>+408(SB)/4, $0x3d372713
+DATA kc<>+412(SB)/4, $0x3d372713
+DATA kc<>+416(SB)/4, $0x3e095d4f
+DATA kc<>+420(SB)/4, $0x3e095d4f
+DATA kc<>+424(SB)/4, $0x3e095d4f
+DATA kc<>+428(SB)/4, $0x3e095d4f
+DATA kc<>+432(SB)/4, $0x3e095d4f
+DATA kc<>+436(SB)/4, $0x3e095d4f
+DATA kc<>+440(SB)/4, $0x3e095d4f
+DATA kc<>+444(SB)/4, $0x3e095d4f
+DATA kc<>+448(SB)/4, $0x3f4c422a
+DATA kc<>+452(SB)/4, $0x3f4c422a
+DATA kc<>+456(SB)/4, $0x3f4c422a
+DATA kc<>+460(SB)/4, $0x3f4c422a
+DATA kc<>+464(SB)/4, $0x3f4c422a
+DATA kc<>+468(SB)/4, $0x3f4c422a
+DATA kc<>+472(SB)/4, $0x3f4c422a
+DATA kc<>+476(SB)/4, $0x3f4c422a
+DATA kc<>+480(SB)/4, $0x80000000
+DATA kc<>+484(SB)/4, $0x80000000
+DATA kc<>+488(SB)/4, $0x80000000
+DATA kc<>+492(SB)/4, $0x80000000
+DATA kc<>+496(SB)/4, $0x80000000
+DATA kc<>+500(SB)/4, $0x80000000
+DATA kc<>+504(SB)/4, $0x80000000
+DATA kc<>+508(SB)/4, $0x80000000
+DATA kc<>+512(SB)/4, $0x7f800000
+DATA kc<>+516(SB)/4, $0x7f800000
+DATA kc<>+520(SB)/4, $0x7f800000
+DATA kc<>+524(SB)/4, $0x7f800000
+DATA kc<>+528(SB)/4, $0x7f800000
+DATA kc<>+532(SB)/4, $0x7f800000
+DATA kc<>+536(SB)/4, $0x7f800000
+DATA kc<>+540(SB)/4, $0x7f800000
+DATA kc<>+544(SB)/4, $0x0000007f
+DATA kc<>+548(SB)/4, $0x0000007f
+DATA kc<>+552(SB)/4, $0x0000007f
+DATA kc<>+556(SB)/4, $0x0000007f
+DATA kc<>+560(SB)/4, $0x0000007f
+DATA kc<>+564(SB)/4, $0x0000007f
+DATA kc<>+568(SB)/4, $0x0000007f
+DATA kc<>+572(SB)/4, $0x0000007f
+GLOBL kc<>(SB), RODATA|NOPTR, $576
+#define K_log2e kc<>+0(SB)
+#define K_ln2hi kc<>+32(SB)
+#define K_ln2lo kc<>+64(SB)
+#define K_c720 kc<>+96(SB)
+#define K_c120 kc<>+128(SB)
+#define K_c24 kc<>+160(SB)
+#define K_c6 kc<>+192(SB)
+#define K_half kc<>+224(SB)
+#define K_one kc<>+256(SB)
+#define K_two kc<>+288(SB)
+#define K_hi kc<>+320(SB)
+#define K_lo kc<>+352(SB)
+#define K_gelua kc<>+384(SB)
+#define K_gelu3a kc<>+416(SB)
+#define K_geluc kc<>+448(SB)
+#define K_sign kc<>+480(SB)
+#define K_inf kc<>+512(SB)
+#define K_i127 kc<>+544(SB)
+
+// EXPPS(X, R, T1, T2, T3): R = expf(X) per lane (mathf.go), X preserved.
+#define EXPPS(X, R, T1, T2, T3) \
+	VMULPS     K_log2e, X, T1 \
+	VANDPS     K_sign, T1, T2 \
+	VORPS      K_half, T2, T2 \
+	VADDPS     T2, T1, T1 \
+	VCVTTPS2DQ T1, T1 \
+	VCVTDQ2PS  T1, T2 \
+	VMULPS     K_ln2hi, T2, T3 \
+	VSUBPS     T3, X, R \
+	VMULPS     K_ln2lo, T2, T3 \
+	VSUBPS     T3, R, R \
+	VMULPS     K_c720, R, T2 \
+	VADDPS     K_c120, T2, T2 \
+	VMULPS     R, T2, T2 \
+	VADDPS     K_c24, T2, T2 \
+	VMULPS     R, T2, T2 \
+	VADDPS     K_c6, T2, T2 \
+	VMULPS     R, T2, T2 \
+	VADDPS     K_half, T2, T2 \
+	VMULPS     R, T2, T2 \
+	VADDPS     K_one, T2, T2 \
+	VMULPS     R, T2, T2 \
+	VADDPS     K_one, T2, T2 \
+	VPADDD     K_i127, T1, T1 \
+	VPSLLD     $23, T1, T1 \
+	VMULPS     T1, T2, R \
+	VCMPPS     $0x1e, K_hi, X, T3 \
+	VBLENDVPS  T3, K_inf, R, R \
+	VCMPPS     $0x11, K_lo, X, T3 \
+	VANDNPS    R, T3, R \
+	VCMPPS     $3, X, X, T3 \
+	VBLENDVPS  T3, X, R, R
+
+// func gemmKern4x16(np, k int, a *float32, sp, sr int, b *float32, sb int, c *float32, ldc int, add bool)
+// For each of np 16-column panels (b and c advance 16 floats per panel):
+// t[r][j] = Σ_p a(p,r)·b(p,j) summed in p order from +0, a(p,r) at
+// a + p·sp + r·sr, b(p,j) at b + p·sb + 4j; then c[r][j] = t (add=false)
+// or c[r][j] += t, with c row r at c + r·ldc. Strides in bytes; k >= 1.
+TEXT ·gemmKern4x16(SB), NOSPLIT, $0-73
+	MOVQ np+0(FP), R8
+	MOVQ sp+24(FP), R10
+	MOVQ sr+32(FP), R11
+	MOVQ b+40(FP), DI
+	MOVQ sb+48(FP), R12
+	MOVQ c+56(FP), DX
+	MOVQ ldc+64(FP), R13
+	LEAQ (R11)(R11*2), BX
+
+gk_panel:
+	MOVQ a+16(FP), CX
+	MOVQ DI, SI
+	MOVQ k+8(FP), AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+gk_loop:
+	VMOVUPS      (SI), Y8
+	VMOVUPS      32(SI), Y9
+	VBROADCASTSS (CX), Y10
+	VMULPS       Y8, Y10, Y11
+	VADDPS       Y11, Y0, Y0
+	VMULPS       Y9, Y10, Y12
+	VADDPS       Y12, Y1, Y1
+	VBROADCASTSS (CX)(R11*1), Y13
+	VMULPS       Y8, Y13, Y14
+	VADDPS       Y14, Y2, Y2
+	VMULPS       Y9, Y13, Y15
+	VADDPS       Y15, Y3, Y3
+	VBROADCASTSS (CX)(R11*2), Y10
+	VMULPS       Y8, Y10, Y11
+	VADDPS       Y11, Y4, Y4
+	VMULPS       Y9, Y10, Y12
+	VADDPS       Y12, Y5, Y5
+	VBROADCASTSS (CX)(BX*1), Y13
+	VMULPS       Y8, Y13, Y14
+	VADDPS       Y14, Y6, Y6
+	VMULPS       Y9, Y13, Y15
+	VADDPS       Y15, Y7, Y7
+	ADDQ         R10, CX
+	ADDQ         R12, SI
+	DECQ         AX
+	JNZ          gk_loop
+
+	LEAQ (DX)(R13*2), CX
+	CMPB add+72(FP), $0
+	JEQ  gk_store
+	VADDPS (DX), Y0, Y0
+	VADDPS 32(DX), Y1, Y1
+	VADDPS (DX)(R13*1), Y2, Y2
+	VADDPS 32(DX)(R13*1), Y3, Y3
+	VADDPS (CX), Y4, Y4
+	VADDPS 32(CX), Y5, Y5
+	VADDPS (CX)(R13*1), Y6, Y6
+	VADDPS 32(CX)(R13*1), Y7, Y7
+
+gk_store:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, (DX)(R13*1)
+	VMOVUPS Y3, 32(DX)(R13*1)
+	VMOVUPS Y4, (CX)
+	VMOVUPS Y5, 32(CX)
+	VMOVUPS Y6, (CX)(R13*1)
+	VMOVUPS Y7, 32(CX)(R13*1)
+	ADDQ    $64, DI
+	ADDQ    $64, DX
+	DECQ    R8
+	JNZ     gk_panel
+	VZEROUPPER
+	RET
+
+// func sumPS(x *float32, n int, l *lanes8)
+TEXT ·sumPS(SB), NOSPLIT, $0-24
+	MOVQ    x+0(FP), SI
+	MOVQ    n+8(FP), CX
+	MOVQ    l+16(FP), DI
+	VMOVUPS (DI), Y0
+
+sum_loop:
+	VADDPS (SI), Y0, Y0
+	ADDQ   $32, SI
+	SUBQ   $8, CX
+	JNZ    sum_loop
+	VMOVUPS Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func sumSqDiffPS(x *float32, n int, mu float32, l *lanes8)
+TEXT ·sumSqDiffPS(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS mu+16(FP), Y1
+	MOVQ         l+24(FP), DI
+	VMOVUPS      (DI), Y0
+
+ssd_loop:
+	VMOVUPS (SI), Y2
+	VSUBPS  Y1, Y2, Y2
+	VMULPS  Y2, Y2, Y2
+	VADDPS  Y2, Y0, Y0
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JNZ     ssd_loop
+	VMOVUPS Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func normApplyPS(x, w, b, y *float32, n int, mu, rs float32)
+// y = ((x-mu)*rs)*g + b
+TEXT ·normApplyPS(SB), NOSPLIT, $0-48
+	MOVQ         x+0(FP), SI
+	MOVQ         w+8(FP), DX
+	MOVQ         b+16(FP), R8
+	MOVQ         y+24(FP), DI
+	MOVQ         n+32(FP), CX
+	SHLQ         $2, CX
+	VBROADCASTSS mu+40(FP), Y0
+	VBROADCASTSS rs+44(FP), Y1
+	XORQ         AX, AX
+
+na_loop:
+	VMOVUPS (SI)(AX*1), Y2
+	VSUBPS  Y0, Y2, Y2
+	VMULPS  Y1, Y2, Y2
+	VMULPS  (DX)(AX*1), Y2, Y2
+	VADDPS  (R8)(AX*1), Y2, Y2
+	VMOVUPS Y2, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JNE     na_loop
+	VZEROUPPER
+	RET
+
+// func normApplyNoBiasPS(x, w, y *float32, n int, mu, rs float32)
+// y = ((x-mu)*rs)*g
+TEXT ·normApplyNoBiasPS(SB), NOSPLIT, $0-40
+	MOVQ         x+0(FP), SI
+	MOVQ         w+8(FP), DX
+	MOVQ         y+16(FP), DI
+	MOVQ         n+24(FP), CX
+	SHLQ         $2, CX
+	VBROADCASTSS mu+32(FP), Y0
+	VBROADCASTSS rs+36(FP), Y1
+	XORQ         AX, AX
+
+nb_loop:
+	VMOVUPS (SI)(AX*1), Y2
+	VSUBPS  Y0, Y2, Y2
+	VMULPS  Y1, Y2, Y2
+	VMULPS  (DX)(AX*1), Y2, Y2
+	VMOVUPS Y2, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JNE     nb_loop
+	VZEROUPPER
+	RET
+
+// func normBwdSumsPS(x, dy, w, tr *float32, n int, mu, rs float32, l1, l2 *lanes8)
+// xh = (x-mu)*rs; dh = dy*g; tr = dy*xh; l1 += dh; l2 += dh*xh
+TEXT ·normBwdSumsPS(SB), NOSPLIT, $0-64
+	MOVQ         x+0(FP), SI
+	MOVQ         dy+8(FP), DX
+	MOVQ         w+16(FP), R8
+	MOVQ         tr+24(FP), DI
+	MOVQ         n+32(FP), CX
+	SHLQ         $2, CX
+	VBROADCASTSS mu+40(FP), Y0
+	VBROADCASTSS rs+44(FP), Y1
+	MOVQ         l1+48(FP), R9
+	MOVQ         l2+56(FP), R10
+	VMOVUPS      (R9), Y2
+	VMOVUPS      (R10), Y3
+	XORQ         AX, AX
+
+nbs_loop:
+	VMOVUPS (SI)(AX*1), Y4
+	VSUBPS  Y0, Y4, Y4
+	VMULPS  Y1, Y4, Y4
+	VMOVUPS (DX)(AX*1), Y5
+	VMULPS  (R8)(AX*1), Y5, Y6
+	VMULPS  Y4, Y5, Y7
+	VMOVUPS Y7, (DI)(AX*1)
+	VADDPS  Y6, Y2, Y2
+	VMULPS  Y4, Y6, Y6
+	VADDPS  Y6, Y3, Y3
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JNE     nbs_loop
+	VMOVUPS Y2, (R9)
+	VMOVUPS Y3, (R10)
+	VZEROUPPER
+	RET
+
+// func normBwdApplyPS(x, dy, w, dx *float32, n int, mu, rs, a, c float32)
+// dx += rs*((dh - a) - xh*c)
+TEXT ·normBwdApplyPS(SB), NOSPLIT, $0-56
+	MOVQ         x+0(FP), SI
+	MOVQ         dy+8(FP), DX
+	MOVQ         w+16(FP), R8
+	MOVQ         dx+24(FP), DI
+	MOVQ         n+32(FP), CX
+	SHLQ         $2, CX
+	VBROADCASTSS mu+40(FP), Y0
+	VBROADCASTSS rs+44(FP), Y1
+	VBROADCASTSS a+48(FP), Y2
+	VBROADCASTSS c+52(FP), Y3
+	XORQ         AX, AX
+
+nba_loop:
+	VMOVUPS (SI)(AX*1), Y4
+	VSUBPS  Y0, Y4, Y4
+	VMULPS  Y1, Y4, Y4
+	VMOVUPS (DX)(AX*1), Y5
+	VMULPS  (R8)(AX*1), Y5, Y5
+	VSUBPS  Y2, Y5, Y5
+	VMULPS  Y3, Y4, Y4
+	VSUBPS  Y4, Y5, Y5
+	VMULPS  Y5, Y1, Y5
+	VADDPS  (DI)(AX*1), Y5, Y5
+	VMOVUPS Y5, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JNE     nba_loop
+	VZEROUPPER
+	RET
+
+// func geluFwdPS(u, aux, a *float32, n int)
+// t = tanhf(geluC*(x + ((0.044715x)x)x)); aux = t; a = (0.5x)(1+t)
+TEXT ·geluFwdPS(SB), NOSPLIT, $0-32
+	MOVQ u+0(FP), SI
+	MOVQ aux+8(FP), DX
+	MOVQ a+16(FP), DI
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+gf_loop:
+	VMOVUPS (SI)(AX*1), Y7
+	VMULPS  K_gelua, Y7, Y0
+	VMULPS  Y7, Y0, Y0
+	VMULPS  Y7, Y0, Y0
+	VADDPS  Y7, Y0, Y0
+	VMULPS  K_geluc, Y0, Y0
+	VADDPS  Y0, Y0, Y0
+	EXPPS(Y0, Y1, Y2, Y3, Y4)
+	VADDPS  K_one, Y1, Y1
+	VMOVUPS K_two, Y2
+	VDIVPS  Y1, Y2, Y2
+	VMOVUPS K_one, Y3
+	VSUBPS  Y2, Y3, Y3
+	VMOVUPS Y3, (DX)(AX*1)
+	VMULPS  K_half, Y7, Y4
+	VADDPS  K_one, Y3, Y5
+	VMULPS  Y5, Y4, Y4
+	VMOVUPS Y4, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JNE     gf_loop
+	VZEROUPPER
+	RET
+
+// func geluBwdPS(u, aux, da, du *float32, n int)
+// dt = ((1 - t*t)*geluC)*(1 + ((3*0.044715)x)x); du = da*((0.5(1+t)) + (0.5x)dt)
+TEXT ·geluBwdPS(SB), NOSPLIT, $0-40
+	MOVQ u+0(FP), SI
+	MOVQ aux+8(FP), DX
+	MOVQ da+16(FP), R8
+	MOVQ du+24(FP), DI
+	MOVQ n+32(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+gb_loop:
+	VMOVUPS (SI)(AX*1), Y0
+	VMOVUPS (DX)(AX*1), Y1
+	VMULPS  Y1, Y1, Y2
+	VMOVUPS K_one, Y3
+	VSUBPS  Y2, Y3, Y3
+	VMULPS  K_geluc, Y3, Y3
+	VMULPS  K_gelu3a, Y0, Y4
+	VMULPS  Y0, Y4, Y4
+	VADDPS  K_one, Y4, Y4
+	VMULPS  Y4, Y3, Y3
+	VADDPS  K_one, Y1, Y5
+	VMULPS  K_half, Y5, Y5
+	VMULPS  K_half, Y0, Y6
+	VMULPS  Y3, Y6, Y6
+	VADDPS  Y6, Y5, Y5
+	VMULPS  (R8)(AX*1), Y5, Y5
+	VMOVUPS Y5, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JNE     gb_loop
+	VZEROUPPER
+	RET
+
+// func swigluFwdPS(gt, v, aux, a *float32, n int)
+// s = 1/(1+expf(-g)); aux = s; a = (g*s)*v
+TEXT ·swigluFwdPS(SB), NOSPLIT, $0-40
+	MOVQ gt+0(FP), SI
+	MOVQ v+8(FP), DX
+	MOVQ aux+16(FP), R8
+	MOVQ a+24(FP), DI
+	MOVQ n+32(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+sf_loop:
+	VMOVUPS (SI)(AX*1), Y7
+	VXORPS  K_sign, Y7, Y0
+	EXPPS(Y0, Y1, Y2, Y3, Y4)
+	VADDPS  K_one, Y1, Y1
+	VMOVUPS K_one, Y2
+	VDIVPS  Y1, Y2, Y2
+	VMOVUPS Y2, (R8)(AX*1)
+	VMULPS  Y2, Y7, Y3
+	VMULPS  (DX)(AX*1), Y3, Y3
+	VMOVUPS Y3, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JNE     sf_loop
+	VZEROUPPER
+	RET
+
+// func swigluBwdPS(gt, v, aux, da, dg, dv *float32, n int)
+// dv = (da*g)*s; dg = ((da*v)*s)*(1 + g*(1-s))
+TEXT ·swigluBwdPS(SB), NOSPLIT, $0-56
+	MOVQ gt+0(FP), SI
+	MOVQ v+8(FP), DX
+	MOVQ aux+16(FP), R8
+	MOVQ da+24(FP), R9
+	MOVQ dg+32(FP), R10
+	MOVQ dv+40(FP), DI
+	MOVQ n+48(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+sb_loop:
+	VMOVUPS (SI)(AX*1), Y0
+	VMOVUPS (R8)(AX*1), Y1
+	VMOVUPS (R9)(AX*1), Y2
+	VMULPS  Y0, Y2, Y3
+	VMULPS  Y1, Y3, Y3
+	VMOVUPS Y3, (DI)(AX*1)
+	VMULPS  (DX)(AX*1), Y2, Y4
+	VMULPS  Y1, Y4, Y4
+	VMOVUPS K_one, Y5
+	VSUBPS  Y1, Y5, Y5
+	VMULPS  Y5, Y0, Y5
+	VADDPS  K_one, Y5, Y5
+	VMULPS  Y5, Y4, Y4
+	VMOVUPS Y4, (R10)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JNE     sb_loop
+	VZEROUPPER
+	RET
+
+// func scaleMaxPS(x *float32, n int, s float32, l *lanes8)
+// x *= s; l = maxf(x, l)
+TEXT ·scaleMaxPS(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS s+16(FP), Y1
+	MOVQ         l+24(FP), DI
+	VMOVUPS      (DI), Y0
+
+sm_loop:
+	VMULPS  (SI), Y1, Y2
+	VMOVUPS Y2, (SI)
+	VMAXPS  Y0, Y2, Y0
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JNZ     sm_loop
+	VMOVUPS Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func expSubSumPS(x *float32, n int, mx float32, l *lanes8)
+// x = expf(x - mx); l += x
+TEXT ·expSubSumPS(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS mx+16(FP), Y6
+	MOVQ         l+24(FP), DI
+	VMOVUPS      (DI), Y5
+
+es_loop:
+	VMOVUPS (SI), Y0
+	VSUBPS  Y6, Y0, Y0
+	EXPPS(Y0, Y1, Y2, Y3, Y4)
+	VMOVUPS Y1, (SI)
+	VADDPS  Y1, Y5, Y5
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JNZ     es_loop
+	VMOVUPS Y5, (DI)
+	VZEROUPPER
+	RET
+
+// func scalePS(x *float32, n int, s float32)
+TEXT ·scalePS(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS s+16(FP), Y1
+
+sc_loop:
+	VMULPS  (SI), Y1, Y2
+	VMOVUPS Y2, (SI)
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JNZ     sc_loop
+	VZEROUPPER
+	RET
+
+// func dotPS(x, y *float32, n int, l *lanes8)
+TEXT ·dotPS(SB), NOSPLIT, $0-32
+	MOVQ    x+0(FP), SI
+	MOVQ    y+8(FP), DX
+	MOVQ    n+16(FP), CX
+	MOVQ    l+24(FP), DI
+	VMOVUPS (DI), Y0
+
+dot_loop:
+	VMOVUPS (SI), Y1
+	VMULPS  (DX), Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	SUBQ    $8, CX
+	JNZ     dot_loop
+	VMOVUPS Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func dsApplyPS(p, d *float32, n int, sum, scale float32)
+// d = (p*(d - sum))*scale
+TEXT ·dsApplyPS(SB), NOSPLIT, $0-32
+	MOVQ         p+0(FP), SI
+	MOVQ         d+8(FP), DI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS sum+24(FP), Y0
+	VBROADCASTSS scale+28(FP), Y1
+
+ds_loop:
+	VMOVUPS (DI), Y2
+	VSUBPS  Y0, Y2, Y2
+	VMULPS  (SI), Y2, Y2
+	VMULPS  Y1, Y2, Y2
+	VMOVUPS Y2, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JNZ     ds_loop
+	VZEROUPPER
+	RET
+
+// func addPS(x, y *float32, n int)
+// x += y
+TEXT ·addPS(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), DI
+	MOVQ y+8(FP), SI
+	MOVQ n+16(FP), CX
+
+add_loop:
+	VMOVUPS (DI), Y0
+	VADDPS  (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JNZ     add_loop
+	VZEROUPPER
+	RET
+
+// func colAcc16PS(src *float32, rows, stride int, acc *[16]float32)
+// acc[j] += src[r*stride+j] for r in order (stride in bytes, rows >= 1)
+TEXT ·colAcc16PS(SB), NOSPLIT, $0-32
+	MOVQ    src+0(FP), SI
+	MOVQ    rows+8(FP), CX
+	MOVQ    stride+16(FP), DX
+	MOVQ    acc+24(FP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+
+ca_loop:
+	VADDPS (SI), Y0, Y0
+	VADDPS 32(SI), Y1, Y1
+	ADDQ   DX, SI
+	DECQ   CX
+	JNZ    ca_loop
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VZEROUPPER
+	RET
+
+// func sumSq64PS(x *float32, n int, l *lanes8d)
+// l[i%8] += float64(x[i])^2
+TEXT ·sumSq64PS(SB), NOSPLIT, $0-24
+	MOVQ    x+0(FP), SI
+	MOVQ    n+8(FP), CX
+	MOVQ    l+16(FP), DI
+	VMOVUPD (DI), Y0
+	VMOVUPD 32(DI), Y1
+
+ss64_loop:
+	VCVTPS2PD (SI), Y2
+	VCVTPS2PD 16(SI), Y3
+	VMULPD    Y2, Y2, Y2
+	VMULPD    Y3, Y3, Y3
+	VADDPD    Y2, Y0, Y0
+	VADDPD    Y3, Y1, Y1
+	ADDQ      $32, SI
+	SUBQ      $8, CX
+	JNZ       ss64_loop
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	VZEROUPPER
+	RET
+
+// func adamWPS(p, gr, m, v *float32, n int, k *adamConsts)
+// m = b1*m + nb1*g; v = b2*v + (nb2*g)*g;
+// p -= lr*(float32((m/c1)/(sqrt(v/c2)+eps)) + decay*p), quotients in float64
+TEXT ·adamWPS(SB), NOSPLIT, $0-48
+	MOVQ         p+0(FP), DI
+	MOVQ         gr+8(FP), SI
+	MOVQ         m+16(FP), DX
+	MOVQ         v+24(FP), R8
+	MOVQ         n+32(FP), CX
+	SHLQ         $2, CX
+	MOVQ         k+40(FP), R9
+	VBROADCASTSD 0(R9), Y8   // c1
+	VBROADCASTSD 8(R9), Y9   // c2
+	VBROADCASTSD 16(R9), Y10 // eps
+	VBROADCASTSS 24(R9), Y11 // lr
+	VBROADCASTSS 28(R9), Y12 // decay
+	VBROADCASTSS 32(R9), Y13 // b1
+	VBROADCASTSS 36(R9), Y14 // nb1
+	VBROADCASTSS 40(R9), Y15 // b2
+	XORQ         AX, AX
+
+ad_loop:
+	VMOVUPS (SI)(AX*1), Y0     // g
+	VMULPS  (DX)(AX*1), Y13, Y1
+	VMULPS  Y0, Y14, Y2
+	VADDPS  Y2, Y1, Y1         // m
+	VMOVUPS Y1, (DX)(AX*1)
+	VMULPS  (R8)(AX*1), Y15, Y2
+	VBROADCASTSS 44(R9), Y3    // nb2
+	VMULPS  Y0, Y3, Y3
+	VMULPS  Y0, Y3, Y3
+	VADDPS  Y3, Y2, Y2         // v
+	VMOVUPS Y2, (R8)(AX*1)
+
+	// low 4 lanes
+	VCVTPS2PD X1, Y3
+	VDIVPD    Y8, Y3, Y3       // mh
+	VCVTPS2PD X2, Y4
+	VDIVPD    Y9, Y4, Y4       // vh
+	VSQRTPD   Y4, Y4
+	VADDPD    Y10, Y4, Y4
+	VDIVPD    Y4, Y3, Y3
+	VCVTPD2PSY Y3, X5
+	// high 4 lanes
+	VEXTRACTF128 $1, Y1, X1
+	VEXTRACTF128 $1, Y2, X2
+	VCVTPS2PD X1, Y3
+	VDIVPD    Y8, Y3, Y3
+	VCVTPS2PD X2, Y4
+	VDIVPD    Y9, Y4, Y4
+	VSQRTPD   Y4, Y4
+	VADDPD    Y10, Y4, Y4
+	VDIVPD    Y4, Y3, Y3
+	VCVTPD2PSY Y3, X6
+	VINSERTF128 $1, X6, Y5, Y5 // q (float32)
+
+	VMOVUPS (DI)(AX*1), Y6     // p
+	VMULPS  Y6, Y12, Y7
+	VADDPS  Y7, Y5, Y5
+	VMULPS  Y5, Y11, Y5
+	VSUBPS  Y5, Y6, Y6
+	VMOVUPS Y6, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JNE     ad_loop
+	VZEROUPPER
+	RET
