@@ -9,8 +9,9 @@ import "sync"
 // term, and the block sum is stored (first block, acc=false) or added to C.
 // Only the data movement differs:
 //
-//   - gemmKern4x16 (AVX2) computes 4×16 output tiles, 8 accumulators of 8
-//     lanes, reading op(A) and op(B) in place through byte strides (no
+//   - gemmKern8x16 (AVX-512, 8 accumulators of 16 lanes) or gemmKern4x16
+//     (AVX2, 8 accumulators of 8 lanes) computes 8×16 or 4×16 output tiles,
+//     reading op(A) and op(B) in place through byte strides (no
 //     packing): op(A)(i,p) at a + p·sp + i·sr, which covers A and Aᵀ;
 //     op(B)(p,j) at b + p·sb + 4j, so a transposed B is first transposed
 //     once per call (into a pooled buffer);
@@ -101,7 +102,7 @@ func gemmTileSIMD(transA bool, i0, i1, j0, j1, k int, a []float32, lda int, bo b
 	var scratch *[]float32
 	var bpad, apad, ct []float32
 	if jr < j1 || ir < i1 {
-		scratch = getBuf(kcBlk*vnr + kcBlk*vmr + vmr*(nfp+1)*vnr)
+		scratch = getBuf(kcBlk*vnr + kcBlk*vmr + max(8*vnr, vmr*(nfp+1)*vnr))
 		s := *scratch
 		bpad, apad, ct = s[:kcBlk*vnr], s[kcBlk*vnr:kcBlk*(vnr+vmr)], s[kcBlk*(vnr+vmr):]
 	}
@@ -126,18 +127,23 @@ func gemmTileSIMD(transA bool, i0, i1, j0, j1, k int, a []float32, lda int, bo b
 				copy(bpad[p*vnr:p*vnr+w], b[(p0+p)*ldb+jr:(p0+p)*ldb+j1])
 			}
 		}
-		// Full row panels.
-		for i := i0; i < ir; i += vmr {
-			_ = a[aAt(i+vmr-1, p0+kh-1)]
+		// Full row panels: 8 rows (AVX-512) while possible, then 4.
+		for i := i0; i < ir; {
+			rows, kern := vmr, gemmKern4x16
+			if useAVX512 && i+8 <= ir {
+				rows, kern = 8, gemmKern8x16
+			}
+			_ = a[aAt(i+rows-1, p0+kh-1)]
 			ap := &a[aAt(i, p0)]
 			if nfp > 0 {
-				_ = c[(i+vmr-1)*ldc+jr-1]
-				gemmKern4x16(nfp, kh, ap, sp, sr, &b[p0*ldb+j0], ldb*4, &c[i*ldc+j0], ldc*4, add)
+				_ = c[(i+rows-1)*ldc+jr-1]
+				kern(nfp, kh, ap, sp, sr, &b[p0*ldb+j0], ldb*4, &c[i*ldc+j0], ldc*4, add)
 			}
 			if jr < j1 {
-				gemmKern4x16(1, kh, ap, sp, sr, &bpad[0], vnr*4, &ct[0], vnr*4, false)
-				storeTile(c[i*ldc+jr:], ldc, ct, vnr, vmr, j1-jr, add)
+				kern(1, kh, ap, sp, sr, &bpad[0], vnr*4, &ct[0], vnr*4, false)
+				storeTile(c[i*ldc+jr:], ldc, ct, vnr, rows, j1-jr, add)
 			}
+			i += rows
 		}
 		// Remainder rows: zero-padded copy of op(A) in 4-row panel layout.
 		if ir < i1 {

@@ -112,7 +112,7 @@ func normBwdSums(x, dy, g, tr []float32, mu, rs float32) (sdh, sdhx float32) {
 	}
 	for i := n8; i < n; i++ {
 		xh := (x[i] - mu) * rs
-		dh := dy[i] * g[i]
+		dh := float32(dy[i] * g[i])
 		tr[i] = dy[i] * xh
 		l1[i&7] += dh
 		l2[i&7] += float32(dh * xh)
@@ -130,7 +130,7 @@ func normBwdApply(x, dy, g, dx []float32, mu, rs, a, c float32) {
 	}
 	for i := n8; i < n; i++ {
 		xh := (x[i] - mu) * rs
-		dh := dy[i] * g[i]
+		dh := float32(dy[i] * g[i])
 		dx[i] += float32(rs * ((dh - a) - float32(xh*c)))
 	}
 }

@@ -7,7 +7,9 @@ import "math"
 // instead of twice and so changes results. Every product that feeds an
 // addition or subtraction in this package's numeric kernels is therefore
 // wrapped in an explicit float32(...) (or float64(...)) conversion, which
-// the Go spec says must round and so prevents fusion. The SIMD kernels use
+// the Go spec says must round and so prevents fusion; that includes
+// products stored in a variable (or returned) and added later, since fusion
+// may happen across statements and inlined calls. The SIMD kernels use
 // separate multiply and add instructions (no FMA) in the same order, so the
 // scalar and vector paths round identically on every platform.
 
@@ -26,7 +28,7 @@ func expf(x float32) float32 {
 		return 0
 	}
 	const log2e, ln2hi, ln2lo = 1.44269504, 0.693145751953125, 1.428606765330187e-06
-	t := x * log2e
+	t := float32(x * log2e)
 	var n float32
 	if t >= 0 {
 		n = float32(int32(t + 0.5))
@@ -41,7 +43,7 @@ func expf(x float32) float32 {
 	p = float32(r * (1.0/2 + p))
 	p = float32(r * (1 + p))
 	p = 1 + p
-	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+	return float32(p * math.Float32frombits(uint32(int32(n)+127)<<23))
 }
 
 // tanhf is tanh(y) = 1 - 2/(e^{2y}+1) in float32.

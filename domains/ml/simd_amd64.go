@@ -8,6 +8,12 @@ import "golang.org/x/sys/cpu"
 // x/sys/cpu checks that the OS saves the YMM state).
 var haveSIMD = cpu.X86.HasAVX2
 
+// haveAVX512: gemm uses the 8-row AVX-512 micro-kernel (same arithmetic,
+// twice the lanes per instruction). useAVX512 can be turned off by tests.
+var haveAVX512 = cpu.X86.HasAVX512F
+
+var useAVX512 = haveAVX512
+
 const simdName = "avx2"
 
 // Assembly kernels (simd_amd64.s). Lengths are element counts; n is a
@@ -15,6 +21,9 @@ const simdName = "avx2"
 
 //go:noescape
 func gemmKern4x16(np, k int, a *float32, sp, sr int, b *float32, sb int, c *float32, ldc int, add bool)
+
+//go:noescape
+func gemmKern8x16(np, k int, a *float32, sp, sr int, b *float32, sb int, c *float32, ldc int, add bool)
 
 //go:noescape
 func sumPS(x *float32, n int, l *lanes8)

@@ -809,3 +809,84 @@ ad_loop:
 	JNE     ad_loop
 	VZEROUPPER
 	RET
+
+// func gemmKern8x16(np, k int, a *float32, sp, sr int, b *float32, sb int, c *float32, ldc int, add bool)
+// gemmKern4x16 for 8 rows with AVX-512 (one 16-lane register per row;
+// VMULPS with an embedded broadcast of a(p,r), then VADDPS).
+TEXT ·gemmKern8x16(SB), NOSPLIT, $0-73
+	MOVQ np+0(FP), R8
+	MOVQ sp+24(FP), R10
+	MOVQ sr+32(FP), R11
+	MOVQ b+40(FP), DI
+	MOVQ sb+48(FP), R12
+	MOVQ c+56(FP), DX
+	MOVQ ldc+64(FP), R13
+	LEAQ (R11)(R11*2), BX
+
+g8_panel:
+	MOVQ   a+16(FP), CX
+	LEAQ   (CX)(R11*4), R9
+	MOVQ   DI, SI
+	MOVQ   k+8(FP), AX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+g8_loop:
+	VMOVUPS     (SI), Z16
+	VMULPS.BCST (CX), Z16, Z17
+	VADDPS      Z17, Z0, Z0
+	VMULPS.BCST (CX)(R11*1), Z16, Z18
+	VADDPS      Z18, Z1, Z1
+	VMULPS.BCST (CX)(R11*2), Z16, Z19
+	VADDPS      Z19, Z2, Z2
+	VMULPS.BCST (CX)(BX*1), Z16, Z20
+	VADDPS      Z20, Z3, Z3
+	VMULPS.BCST (R9), Z16, Z21
+	VADDPS      Z21, Z4, Z4
+	VMULPS.BCST (R9)(R11*1), Z16, Z22
+	VADDPS      Z22, Z5, Z5
+	VMULPS.BCST (R9)(R11*2), Z16, Z23
+	VADDPS      Z23, Z6, Z6
+	VMULPS.BCST (R9)(BX*1), Z16, Z24
+	VADDPS      Z24, Z7, Z7
+	ADDQ        R10, CX
+	ADDQ        R10, R9
+	ADDQ        R12, SI
+	DECQ        AX
+	JNZ         g8_loop
+
+	LEAQ (DX)(R13*2), CX
+	LEAQ (DX)(R13*4), R9
+	LEAQ (R9)(R13*2), AX
+	CMPB add+72(FP), $0
+	JEQ  g8_store
+	VADDPS (DX), Z0, Z0
+	VADDPS (DX)(R13*1), Z1, Z1
+	VADDPS (CX), Z2, Z2
+	VADDPS (CX)(R13*1), Z3, Z3
+	VADDPS (R9), Z4, Z4
+	VADDPS (R9)(R13*1), Z5, Z5
+	VADDPS (AX), Z6, Z6
+	VADDPS (AX)(R13*1), Z7, Z7
+
+g8_store:
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, (DX)(R13*1)
+	VMOVUPS Z2, (CX)
+	VMOVUPS Z3, (CX)(R13*1)
+	VMOVUPS Z4, (R9)
+	VMOVUPS Z5, (R9)(R13*1)
+	VMOVUPS Z6, (AX)
+	VMOVUPS Z7, (AX)(R13*1)
+	ADDQ    $64, DI
+	ADDQ    $64, DX
+	DECQ    R8
+	JNZ     g8_panel
+	VZEROUPPER
+	RET

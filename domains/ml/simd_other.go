@@ -14,6 +14,14 @@ func noSIMD() { panic("ml: SIMD kernel called without SIMD support") }
 func gemmKern4x16(np, k int, a *float32, sp, sr int, b *float32, sb int, c *float32, ldc int, add bool) {
 	noSIMD()
 }
+func gemmKern8x16(np, k int, a *float32, sp, sr int, b *float32, sb int, c *float32, ldc int, add bool) {
+	noSIMD()
+}
+
+const haveAVX512 = false
+
+var useAVX512 = false
+
 func sumPS(x *float32, n int, l *lanes8)                        { noSIMD() }
 func sumSqDiffPS(x *float32, n int, mu float32, l *lanes8)      { noSIMD() }
 func normApplyPS(x, w, b, y *float32, n int, mu, rs float32)    { noSIMD() }

@@ -188,6 +188,18 @@ func TestColSumAddSIMDMatchesScalar(t *testing.T) {
 
 func TestGemmSIMDMatchesScalar(t *testing.T) {
 	needSIMD(t)
+	t.Run("avx2", func(t *testing.T) {
+		old := useAVX512
+		useAVX512 = false
+		defer func() { useAVX512 = old }()
+		testGemmSIMD(t)
+	})
+	if haveAVX512 {
+		t.Run("avx512", testGemmSIMD)
+	}
+}
+
+func testGemmSIMD(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	shapes := [][3]int{{1, 1, 1}, {3, 5, 7}, {4, 16, 1}, {5, 17, 9}, {8, 32, 64}, {65, 130, 300},
 		{128, 4, 513}, {2, 129, 1}, {67, 9, 260}, {1024 / 8, 53, 64}, {64, 53, 1024 / 4}, {37, 211, 19}, {16, 48, 257}}
@@ -227,6 +239,103 @@ func TestGemmSIMDMatchesScalar(t *testing.T) {
 					bitsEq(t, fmt.Sprintf("gemmSerial %v ta=%v tb=%v acc=%v", s, ta, tb, acc), x[0], y[0])
 				}
 			}
+		}
+	}
+}
+
+// trainTrace trains h for a few steps from a fixed seed on random tokens
+// (as run does: forward, backward, clipping, AdamW) and returns the losses
+// and, after every step, the gradients and parameters, plus an evaluation
+// loss (forward without gradients, some targets masked).
+func trainTrace(h hyper, steps int) (losses []float64, snaps [][]float32) {
+	m := newModel(h)
+	m.init(rand.New(rand.NewPCG(5, streamInit)))
+	a := newActs(h, h.Batch)
+	rng := rand.New(rand.NewPCG(5, streamBatch))
+	part := make([]float64, len(m.tensors))
+	for s := 0; s < steps; s++ {
+		for i := range a.tokens {
+			a.tokens[i] = int32(rng.IntN(h.Vocab))
+			a.targets[i] = int32(rng.IntN(h.Vocab))
+		}
+		sum, n := m.forward(a, true)
+		losses = append(losses, sum/float64(n))
+		clear(m.grads)
+		m.backward(a)
+		gn := m.gradNorm(part)
+		losses = append(losses, gn)
+		if gn > 0.5 { // clip as run does
+			sc := float32(0.5 / gn)
+			for j := range m.grads {
+				m.grads[j] *= sc
+			}
+		}
+		snaps = append(snaps, append([]float32(nil), m.grads...))
+		m.adamW(lrAt(h, s, steps), h.WD, s+1)
+		snaps = append(snaps, append([]float32(nil), m.params...), append([]float32(nil), m.m...), append([]float32(nil), m.v...))
+	}
+	for i := range a.targets {
+		if i%5 == 0 {
+			a.targets[i] = -1
+		}
+	}
+	sum, n := m.forward(a, false)
+	losses = append(losses, sum/float64(n))
+	snaps = append(snaps, append([]float32(nil), a.logits...))
+	return losses, snaps
+}
+
+// TestTrainSIMDMatchesScalar trains small models of several shapes (odd
+// widths, head sizes, context lengths and vocabularies that are not
+// multiples of the vector width; every activation and normalisation) on the
+// scalar path, the AVX2 path and (where available) the AVX-512 gemm, and
+// requires bit-identical losses, gradient norms, gradients, parameters,
+// optimizer state and logits.
+func TestTrainSIMDMatchesScalar(t *testing.T) {
+	needSIMD(t)
+	base := hyper{LR: 3e-3, MinLRRatio: 0.1, WD: 0.1, Clip: 0.5, Warmup: 2, Init: "normal"}
+	shapes := []struct {
+		layers, d, heads, ctx, ff, vocab, batch int
+		act, norm                               string
+	}{
+		{2, 20, 4, 13, 3, 53, 3, actGELU, normLayer},
+		{1, 24, 3, 17, 2, 37, 2, actSwiGLU, normRMS},
+		{1, 16, 2, 32, 4, 11, 4, actReLU, normLayer},
+		{1, 18, 1, 9, 2, 29, 5, actGELU, normRMS},
+		{2, 28, 2, 21, 3, 7, 2, actSwiGLU, normLayer},
+		{1, 36, 6, 19, 1, 61, 3, actReLU, normRMS},
+		{2, 64, 4, 64, 4, 53, 2, actGELU, normLayer}, // baseline shapes
+	}
+	for _, s := range shapes {
+		h := base
+		h.NLayers, h.DModel, h.NHeads, h.Ctx, h.DFFMult, h.Vocab, h.Batch = s.layers, s.d, s.heads, s.ctx, s.ff, s.vocab, s.batch
+		h.Activation, h.Norm = s.act, s.norm
+		name := fmt.Sprintf("%+v", s)
+		var refL []float64
+		var refS [][]float32
+		withSIMD(false, func() { refL, refS = trainTrace(h, 4) })
+		paths := []bool{false}
+		if haveAVX512 {
+			paths = append(paths, true)
+		}
+		for _, avx512 := range paths {
+			old := useAVX512
+			useAVX512 = avx512
+			var l []float64
+			var sn [][]float32
+			withSIMD(true, func() { l, sn = trainTrace(h, 4) })
+			useAVX512 = old
+			for i := range refL {
+				if math.Float64bits(l[i]) != math.Float64bits(refL[i]) {
+					t.Fatalf("%s avx512=%v: loss/norm %d: simd %v scalar %v", name, avx512, i, l[i], refL[i])
+				}
+			}
+			for i := range refS {
+				bitsEq(t, fmt.Sprintf("%s avx512=%v snapshot %d", name, avx512, i), sn[i], refS[i])
+			}
+		}
+		if math.IsNaN(refL[0]) || refL[len(refL)-1] > refL[0]+1 {
+			t.Fatalf("%s: implausible losses %v", name, refL)
 		}
 	}
 }
