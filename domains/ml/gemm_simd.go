@@ -9,9 +9,9 @@ import "sync"
 // term, and the block sum is stored (first block, acc=false) or added to C.
 // Only the data movement differs:
 //
-//   - gemmKern8x16 (AVX-512, 8 accumulators of 16 lanes) or gemmKern4x16
-//     (AVX2, 8 accumulators of 8 lanes) computes 8×16 or 4×16 output tiles,
-//     reading op(A) and op(B) in place through byte strides (no
+//   - gemmKern8x32 / gemmKern8x16 (AVX-512: 16 or 8 accumulators of 16
+//     lanes) or gemmKern4x16 (AVX2: 8 accumulators of 8 lanes) compute
+//     8×32, 8×16 or 4×16 output tiles, reading op(A) and op(B) in place through byte strides (no
 //     packing): op(A)(i,p) at a + p·sp + i·sr, which covers A and Aᵀ;
 //     op(B)(p,j) at b + p·sb + 4j, so a transposed B is first transposed
 //     once per call (into a pooled buffer);
@@ -48,12 +48,7 @@ func simdB(transB bool, n, k int, b []float32, ldb int) bOperand {
 	}
 	buf := getBuf(k * n)
 	t := *buf
-	for j := 0; j < n; j++ {
-		src := b[j*ldb : j*ldb+k]
-		for p, v := range src {
-			t[p*n+j] = v
-		}
-	}
+	transposeInto(t, b, n, k, ldb)
 	return bOperand{b: t, ldb: n, buf: buf}
 }
 
@@ -137,7 +132,15 @@ func gemmTileSIMD(transA bool, i0, i1, j0, j1, k int, a []float32, lda int, bo b
 			ap := &a[aAt(i, p0)]
 			if nfp > 0 {
 				_ = c[(i+rows-1)*ldc+jr-1]
-				kern(nfp, kh, ap, sp, sr, &b[p0*ldb+j0], ldb*4, &c[i*ldc+j0], ldc*4, add)
+				q := 0 // panels done
+				if rows == 8 && nfp >= 2 {
+					q = nfp &^ 1
+					gemmKern8x32(q/2, kh, ap, sp, sr, &b[p0*ldb+j0], ldb*4, &c[i*ldc+j0], ldc*4, add)
+				}
+				if q < nfp {
+					j := j0 + q*vnr
+					kern(nfp-q, kh, ap, sp, sr, &b[p0*ldb+j], ldb*4, &c[i*ldc+j], ldc*4, add)
+				}
 			}
 			if jr < j1 {
 				kern(1, kh, ap, sp, sr, &bpad[0], vnr*4, &ct[0], vnr*4, false)

@@ -196,6 +196,31 @@ func swigluBwd(g, v, aux, da, dg, dv []float32) {
 	}
 }
 
+// softmaxRow computes the attention softmax of x[:n] in place: x = x·s,
+// then expf(x - max), then x·(1/Σ) (scaleMax, expSubSum, scaleVec). With
+// SIMD, when x has room for n rounded up to 8 (x[n:] is overwritten with
+// garbage up to that length), it is one fused vector call.
+func softmaxRow(x []float32, n int, s float32) {
+	if nv := (n + 7) &^ 7; simdEnabled && n > 0 && nv <= len(x) {
+		softmaxRowPS(&x[0], n, nv, s)
+		return
+	}
+	vis := x[:n]
+	mx := scaleMax(vis, s)
+	z := expSubSum(vis, mx)
+	scaleVec(vis, 1/z)
+}
+
+// dsRow replaces d[:n] by (p·(d - Σ p·d))·scale (dot, then dsApply); fused
+// with SIMD like softmaxRow (d[n:] up to n rounded up to 8 gets garbage).
+func dsRow(p, d []float32, n int, scale float32) {
+	if nv := (n + 7) &^ 7; simdEnabled && n > 0 && nv <= len(p) && nv <= len(d) {
+		dsRowPS(&p[0], &d[0], n, nv, scale)
+		return
+	}
+	dsApply(p[:n], d[:n], dot(p[:n], d[:n]), scale)
+}
+
 // scaleMax multiplies x by s in place and returns the maximum (lane
 // structured, maxf semantics; -Inf for an empty x).
 func scaleMax(x []float32, s float32) float32 {

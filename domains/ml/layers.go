@@ -199,20 +199,65 @@ func attnForward(qkv, out, probs []float32, bsz, T, H, hd int) {
 		base := b * T * 3 * d
 		Q, K, V := qkv[base+h*hd:], qkv[base+d+h*hd:], qkv[base+2*d+h*hd:]
 		O := out[b*T*d+h*hd:]
+		kt := getBuf(hd * T)
+		KT := *kt
+		transposeInto(KT, K, T, hd, 3*d) // Kᵀ (hd×T), so S = Q·Kᵀ needs no transposed operand
 		for i0 := 0; i0 < T; i0 += attnRowBlock {
 			i1 := min(i0+attnRowBlock, T)
-			gemmSerial(false, true, i0, i1, 0, i1, hd, Q, 3*d, K, 3*d, P, T, false) // S = Q·Kᵀ
+			gemmSerial(false, false, i0, i1, 0, i1, hd, Q, 3*d, KT, T, P, T, false) // S = Q·Kᵀ
 			for i := i0; i < i1; i++ {
 				pr := P[i*T : (i+1)*T]
-				vis := pr[:i+1]
-				mx := scaleMax(vis, scale)
-				z := expSubSum(vis, mx)
-				scaleVec(vis, 1/z)
+				softmaxRow(pr, i+1, scale)
 				clear(pr[i+1:])
 			}
 			gemmSerial(false, false, i0, i1, 0, hd, i1, P, T, V, 3*d, O, d, false) // O = P·V
 		}
+		fbufPool.Put(kt)
 	})
+}
+
+// transposeInto writes the transpose of the rows×cols matrix src (row
+// stride ld) into dst (cols×rows, contiguous). Pure data movement: the
+// SIMD and scalar versions are interchangeable.
+func transposeInto(dst, src []float32, rows, cols, ld int) {
+	dst = dst[:rows*cols]
+	if !simdEnabled || rows < 8 || cols < 8 {
+		transposeGo(dst, src, 0, rows, 0, cols, rows, ld)
+		return
+	}
+	_ = src[(rows-1)*ld+cols-1]
+	r8, c8 := rows&^7, cols&^7
+	for r := 0; r < r8; r += 8 {
+		for c := 0; c < c8; c += 8 {
+			transpose8x8PS(&src[r*ld+c], ld*4, &dst[c*rows+r], rows*4)
+		}
+	}
+	transposeGo(dst, src, 0, r8, c8, cols, rows, ld)
+	transposeGo(dst, src, r8, rows, 0, cols, rows, ld)
+}
+
+// transposeGo does rows [r0,r1) × columns [c0,c1) of transposeInto.
+func transposeGo(dst, src []float32, r0, r1, c0, c1, rows, ld int) {
+	if c0 >= c1 {
+		return
+	}
+	r := r0
+	for ; r+4 <= r1; r += 4 {
+		s0 := src[r*ld+c0 : r*ld+c1]
+		s1 := src[(r+1)*ld+c0 : (r+1)*ld+c1]
+		s2 := src[(r+2)*ld+c0 : (r+2)*ld+c1]
+		s3 := src[(r+3)*ld+c0 : (r+3)*ld+c1]
+		for q, v := range s0 {
+			c := c0 + q
+			o := dst[c*rows+r : c*rows+r+4]
+			o[0], o[1], o[2], o[3] = v, s1[q], s2[q], s3[q]
+		}
+	}
+	for ; r < r1; r++ {
+		for q, v := range src[r*ld+c0 : r*ld+c1] {
+			dst[(c0+q)*rows+r] = v
+		}
+	}
 }
 
 // attnBackward writes dqkv ((B·T)×3d, overwritten) from dout ((B·T)×d).
@@ -228,15 +273,16 @@ func attnBackward(qkv, probs, dout, dqkv []float32, bsz, T, H, hd int, scratch [
 		Q, K, V := qkv[base+h*hd:], qkv[base+d+h*hd:], qkv[base+2*d+h*hd:]
 		dQ, dK, dV := dqkv[base+h*hd:], dqkv[base+d+h*hd:], dqkv[base+2*d+h*hd:]
 		dO := dout[b*T*d+h*hd:]
+		vt := getBuf(hd * T)
+		VT := *vt
+		transposeInto(VT, V, T, hd, 3*d)
 		for i0 := 0; i0 < T; i0 += attnRowBlock {
 			i1 := min(i0+attnRowBlock, T)
-			gemmSerial(false, true, i0, i1, 0, i1, hd, dO, d, V, 3*d, dS, T, false) // dP = dO·Vᵀ
+			gemmSerial(false, false, i0, i1, 0, i1, hd, dO, d, VT, T, dS, T, false) // dP = dO·Vᵀ
 			// dS_ij = P_ij (dP_ij - Σ_k P_ik dP_ik) · scale, zero above the diagonal.
 			for i := i0; i < i1; i++ {
-				pr := P[i*T : i*T+i+1]
 				dr := dS[i*T : (i+1)*T]
-				vis := dr[:len(pr)]
-				dsApply(pr, vis, dot(pr, vis), scale)
+				dsRow(P[i*T:(i+1)*T], dr, i+1, scale)
 				clear(dr[i+1:])
 			}
 			gemmSerial(false, false, i0, i1, 0, hd, i1, dS, T, K, 3*d, dQ, 3*d, false) // dQ = dS·K
@@ -248,6 +294,7 @@ func attnBackward(qkv, probs, dout, dqkv []float32, bsz, T, H, hd int, scratch [
 			gemmSerial(true, false, j0, j1, 0, hd, T-j0, dS[j0*T:], T, Q[j0*3*d:], 3*d, dK, 3*d, false)
 			gemmSerial(true, false, j0, j1, 0, hd, T-j0, P[j0*T:], T, dO[j0*d:], d, dV, 3*d, false)
 		}
+		fbufPool.Put(vt)
 	})
 }
 
@@ -290,8 +337,16 @@ func embedBackward(tokens []int32, dx, dwte, dwpe []float32, bsz, T, d int) {
 // are ignored. If dlogits is not nil it receives ∂(sum/scaleN)/∂logits, i.e.
 // (softmax - onehot)/scaleN on counted rows and 0 elsewhere. rowLoss is
 // rows-long scratch; the sum is taken in row order in float64.
+//
+// Per row: mx = max logit, e_i = expf(l_i - mx) (float32, vectorised),
+// Z = Σ e_i in float64 in index order, loss = mx + ln Z - l_target (float64)
+// and softmax_i = e_i·float32(1/(Z·scaleN)).
 func crossEntropy(logits []float32, targets []int32, rows, V int, dlogits []float32, scaleN float64, rowLoss []float64) (sum float64, count int) {
 	parallelRows(rows, func(r0, r1 int) {
+		var scratch []float32
+		if dlogits == nil {
+			scratch = make([]float32, V)
+		}
 		for r := r0; r < r1; r++ {
 			lr := logits[r*V : (r+1)*V]
 			tg := int(targets[r])
@@ -302,22 +357,21 @@ func crossEntropy(logits []float32, targets []int32, rows, V int, dlogits []floa
 				}
 				continue
 			}
-			mx := lr[0]
-			for _, v := range lr {
-				mx = max(mx, v)
-			}
-			var z float64
-			for _, v := range lr {
-				z += math.Exp(float64(v - mx))
-			}
-			lse := float64(mx) + math.Log(z)
-			rowLoss[r] = lse - float64(lr[tg])
+			dr := scratch
 			if dlogits != nil {
-				dr := dlogits[r*V : (r+1)*V]
-				dr = dr[:len(lr)]
-				for i, v := range lr {
-					dr[i] = float32(math.Exp(float64(v)-lse) / scaleN)
-				}
+				dr = dlogits[r*V : (r+1)*V]
+			}
+			dr = dr[:len(lr)]
+			copy(dr, lr)
+			mx := scaleMax(dr, 1) // dr·1 = dr exactly
+			expSubSum(dr, mx)
+			var z float64
+			for _, e := range dr {
+				z += float64(e)
+			}
+			rowLoss[r] = float64(mx) + math.Log(z) - float64(lr[tg])
+			if dlogits != nil {
+				scaleVec(dr, float32(1/(z*scaleN)))
 				dr[tg] -= float32(1 / scaleN)
 			}
 		}

@@ -26,6 +26,18 @@ func gemmKern4x16(np, k int, a *float32, sp, sr int, b *float32, sb int, c *floa
 func gemmKern8x16(np, k int, a *float32, sp, sr int, b *float32, sb int, c *float32, ldc int, add bool)
 
 //go:noescape
+func gemmKern8x32(np, k int, a *float32, sp, sr int, b *float32, sb int, c *float32, ldc int, add bool)
+
+//go:noescape
+func softmaxRowPS(x *float32, n, nv int, s float32)
+
+//go:noescape
+func dsRowPS(p, d *float32, n, nv int, scale float32)
+
+//go:noescape
+func transpose8x8PS(src *float32, lds int, dst *float32, ldd int)
+
+//go:noescape
 func sumPS(x *float32, n int, l *lanes8)
 
 //go:noescape

@@ -155,7 +155,27 @@ DATA kc<>+560(SB)/4, $0x0000007f
 DATA kc<>+564(SB)/4, $0x0000007f
 DATA kc<>+568(SB)/4, $0x0000007f
 DATA kc<>+572(SB)/4, $0x0000007f
-GLOBL kc<>(SB), RODATA|NOPTR, $576
+DATA kc<>+576(SB)/4, $0xff800000
+DATA kc<>+580(SB)/4, $0xff800000
+DATA kc<>+584(SB)/4, $0xff800000
+DATA kc<>+588(SB)/4, $0xff800000
+DATA kc<>+592(SB)/4, $0xff800000
+DATA kc<>+596(SB)/4, $0xff800000
+DATA kc<>+600(SB)/4, $0xff800000
+DATA kc<>+604(SB)/4, $0xff800000
+GLOBL kc<>(SB), RODATA|NOPTR, $608
+
+// masktbl: 8 all-ones words then 8 zero words; the 8 words starting at
+// word 8-t have the first t lanes set.
+DATA masktbl<>+0(SB)/8, $0xffffffffffffffff
+DATA masktbl<>+8(SB)/8, $0xffffffffffffffff
+DATA masktbl<>+16(SB)/8, $0xffffffffffffffff
+DATA masktbl<>+24(SB)/8, $0xffffffffffffffff
+DATA masktbl<>+32(SB)/8, $0
+DATA masktbl<>+40(SB)/8, $0
+DATA masktbl<>+48(SB)/8, $0
+DATA masktbl<>+56(SB)/8, $0
+GLOBL masktbl<>(SB), RODATA|NOPTR, $64
 #define K_log2e kc<>+0(SB)
 #define K_ln2hi kc<>+32(SB)
 #define K_ln2lo kc<>+64(SB)
@@ -174,6 +194,7 @@ GLOBL kc<>(SB), RODATA|NOPTR, $576
 #define K_sign kc<>+480(SB)
 #define K_inf kc<>+512(SB)
 #define K_i127 kc<>+544(SB)
+#define K_ninf kc<>+576(SB)
 
 // EXPPS(X, R, T1, T2, T3): R = expf(X) per lane (mathf.go), X preserved.
 #define EXPPS(X, R, T1, T2, T3) \
@@ -888,5 +909,322 @@ g8_store:
 	ADDQ    $64, DX
 	DECQ    R8
 	JNZ     g8_panel
+	VZEROUPPER
+	RET
+
+// func gemmKern8x32(np, k int, a *float32, sp, sr int, b *float32, sb int, c *float32, ldc int, add bool)
+// gemmKern8x16 for np panels of 32 columns (b and c advance 32 floats per
+// panel): 16 accumulators, each broadcast a(p,r) used twice.
+TEXT ·gemmKern8x32(SB), NOSPLIT, $0-73
+	MOVQ np+0(FP), R8
+	MOVQ sp+24(FP), R10
+	MOVQ sr+32(FP), R11
+	MOVQ b+40(FP), DI
+	MOVQ sb+48(FP), R12
+	MOVQ c+56(FP), DX
+	MOVQ ldc+64(FP), R13
+	LEAQ (R11)(R11*2), BX
+
+g32_panel:
+	MOVQ   a+16(FP), CX
+	LEAQ   (CX)(R11*4), R9
+	MOVQ   DI, SI
+	MOVQ   k+8(FP), AX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+g32_loop:
+	VMOVUPS      (SI), Z16
+	VMOVUPS      64(SI), Z17
+	VBROADCASTSS (CX), Z18
+	VMULPS       Z16, Z18, Z20
+	VADDPS       Z20, Z0, Z0
+	VMULPS       Z17, Z18, Z21
+	VADDPS       Z21, Z1, Z1
+	VBROADCASTSS (CX)(R11*1), Z19
+	VMULPS       Z16, Z19, Z22
+	VADDPS       Z22, Z2, Z2
+	VMULPS       Z17, Z19, Z23
+	VADDPS       Z23, Z3, Z3
+	VBROADCASTSS (CX)(R11*2), Z18
+	VMULPS       Z16, Z18, Z24
+	VADDPS       Z24, Z4, Z4
+	VMULPS       Z17, Z18, Z25
+	VADDPS       Z25, Z5, Z5
+	VBROADCASTSS (CX)(BX*1), Z19
+	VMULPS       Z16, Z19, Z26
+	VADDPS       Z26, Z6, Z6
+	VMULPS       Z17, Z19, Z27
+	VADDPS       Z27, Z7, Z7
+	VBROADCASTSS (R9), Z18
+	VMULPS       Z16, Z18, Z20
+	VADDPS       Z20, Z8, Z8
+	VMULPS       Z17, Z18, Z21
+	VADDPS       Z21, Z9, Z9
+	VBROADCASTSS (R9)(R11*1), Z19
+	VMULPS       Z16, Z19, Z22
+	VADDPS       Z22, Z10, Z10
+	VMULPS       Z17, Z19, Z23
+	VADDPS       Z23, Z11, Z11
+	VBROADCASTSS (R9)(R11*2), Z18
+	VMULPS       Z16, Z18, Z24
+	VADDPS       Z24, Z12, Z12
+	VMULPS       Z17, Z18, Z25
+	VADDPS       Z25, Z13, Z13
+	VBROADCASTSS (R9)(BX*1), Z19
+	VMULPS       Z16, Z19, Z26
+	VADDPS       Z26, Z14, Z14
+	VMULPS       Z17, Z19, Z27
+	VADDPS       Z27, Z15, Z15
+	ADDQ         R10, CX
+	ADDQ         R10, R9
+	ADDQ         R12, SI
+	DECQ         AX
+	JNZ          g32_loop
+
+	LEAQ (DX)(R13*2), CX
+	LEAQ (DX)(R13*4), R9
+	LEAQ (R9)(R13*2), AX
+	CMPB add+72(FP), $0
+	JEQ  g32_store
+	VADDPS (DX), Z0, Z0
+	VADDPS 64(DX), Z1, Z1
+	VADDPS (DX)(R13*1), Z2, Z2
+	VADDPS 64(DX)(R13*1), Z3, Z3
+	VADDPS (CX), Z4, Z4
+	VADDPS 64(CX), Z5, Z5
+	VADDPS (CX)(R13*1), Z6, Z6
+	VADDPS 64(CX)(R13*1), Z7, Z7
+	VADDPS (R9), Z8, Z8
+	VADDPS 64(R9), Z9, Z9
+	VADDPS (R9)(R13*1), Z10, Z10
+	VADDPS 64(R9)(R13*1), Z11, Z11
+	VADDPS (AX), Z12, Z12
+	VADDPS 64(AX), Z13, Z13
+	VADDPS (AX)(R13*1), Z14, Z14
+	VADDPS 64(AX)(R13*1), Z15, Z15
+
+g32_store:
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, (DX)(R13*1)
+	VMOVUPS Z3, 64(DX)(R13*1)
+	VMOVUPS Z4, (CX)
+	VMOVUPS Z5, 64(CX)
+	VMOVUPS Z6, (CX)(R13*1)
+	VMOVUPS Z7, 64(CX)(R13*1)
+	VMOVUPS Z8, (R9)
+	VMOVUPS Z9, 64(R9)
+	VMOVUPS Z10, (R9)(R13*1)
+	VMOVUPS Z11, 64(R9)(R13*1)
+	VMOVUPS Z12, (AX)
+	VMOVUPS Z13, 64(AX)
+	VMOVUPS Z14, (AX)(R13*1)
+	VMOVUPS Z15, 64(AX)(R13*1)
+	ADDQ    $128, DI
+	ADDQ    $128, DX
+	DECQ    R8
+	JNZ     g32_panel
+	VZEROUPPER
+	RET
+
+// Horizontal reductions of the 8 lanes of Y in the fixed trees of lanes8
+// (kernels.go); the result is in the low lane of X. T is a scratch X reg.
+// sum: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)); max: the same with maxf.
+#define HSUM(Y, X, T) \
+	VEXTRACTF128 $1, Y, T \
+	VADDPS       T, X, X \
+	VMOVHLPS     X, X, T \
+	VADDPS       T, X, X \
+	VMOVSHDUP    X, T \
+	VADDSS       T, X, X
+
+#define HMAX(Y, X, T) \
+	VEXTRACTF128 $1, Y, T \
+	VMAXPS       T, X, X \
+	VMOVHLPS     X, X, T \
+	VMAXPS       T, X, X \
+	VMOVSHDUP    X, T \
+	VMAXSS       T, X, X
+
+// func softmaxRowPS(x *float32, n, nv int, s float32)
+// The attention softmax of one row, fused: x = x*s; mx = max; x =
+// expf(x - mx); z = Σ x; x *= 1/z — the same operations and lane structure
+// as scaleMax, expSubSum and scaleVec on x[:n]. nv is n rounded up to a
+// multiple of 8; x[n:nv] must be readable and is overwritten with garbage
+// (the last vector's lanes past n are masked out of the max and the sum).
+TEXT ·softmaxRowPS(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), AX
+	MOVQ         nv+16(FP), CX
+	VBROADCASTSS s+24(FP), Y1
+	MOVQ         CX, DX
+	SUBQ         AX, DX
+	LEAQ         masktbl<>(SB), R8
+	VMOVUPS      (R8)(DX*4), Y7         // first n-(nv-8) lanes set
+	VMOVUPS      K_ninf, Y0
+	LEAQ         -32(SI)(CX*4), DI      // last vector
+	MOVQ         SI, R9
+
+smx_p1:
+	CMPQ    R9, DI
+	JEQ     smx_p1last
+	VMULPS  (R9), Y1, Y2
+	VMOVUPS Y2, (R9)
+	VMAXPS  Y0, Y2, Y0
+	ADDQ    $32, R9
+	JMP     smx_p1
+
+smx_p1last:
+	VMULPS    (R9), Y1, Y2
+	VMOVUPS   Y2, (R9)
+	VMOVUPS   K_ninf, Y3
+	VBLENDVPS Y7, Y2, Y3, Y2
+	VMAXPS    Y0, Y2, Y0
+	HMAX(Y0, X0, X2)
+	VBROADCASTSS X0, Y6                 // mx
+	VXORPS  Y5, Y5, Y5
+	MOVQ    SI, R9
+
+smx_p2:
+	VMOVUPS (R9), Y0
+	VSUBPS  Y6, Y0, Y0
+	EXPPS(Y0, Y1, Y2, Y3, Y4)
+	VMOVUPS Y1, (R9)
+	CMPQ    R9, DI
+	JEQ     smx_p2last
+	VADDPS  Y1, Y5, Y5
+	ADDQ    $32, R9
+	JMP     smx_p2
+
+smx_p2last:
+	VANDPS Y7, Y1, Y1
+	VADDPS Y1, Y5, Y5
+	HSUM(Y5, X5, X2)
+	VMOVSS K_one, X3
+	VDIVSS X5, X3, X3                   // 1/z
+	VBROADCASTSS X3, Y3
+	MOVQ   SI, R9
+
+smx_p3:
+	VMULPS  (R9), Y3, Y2
+	VMOVUPS Y2, (R9)
+	ADDQ    $32, R9
+	CMPQ    R9, DI
+	JLS     smx_p3
+	VZEROUPPER
+	RET
+
+// func dsRowPS(p, d *float32, n, nv int, scale float32)
+// Attention backward of one row, fused: sum = Σ p·d (lanes, as dot), then
+// d = (p·(d - sum))·scale (as dsApply), on [:n]; n, nv as in softmaxRowPS.
+TEXT ·dsRowPS(SB), NOSPLIT, $0-36
+	MOVQ         p+0(FP), SI
+	MOVQ         d+8(FP), DI
+	MOVQ         n+16(FP), AX
+	MOVQ         nv+24(FP), CX
+	VBROADCASTSS scale+32(FP), Y6
+	MOVQ         CX, DX
+	SUBQ         AX, DX
+	LEAQ         masktbl<>(SB), R8
+	VMOVUPS      (R8)(DX*4), Y7
+	SHLQ         $2, CX
+	SUBQ         $32, CX                // byte offset of the last vector
+	VXORPS       Y0, Y0, Y0
+	XORQ         AX, AX
+
+dsr_p1:
+	VMOVUPS (SI)(AX*1), Y1
+	VMULPS  (DI)(AX*1), Y1, Y1
+	CMPQ    AX, CX
+	JEQ     dsr_p1last
+	VADDPS  Y1, Y0, Y0
+	ADDQ    $32, AX
+	JMP     dsr_p1
+
+dsr_p1last:
+	VANDPS Y7, Y1, Y1
+	VADDPS Y1, Y0, Y0
+	HSUM(Y0, X0, X2)
+	VBROADCASTSS X0, Y5                 // sum
+	XORQ AX, AX
+
+dsr_p2:
+	VMOVUPS (DI)(AX*1), Y2
+	VSUBPS  Y5, Y2, Y2
+	VMULPS  (SI)(AX*1), Y2, Y2
+	VMULPS  Y6, Y2, Y2
+	VMOVUPS Y2, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLE     dsr_p2
+	VZEROUPPER
+	RET
+
+// func transpose8x8PS(src *float32, lds int, dst *float32, ldd int)
+// dst[c][r] = src[r][c] for an 8×8 block (row strides in bytes).
+TEXT ·transpose8x8PS(SB), NOSPLIT, $0-32
+	MOVQ    src+0(FP), SI
+	MOVQ    lds+8(FP), AX
+	MOVQ    dst+16(FP), DI
+	MOVQ    ldd+24(FP), DX
+	LEAQ    (AX)(AX*2), BX
+	LEAQ    (SI)(AX*4), CX
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(AX*1), Y1
+	VMOVUPS (SI)(AX*2), Y2
+	VMOVUPS (SI)(BX*1), Y3
+	VMOVUPS (CX), Y4
+	VMOVUPS (CX)(AX*1), Y5
+	VMOVUPS (CX)(AX*2), Y6
+	VMOVUPS (CX)(BX*1), Y7
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	VSHUFPS   $0x44, Y10, Y8, Y0
+	VSHUFPS   $0xee, Y10, Y8, Y1
+	VSHUFPS   $0x44, Y11, Y9, Y2
+	VSHUFPS   $0xee, Y11, Y9, Y3
+	VSHUFPS   $0x44, Y14, Y12, Y4
+	VSHUFPS   $0xee, Y14, Y12, Y5
+	VSHUFPS   $0x44, Y15, Y13, Y6
+	VSHUFPS   $0xee, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	LEAQ    (DX)(DX*2), BX
+	LEAQ    (DI)(DX*4), CX
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DI)(DX*1)
+	VMOVUPS Y10, (DI)(DX*2)
+	VMOVUPS Y11, (DI)(BX*1)
+	VMOVUPS Y12, (CX)
+	VMOVUPS Y13, (CX)(DX*1)
+	VMOVUPS Y14, (CX)(DX*2)
+	VMOVUPS Y15, (CX)(BX*1)
 	VZEROUPPER
 	RET

@@ -18,6 +18,15 @@ func gemmKern8x16(np, k int, a *float32, sp, sr int, b *float32, sb int, c *floa
 	noSIMD()
 }
 
+func gemmKern8x32(np, k int, a *float32, sp, sr int, b *float32, sb int, c *float32, ldc int, add bool) {
+	noSIMD()
+}
+
+func softmaxRowPS(x *float32, n, nv int, s float32)   { noSIMD() }
+func dsRowPS(p, d *float32, n, nv int, scale float32) { noSIMD() }
+
+func transpose8x8PS(src *float32, lds int, dst *float32, ldd int) { noSIMD() }
+
 const haveAVX512 = false
 
 var useAVX512 = false

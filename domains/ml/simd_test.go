@@ -152,6 +152,42 @@ func TestKernelsSIMDMatchScalar(t *testing.T) {
 	}
 }
 
+// TestFusedRowsMatchScalar checks the fused attention row kernels against
+// the scalar composition, for every row length and capacity.
+func TestFusedRowsMatchScalar(t *testing.T) {
+	needSIMD(t)
+	r := rand.New(rand.NewPCG(13, 14))
+	for capn := 1; capn <= 40; capn++ {
+		for n := 1; n <= capn; n++ {
+			x := randVec(r, capn, 3)
+			p := randVec(r, capn, 0.3)
+			a, b := both(func() [][]float32 { return clone(x) }, func(v [][]float32) { softmaxRow(v[0], n, 0.37) })
+			bitsEq(t, fmt.Sprintf("softmaxRow n=%d cap=%d", n, capn), a[0][:n], b[0][:n])
+			a, b = both(func() [][]float32 { return clone(x) }, func(v [][]float32) { dsRow(p, v[0], n, 0.41) })
+			bitsEq(t, fmt.Sprintf("dsRow n=%d cap=%d", n, capn), a[0][:n], b[0][:n])
+		}
+	}
+}
+
+func TestTransposeSIMD(t *testing.T) {
+	needSIMD(t)
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, sh := range [][2]int{{1, 1}, {8, 8}, {9, 17}, {64, 16}, {16, 64}, {23, 31}, {40, 8}, {7, 40}} {
+		rows, cols := sh[0], sh[1]
+		ld := cols + 3
+		src := randVec(r, rows*ld, 1)
+		a, b := both(func() [][]float32 { return [][]float32{make([]float32, rows*cols)} }, func(v [][]float32) { transposeInto(v[0], src, rows, cols, ld) })
+		bitsEq(t, fmt.Sprintf("transpose %v", sh), a[0], b[0])
+		for i := 0; i < rows; i++ {
+			for j := 0; j < cols; j++ {
+				if b[0][j*rows+i] != src[i*ld+j] {
+					t.Fatalf("transposeGo %v wrong at %d,%d", sh, i, j)
+				}
+			}
+		}
+	}
+}
+
 func TestExpPSMatchesExpf(t *testing.T) {
 	needSIMD(t)
 	// A dense sweep plus special values, through expSubSum (mx = 0).
