@@ -60,7 +60,7 @@ func (o bOperand) release() {
 
 func gemmSIMD(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
 	bo := simdB(transB, n, k, b, ldb)
-	mc, nc := tileShape(m, n)
+	mc, nc := simdTileShape(m, n)
 	tm := (m + mc - 1) / mc
 	tn := (n + nc - 1) / nc
 	parallelFor(tm*tn, func(t int) {
@@ -69,6 +69,25 @@ func gemmSIMD(transA, transB bool, m, n, k int, a []float32, lda int, b []float3
 		gemmTileSIMD(transA, i0, min(i0+mc, m), j0, min(j0+nc, n), k, a, lda, bo, c, ldc, acc)
 	})
 	bo.release()
+}
+
+// simdTileShape is tileShape for the SIMD kernels: it halves the columns
+// only down to 32 (one 8×32 micro-tile wide) and then the rows down to 8,
+// so that small weight-gradient outputs still get the widest kernel. Like
+// tileShape it depends only on the shape; the tiling never affects results.
+func simdTileShape(m, n int) (mc, nc int) {
+	mc, nc = mcBlk, ncBlk
+	tasks := func() int { return ((m + mc - 1) / mc) * ((n + nc - 1) / nc) }
+	for tasks() < minTasks && nc > 32 {
+		nc /= 2
+	}
+	for tasks() < minTasks && mc > 8 {
+		mc /= 2
+	}
+	for tasks() < minTasks && nc > 16 {
+		nc /= 2
+	}
+	return mc, nc
 }
 
 // gemmSerialSIMD is gemmSerial on the SIMD path.
