@@ -7,29 +7,37 @@ import (
 
 // Matrix multiplication kernel.
 //
-// gemm is a cache-blocked, register-tiled, pure-Go (no assembly, no SIMD
-// intrinsics) single-precision matrix multiply in the GotoBLAS style:
+// gemm is a cache-blocked, register-tiled single-precision matrix multiply
+// with two interchangeable implementations that produce identical bits:
 //
-//   - the output is cut into tiles of at most mcBlk×ncBlk (smaller for small
-//     outputs, see tileShape; the tiling depends only on the shape); each
-//     tile is one task for the worker pool and is computed entirely by one
-//     goroutine;
-//   - for each kcBlk-long slice of the inner dimension the task packs its
-//     block of op(A) into mr-row panels and its block of op(B) into nr-column
-//     panels (contiguous, k-major, zero padded), which also absorbs any
-//     transposition, so forward (Y=X·W), input-gradient (dX=dY·Wᵀ) and
-//     weight-gradient (dW=Xᵀ·dY) products all run the same inner loop;
-//   - a 2×4 micro-kernel keeps its 8 accumulators, 2 A values and 4 B values
-//     in registers (amd64 exposes 15 usable XMM registers to Go code; 3×4,
-//     4×4 and 2×6 tiles spill and measured 40-50% slower), with the k loop
-//     unrolled twice. The Go compiler emits scalar SSE (MULSS/ADDSS, no FMA,
-//     no vectors), so this reaches roughly 13 GFLOP/s per core on the
-//     development machine (AMD EPYC, AVX-512 capable), a fraction of what
-//     a SIMD BLAS would get.
+//   - SIMD (amd64 with AVX2, chosen at run time; gemm_simd.go and
+//     simd_amd64.s): 8×32 and 8×16 AVX-512 micro-kernels (16 or 8 zmm
+//     accumulators) or a 4×16 AVX2 one (8 ymm accumulators) read op(A) and
+//     op(B) in place through strides (a transposed B is transposed once per
+//     call); one vector lane holds one output element. VMULPS then VADDPS,
+//     never FMA. About 210 GFLOP/s per core in the kernel on the development
+//     machine (AMD EPYC Turin-class, AVX-512), 140-200 GFLOP/s per core on
+//     the trainer's shapes, ~10x the scalar path;
+//   - scalar (every platform, and HYPERSPACE_ML_SIMD=off): the GotoBLAS-style
+//     code below. The output is cut into tiles of at most mcBlk×ncBlk
+//     (smaller for small outputs, see tileShape); each tile is one task for
+//     the worker pool, computed entirely by one goroutine; for each
+//     kcBlk-long slice of the inner dimension the task packs its block of
+//     op(A) into mr-row panels and its block of op(B) into nr-column panels
+//     (contiguous, k-major, zero padded), which also absorbs any
+//     transposition; a 2×4 micro-kernel keeps its 8 accumulators in
+//     registers (amd64 exposes 15 usable XMM registers to Go code; larger
+//     tiles spill), with the k loop unrolled twice. Scalar SSE, roughly
+//     13 GFLOP/s per core.
 //
-// Every output element is summed over k in a fixed order (kcBlk blocks in
-// sequence, each block in sequence), and the tiling does not depend on the
-// number of workers, so results are bit-identical for any GOMAXPROCS.
+// Both compute every output element the same way: for each kcBlk block of
+// the inner dimension in sequence, t = Σ a·b over the block in k order
+// starting from +0, each product rounded to float32 and then added (the Go
+// code writes float32(a*b) so the compiler cannot fuse it into an FMA),
+// then C = t for the first block when acc is false, else C += t. Blocking of
+// rows and columns, packing and the choice of kernel never change a result,
+// and the tiling does not depend on the number of workers, so results are
+// bit-identical for any GOMAXPROCS and either path.
 const (
 	mr    = 2   // micro-tile rows
 	nr    = 4   // micro-tile columns
@@ -334,9 +342,9 @@ func kernel2x4(ap, bp []float32, out *[mr * nr]float32) {
 // and returns the best achieved GFLOP/s (2n³ flops per product).
 //
 // This is the "peak" the trainer's efficiency is compared against: it is
-// the best this pure-Go scalar kernel reaches on large square matrices on
-// this machine, not the hardware's theoretical (SIMD/FMA) peak, which is
-// several times higher.
+// the best the package's kernel (SIMD when enabled, else scalar) reaches on
+// large square matrices on this machine, not the hardware's theoretical
+// peak.
 func MeasureMatmulPeak(n int, dur time.Duration) float64 {
 	if n <= 0 {
 		n = 512
