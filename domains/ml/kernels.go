@@ -140,8 +140,13 @@ func geluFwd(u, aux, a []float32) {
 	n := len(u)
 	aux, a = aux[:n], a[:n]
 	n8 := vec(n)
-	if n8 > 0 {
-		geluFwdPS(&u[0], &aux[0], &a[0], n8)
+	n16 := 0
+	if useAVX512 && n8 >= 16 {
+		n16 = n8 &^ 15
+		geluFwd512PS(&u[0], &aux[0], &a[0], n16)
+	}
+	if n8 > n16 {
+		geluFwdPS(&u[n16], &aux[n16], &a[n16], n8-n16)
 	}
 	for i := n8; i < n; i++ {
 		x := u[i]

@@ -38,6 +38,9 @@ func dsRowPS(p, d *float32, n, nv int, scale float32)
 func transpose8x8PS(src *float32, lds int, dst *float32, ldd int)
 
 //go:noescape
+func geluFwd512PS(u, aux, a *float32, n int)
+
+//go:noescape
 func sumPS(x *float32, n int, l *lanes8)
 
 //go:noescape

@@ -1228,3 +1228,75 @@ TEXT ·transpose8x8PS(SB), NOSPLIT, $0-32
 	VMOVUPS Y15, (CX)(BX*1)
 	VZEROUPPER
 	RET
+
+// EXPPS512(X, R, T1, T2, T3): EXPPS on 16 lanes (AVX-512F), with the clamps
+// done by compare-into-mask and masked moves. Uses K1-K3.
+#define EXPPS512(X, R, T1, T2, T3) \
+	VMULPS.BCST  K_log2e, X, T1 \
+	VPANDD.BCST  K_sign, T1, T2 \
+	VPORD.BCST   K_half, T2, T2 \
+	VADDPS       T2, T1, T1 \
+	VCVTTPS2DQ   T1, T1 \
+	VCVTDQ2PS    T1, T2 \
+	VMULPS.BCST  K_ln2hi, T2, T3 \
+	VSUBPS       T3, X, R \
+	VMULPS.BCST  K_ln2lo, T2, T3 \
+	VSUBPS       T3, R, R \
+	VMULPS.BCST  K_c720, R, T2 \
+	VADDPS.BCST  K_c120, T2, T2 \
+	VMULPS       R, T2, T2 \
+	VADDPS.BCST  K_c24, T2, T2 \
+	VMULPS       R, T2, T2 \
+	VADDPS.BCST  K_c6, T2, T2 \
+	VMULPS       R, T2, T2 \
+	VADDPS.BCST  K_half, T2, T2 \
+	VMULPS       R, T2, T2 \
+	VADDPS.BCST  K_one, T2, T2 \
+	VMULPS       R, T2, T2 \
+	VADDPS.BCST  K_one, T2, T2 \
+	VPADDD.BCST  K_i127, T1, T1 \
+	VPSLLD       $23, T1, T1 \
+	VMULPS       T1, T2, R \
+	VCMPPS.BCST  $0x1e, K_hi, X, K1 \
+	VBROADCASTSS K_inf, T3 \
+	VMOVAPS      T3, K1, R \
+	VCMPPS.BCST  $0x11, K_lo, X, K2 \
+	VPXORD       T3, T3, T3 \
+	VMOVAPS      T3, K2, R \
+	VCMPPS       $3, X, X, K3 \
+	VMOVAPS      X, K3, R
+
+// func geluFwd512PS(u, aux, a *float32, n int)
+// geluFwdPS on 16 lanes; n is a positive multiple of 16.
+TEXT ·geluFwd512PS(SB), NOSPLIT, $0-32
+	MOVQ u+0(FP), SI
+	MOVQ aux+8(FP), DX
+	MOVQ a+16(FP), DI
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+gf5_loop:
+	VMOVUPS      (SI)(AX*1), Z7
+	VMULPS.BCST  K_gelua, Z7, Z0
+	VMULPS       Z7, Z0, Z0
+	VMULPS       Z7, Z0, Z0
+	VADDPS       Z7, Z0, Z0
+	VMULPS.BCST  K_geluc, Z0, Z0
+	VADDPS       Z0, Z0, Z0
+	EXPPS512(Z0, Z1, Z2, Z3, Z4)
+	VADDPS.BCST  K_one, Z1, Z1
+	VBROADCASTSS K_two, Z2
+	VDIVPS       Z1, Z2, Z2
+	VBROADCASTSS K_one, Z3
+	VSUBPS       Z2, Z3, Z3
+	VMOVUPS      Z3, (DX)(AX*1)
+	VMULPS.BCST  K_half, Z7, Z4
+	VADDPS.BCST  K_one, Z3, Z5
+	VMULPS       Z5, Z4, Z4
+	VMOVUPS      Z4, (DI)(AX*1)
+	ADDQ         $64, AX
+	CMPQ         AX, CX
+	JNE          gf5_loop
+	VZEROUPPER
+	RET

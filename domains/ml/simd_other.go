@@ -27,6 +27,8 @@ func dsRowPS(p, d *float32, n, nv int, scale float32) { noSIMD() }
 
 func transpose8x8PS(src *float32, lds int, dst *float32, ldd int) { noSIMD() }
 
+func geluFwd512PS(u, aux, a *float32, n int) { noSIMD() }
+
 const haveAVX512 = false
 
 var useAVX512 = false

@@ -83,10 +83,22 @@ func clone(vs ...[]float32) [][]float32 {
 }
 
 // testLens covers the vector body, the 0-7 element tails and tiny inputs.
-var testLens = []int{1, 3, 7, 8, 9, 15, 16, 17, 31, 64, 65, 100, 257}
+var testLens = []int{1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 40, 64, 65, 100, 257}
 
 func TestKernelsSIMDMatchScalar(t *testing.T) {
 	needSIMD(t)
+	t.Run("avx2", func(t *testing.T) {
+		old := useAVX512
+		useAVX512 = false
+		defer func() { useAVX512 = old }()
+		testKernelsSIMD(t)
+	})
+	if haveAVX512 {
+		t.Run("avx512", testKernelsSIMD)
+	}
+}
+
+func testKernelsSIMD(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, n := range testLens {
 		x, y, z := randVec(r, n, 1), randVec(r, n, 2), randVec(r, n, 0.5)
@@ -199,6 +211,22 @@ func TestExpPSMatchesExpf(t *testing.T) {
 		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-30, -1e-30)
 	for len(xs)%8 != 0 {
 		xs = append(xs, 0.5)
+	}
+	// GELU runs the 16-lane (AVX-512) exp when available: a dense sweep of
+	// its inputs covers that exp over the whole clamp range.
+	var gx []float32
+	for x := -12.0; x <= 12; x += 0.000917 {
+		gx = append(gx, float32(x))
+	}
+	gx = append(gx, xs...)
+	for _, avx512 := range []bool{false, haveAVX512} {
+		old := useAVX512
+		useAVX512 = avx512
+		a, b := both(func() [][]float32 { return [][]float32{gx, make([]float32, len(gx)), make([]float32, len(gx))} },
+			func(v [][]float32) { geluFwd(v[0], v[1], v[2]) })
+		useAVX512 = old
+		bitsEq(t, fmt.Sprintf("gelu sweep avx512=%v tanh", avx512), a[1], b[1])
+		bitsEq(t, fmt.Sprintf("gelu sweep avx512=%v out", avx512), a[2], b[2])
 	}
 	got := append([]float32(nil), xs...)
 	withSIMD(true, func() { expSubSum(got, 0) })
