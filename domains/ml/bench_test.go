@@ -75,14 +75,7 @@ func BenchmarkTrainSIMD(b *testing.B) {
 			}
 		}
 	}
-	feat := "scalar"
-	if haveSIMD {
-		feat = simdName
-		if useAVX512 {
-			feat += "+avx512f"
-		}
-	}
-	b.Logf("SIMD kernels: %s", feat)
+	b.Logf("SIMD kernels: %s", simdFeatures())
 	b.ReportMetric(best[0].tps, "simd-tokens/s")
 	b.ReportMetric(best[1].tps, "scalar-tokens/s")
 	b.ReportMetric(best[0].tps/best[1].tps, "ratio")

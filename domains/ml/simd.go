@@ -30,11 +30,14 @@ import "os"
 // to compare the two paths. It must not be changed while a computation runs.
 var simdEnabled = haveSIMD && os.Getenv("HYPERSPACE_ML_SIMD") != "off"
 
-// SIMDFeatures names the instruction sets the trainer's kernels use on this
-// machine ("" = scalar Go). Not exported: reported by tests and benchmarks.
+// simdFeatures names the instruction sets the kernels use on this machine
+// ("scalar" when the SIMD path is off or unavailable).
 func simdFeatures() string {
-	if !simdEnabled {
-		return ""
+	switch {
+	case !simdEnabled:
+		return "scalar"
+	case useAVX512:
+		return simdName + "+avx512f"
 	}
 	return simdName
 }
