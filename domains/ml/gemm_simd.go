@@ -11,12 +11,12 @@ import "sync"
 //
 //   - gemmKern8x32 / gemmKern8x16 (AVX-512: 16 or 8 accumulators of 16
 //     lanes) or gemmKern4x16 (AVX2: 8 accumulators of 8 lanes) compute
-//     8×32, 8×16 or 4×16 output tiles, reading op(A) and op(B) in place through byte strides (no
-//     packing): op(A)(i,p) at a + p·sp + i·sr, which covers A and Aᵀ;
-//     op(B)(p,j) at b + p·sb + 4j, so a transposed B is first transposed
-//     once per call (into a pooled buffer);
-//   - rows and columns beyond the last full 4×16 tile go through small
-//     zero-padded copies and a temporary output tile.
+//     8×32, 8×16 or 4×16 output tiles, reading op(A) and op(B) in place
+//     through byte strides (no packing): op(A)(i,p) at a + p·sp + i·sr,
+//     which covers A and Aᵀ; op(B)(p,j) at b + p·sb + 4j, so a transposed B
+//     is first transposed once per call (into a pooled buffer);
+//   - the last rows (fewer than 4) and columns (fewer than 16) go through
+//     small zero-padded copies and a temporary output tile.
 const (
 	vmr = 4  // SIMD micro-tile rows
 	vnr = 16 // SIMD micro-tile columns
