@@ -150,7 +150,7 @@ func geluFwd(u, aux, a []float32) {
 	}
 	for i := n8; i < n; i++ {
 		x := u[i]
-		t := tanhf(geluC * (x + float32(float32(float32(0.044715*x)*x)*x)))
+		t := tanhf(float32(geluC * (x + float32(float32(float32(0.044715*x)*x)*x))))
 		aux[i] = t
 		a[i] = (0.5 * x) * (1 + t)
 	}
@@ -329,7 +329,7 @@ func sumSq64(x []float32) float64 {
 	}
 	for i := n8; i < len(x); i++ {
 		v := float64(x[i])
-		l[i&7] += v * v // exact product (48 significant bits): no fusion issue
+		l[i&7] += float64(v * v) // exact anyway (48 significant bits)
 	}
 	return l.sum()
 }

@@ -9,7 +9,14 @@ import "math"
 // wrapped in an explicit float32(...) (or float64(...)) conversion, which
 // the Go spec says must round and so prevents fusion; that includes
 // products stored in a variable (or returned) and added later, since fusion
-// may happen across statements and inlined calls. The SIMD kernels use
+// may happen across statements and inlined calls. To check, list the fused
+// instructions the compiler emits for the package:
+//
+//	GOAMD64=v3 go build -gcflags=-S ./domains/ml/ 2>&1 | grep -E 'STEXT|VFMADD|VFNMADD|VFMSUB'
+//	GOARCH=arm64 go build -gcflags=-S ./domains/ml/ 2>&1 | grep -E 'STEXT|FMADD|FMSUB|FNM'
+//
+// Only estimates (actBytes, flopsPerStep, MeasureMatmulPeak) may appear, and
+// lrAt in train.go, which still needs the same treatment. The SIMD kernels use
 // separate multiply and add instructions (no FMA) in the same order, so the
 // scalar and vector paths round identically on every platform.
 
