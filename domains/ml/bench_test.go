@@ -46,3 +46,40 @@ func BenchmarkTrainDefault(b *testing.B) {
 	b.ReportMetric(peak, "peakGFLOP/s")
 	b.ReportMetric(gf/peak, "ratio")
 }
+
+// BenchmarkTrainSIMD measures the baseline config's training throughput
+// with the SIMD kernels and with the scalar Go path (simdEnabled off) in
+// alternating rounds of the same run, keeping the best of each, and
+// reports both, their ratio, and the matmul peak (MeasureMatmulPeak, 512³)
+// of each path. Run with:
+//
+//	go test -run '^$' -bench TrainSIMD -benchtime 1x ./domains/ml/
+//
+// On a machine without the SIMD kernels both paths are the scalar one.
+func BenchmarkTrainSIMD(b *testing.B) {
+	dir := testDataDir(b)
+	var best [2]struct{ tps, gf, peak float64 } // [0] simd, [1] scalar
+	for i := 0; i < b.N; i++ {
+		for round := 0; round < 3; round++ {
+			for path, on := range []bool{haveSIMD, false} {
+				withSIMD(on, func() {
+					best[path].peak = max(best[path].peak, MeasureMatmulPeak(512, 300*time.Millisecond))
+					t, g, err := TrainerThroughput(context.Background(), dir, New().Baseline(), 1, 2*time.Second)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if t > best[path].tps {
+						best[path].tps, best[path].gf = t, g
+					}
+				})
+			}
+		}
+	}
+	b.Logf("SIMD kernels: %s", simdFeatures())
+	b.ReportMetric(best[0].tps, "simd-tokens/s")
+	b.ReportMetric(best[1].tps, "scalar-tokens/s")
+	b.ReportMetric(best[0].tps/best[1].tps, "ratio")
+	b.ReportMetric(best[0].gf, "simd-GFLOP/s")
+	b.ReportMetric(best[0].peak, "simd-peakGFLOP/s")
+	b.ReportMetric(best[1].peak, "scalar-peakGFLOP/s")
+}

@@ -7,29 +7,37 @@ import (
 
 // Matrix multiplication kernel.
 //
-// gemm is a cache-blocked, register-tiled, pure-Go (no assembly, no SIMD
-// intrinsics) single-precision matrix multiply in the GotoBLAS style:
+// gemm is a cache-blocked, register-tiled single-precision matrix multiply
+// with two interchangeable implementations that produce identical bits:
 //
-//   - the output is cut into tiles of at most mcBlk×ncBlk (smaller for small
-//     outputs, see tileShape; the tiling depends only on the shape); each
-//     tile is one task for the worker pool and is computed entirely by one
-//     goroutine;
-//   - for each kcBlk-long slice of the inner dimension the task packs its
-//     block of op(A) into mr-row panels and its block of op(B) into nr-column
-//     panels (contiguous, k-major, zero padded), which also absorbs any
-//     transposition, so forward (Y=X·W), input-gradient (dX=dY·Wᵀ) and
-//     weight-gradient (dW=Xᵀ·dY) products all run the same inner loop;
-//   - a 2×4 micro-kernel keeps its 8 accumulators, 2 A values and 4 B values
-//     in registers (amd64 exposes 15 usable XMM registers to Go code; 3×4,
-//     4×4 and 2×6 tiles spill and measured 40-50% slower), with the k loop
-//     unrolled twice. The Go compiler emits scalar SSE (MULSS/ADDSS, no FMA,
-//     no vectors), so this reaches roughly 13 GFLOP/s per core on the
-//     development machine (AMD EPYC, AVX-512 capable), a fraction of what
-//     a SIMD BLAS would get.
+//   - SIMD (amd64 with AVX2, chosen at run time; gemm_simd.go and
+//     simd_amd64.s): 8×32 and 8×16 AVX-512 micro-kernels (16 or 8 zmm
+//     accumulators) or a 4×16 AVX2 one (8 ymm accumulators) read op(A) and
+//     op(B) in place through strides (a transposed B is transposed once per
+//     call); one vector lane holds one output element. VMULPS then VADDPS,
+//     never FMA. About 210 GFLOP/s per core in the kernel on the development
+//     machine (AMD EPYC Turin-class, AVX-512), 140-200 GFLOP/s per core on
+//     the trainer's shapes, ~10x the scalar path;
+//   - scalar (every platform, and HYPERSPACE_ML_SIMD=off): the GotoBLAS-style
+//     code below. The output is cut into tiles of at most mcBlk×ncBlk
+//     (smaller for small outputs, see tileShape); each tile is one task for
+//     the worker pool, computed entirely by one goroutine; for each
+//     kcBlk-long slice of the inner dimension the task packs its block of
+//     op(A) into mr-row panels and its block of op(B) into nr-column panels
+//     (contiguous, k-major, zero padded), which also absorbs any
+//     transposition; a 2×4 micro-kernel keeps its 8 accumulators in
+//     registers (amd64 exposes 15 usable XMM registers to Go code; larger
+//     tiles spill), with the k loop unrolled twice. Scalar SSE, roughly
+//     13 GFLOP/s per core.
 //
-// Every output element is summed over k in a fixed order (kcBlk blocks in
-// sequence, each block in sequence), and the tiling does not depend on the
-// number of workers, so results are bit-identical for any GOMAXPROCS.
+// Both compute every output element the same way: for each kcBlk block of
+// the inner dimension in sequence, t = Σ a·b over the block in k order
+// starting from +0, each product rounded to float32 and then added (the Go
+// code writes float32(a*b) so the compiler cannot fuse it into an FMA),
+// then C = t for the first block when acc is false, else C += t. Blocking of
+// rows and columns, packing and the choice of kernel never change a result,
+// and the tiling does not depend on the number of workers, so results are
+// bit-identical for any GOMAXPROCS and either path.
 const (
 	mr    = 2   // micro-tile rows
 	nr    = 4   // micro-tile columns
@@ -58,6 +66,10 @@ func gemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, l
 				clear(c[i*ldc : i*ldc+n])
 			}
 		}
+		return
+	}
+	if simdEnabled {
+		gemmSIMD(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
 		return
 	}
 	mc, nc := tileShape(m, n)
@@ -95,6 +107,21 @@ func tileShape(m, n int) (mc, nc int) {
 // [j0,j1), computed by the calling goroutine (usable inside parallelFor
 // tasks). Indices into a, b and c are absolute, as in gemm.
 func gemmSerial(transA, transB bool, i0, i1, j0, j1, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
+	if i0 >= i1 || j0 >= j1 {
+		return
+	}
+	if k == 0 {
+		if !acc {
+			for r := i0; r < i1; r++ {
+				clear(c[r*ldc+j0 : r*ldc+j1])
+			}
+		}
+		return
+	}
+	if simdEnabled {
+		gemmSerialSIMD(transA, transB, i0, i1, j0, j1, k, a, lda, b, ldb, c, ldc, acc)
+		return
+	}
 	for i := i0; i < i1; i += mcBlk {
 		for j := j0; j < j1; j += ncBlk {
 			if k == 0 {
@@ -274,38 +301,38 @@ func kernel2x4(ap, bp []float32, out *[mr * nr]float32) {
 	for len(ap) >= 4 && len(bp) >= 8 {
 		a0, a1 := ap[0], ap[1]
 		b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
+		c00 += float32(a0 * b0)
+		c01 += float32(a0 * b1)
+		c02 += float32(a0 * b2)
+		c03 += float32(a0 * b3)
+		c10 += float32(a1 * b0)
+		c11 += float32(a1 * b1)
+		c12 += float32(a1 * b2)
+		c13 += float32(a1 * b3)
 		a0, a1 = ap[2], ap[3]
 		b0, b1, b2, b3 = bp[4], bp[5], bp[6], bp[7]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
+		c00 += float32(a0 * b0)
+		c01 += float32(a0 * b1)
+		c02 += float32(a0 * b2)
+		c03 += float32(a0 * b3)
+		c10 += float32(a1 * b0)
+		c11 += float32(a1 * b1)
+		c12 += float32(a1 * b2)
+		c13 += float32(a1 * b3)
 		ap = ap[4:]
 		bp = bp[8:]
 	}
 	if len(ap) >= 2 && len(bp) >= 4 {
 		a0, a1 := ap[0], ap[1]
 		b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
+		c00 += float32(a0 * b0)
+		c01 += float32(a0 * b1)
+		c02 += float32(a0 * b2)
+		c03 += float32(a0 * b3)
+		c10 += float32(a1 * b0)
+		c11 += float32(a1 * b1)
+		c12 += float32(a1 * b2)
+		c13 += float32(a1 * b3)
 	}
 	*out = [mr * nr]float32{c00, c01, c02, c03, c10, c11, c12, c13}
 }
@@ -315,9 +342,9 @@ func kernel2x4(ap, bp []float32, out *[mr * nr]float32) {
 // and returns the best achieved GFLOP/s (2n³ flops per product).
 //
 // This is the "peak" the trainer's efficiency is compared against: it is
-// the best this pure-Go scalar kernel reaches on large square matrices on
-// this machine, not the hardware's theoretical (SIMD/FMA) peak, which is
-// several times higher.
+// the best the package's kernel (SIMD when enabled, else scalar) reaches on
+// large square matrices on this machine, not the hardware's theoretical
+// peak.
 func MeasureMatmulPeak(n int, dur time.Duration) float64 {
 	if n <= 0 {
 		n = 512

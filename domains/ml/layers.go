@@ -24,11 +24,15 @@ func colSumAdd(dst, src []float32, rows, cols int) {
 		c0, c1 := t*cb, min((t+1)*cb, cols)
 		var acc [cb]float32
 		a := acc[:c1-c0]
-		for r := 0; r < rows; r++ {
-			row := src[r*cols+c0 : r*cols+c1]
-			a = a[:len(row)]
-			for i, v := range row {
-				a[i] += v
+		if simdEnabled && c1-c0 == cb {
+			colAcc16(src[c0:], rows, cols, &acc)
+		} else {
+			for r := 0; r < rows; r++ {
+				row := src[r*cols+c0 : r*cols+c1]
+				a = a[:len(row)]
+				for i, v := range row {
+					a[i] += v
+				}
 			}
 		}
 		d := dst[c0:c1]
@@ -75,33 +79,14 @@ func normForward(kind string, x, g, b, y, mean, rstd []float32, rows, d int) {
 	parallelRows(rows, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			xr := x[r*d : (r+1)*d]
-			yr := y[r*d : (r+1)*d]
-			yr = yr[:len(xr)]
-			g := g[:len(xr)]
 			var mu float32
 			if kind == normLayer {
-				var s float32
-				for _, v := range xr {
-					s += v
-				}
-				mu = s / float32(d)
+				mu = rowSum(xr) / float32(d)
 			}
-			var ss float32
-			for _, v := range xr {
-				ss += (v - mu) * (v - mu)
-			}
+			ss := rowSumSqDiff(xr, mu)
 			rs := float32(1 / math.Sqrt(float64(ss/float32(d))+normEps))
 			mean[r], rstd[r] = mu, rs
-			if b != nil {
-				b := b[:len(xr)]
-				for i, v := range xr {
-					yr[i] = (v-mu)*rs*g[i] + b[i]
-				}
-			} else {
-				for i, v := range xr {
-					yr[i] = (v - mu) * rs * g[i]
-				}
-			}
+			normApply(xr, g, b, y[r*d:(r+1)*d], mu, rs)
 		}
 	})
 }
@@ -115,26 +100,15 @@ func normBackward(kind string, x, g, mean, rstd, dy, dx, dg, db, tmp []float32, 
 			dyr := dy[r*d : (r+1)*d]
 			dxr := dx[r*d : (r+1)*d]
 			tr := tmp[r*d : (r+1)*d]
-			dyr, dxr, tr = dyr[:len(xr)], dxr[:len(xr)], tr[:len(xr)]
-			g := g[:len(xr)]
 			mu, rs := mean[r], rstd[r]
-			var sdh, sdhx float32 // Σ dxhat, Σ dxhat·xhat
-			for i, v := range xr {
-				xh := (v - mu) * rs
-				dh := dyr[i] * g[i]
-				tr[i] = dyr[i] * xh
-				sdh += dh
-				sdhx += dh * xh
-			}
+			// Σ dxhat, Σ dxhat·xhat (dxhat = dy·g, xhat = (x-mu)·rs)
+			sdh, sdhx := normBwdSums(xr, dyr, g, tr, mu, rs)
 			n := float32(d)
 			if kind != normLayer {
 				sdh = 0
 			}
-			for i, v := range xr {
-				xh := (v - mu) * rs
-				dh := dyr[i] * g[i]
-				dxr[i] += rs * (dh - sdh/n - xh*sdhx/n)
-			}
+			// dx += rs·(dxhat - Σdxhat/n - xhat·(Σdxhat·xhat/n))
+			normBwdApply(xr, dyr, g, dxr, mu, rs, sdh/n, sdhx/n)
 		}
 	})
 	colSumAdd(dg, tmp, rows, d)
@@ -169,25 +143,9 @@ func actForward(kind string, u, a, aux []float32, rows, f int) {
 					ar[i] = max(v, 0)
 				}
 			case actGELU:
-				ur := u[r*f : (r+1)*f]
-				ur = ur[:len(ar)]
-				xr := aux[r*f : (r+1)*f]
-				xr = xr[:len(ar)]
-				for i, x := range ur {
-					t := tanhf(geluC * (x + 0.044715*x*x*x))
-					xr[i] = t
-					ar[i] = 0.5 * x * (1 + t)
-				}
+				geluFwd(u[r*f:(r+1)*f], aux[r*f:(r+1)*f], ar)
 			case actSwiGLU:
-				gr := u[2*r*f : 2*r*f+f]
-				vr := u[2*r*f+f : 2*(r+1)*f]
-				xr := aux[r*f : (r+1)*f]
-				gr, vr, xr = gr[:len(ar)], vr[:len(ar)], xr[:len(ar)]
-				for i, gv := range gr {
-					sg := sigmoidf(gv)
-					xr[i] = sg
-					ar[i] = gv * sg * vr[i]
-				}
+				swigluFwd(u[2*r*f:2*r*f+f], u[2*r*f+f:2*(r+1)*f], aux[r*f:(r+1)*f], ar)
 			}
 		}
 	})
@@ -212,27 +170,9 @@ func actBackward(kind string, u, aux, da, du []float32, rows, f int) {
 					}
 				}
 			case actGELU:
-				ur := u[r*f : (r+1)*f]
-				dur := du[r*f : (r+1)*f]
-				xr := aux[r*f : (r+1)*f]
-				ur, dur, xr = ur[:len(dar)], dur[:len(dar)], xr[:len(dar)]
-				for i, x := range ur {
-					t := xr[i]
-					dt := (1 - t*t) * geluC * (1 + 3*0.044715*x*x)
-					dur[i] = dar[i] * (0.5*(1+t) + 0.5*x*dt)
-				}
+				geluBwd(u[r*f:(r+1)*f], aux[r*f:(r+1)*f], dar, du[r*f:(r+1)*f])
 			case actSwiGLU:
-				gr := u[2*r*f : 2*r*f+f]
-				vr := u[2*r*f+f : 2*(r+1)*f]
-				dgr := du[2*r*f : 2*r*f+f]
-				dvr := du[2*r*f+f : 2*(r+1)*f]
-				xr := aux[r*f : (r+1)*f]
-				gr, vr, dgr, dvr, xr = gr[:len(dar)], vr[:len(dar)], dgr[:len(dar)], dvr[:len(dar)], xr[:len(dar)]
-				for i, x := range gr {
-					s := xr[i]
-					dvr[i] = dar[i] * x * s
-					dgr[i] = dar[i] * vr[i] * s * (1 + x*(1-s))
-				}
+				swigluBwd(u[2*r*f:2*r*f+f], u[2*r*f+f:2*(r+1)*f], aux[r*f:(r+1)*f], dar, du[2*r*f:2*r*f+f], du[2*r*f+f:2*(r+1)*f])
 			}
 		}
 	})
@@ -259,32 +199,65 @@ func attnForward(qkv, out, probs []float32, bsz, T, H, hd int) {
 		base := b * T * 3 * d
 		Q, K, V := qkv[base+h*hd:], qkv[base+d+h*hd:], qkv[base+2*d+h*hd:]
 		O := out[b*T*d+h*hd:]
+		kt := getBuf(hd * T)
+		KT := *kt
+		transposeInto(KT, K, T, hd, 3*d) // Kᵀ (hd×T), so S = Q·Kᵀ needs no transposed operand
 		for i0 := 0; i0 < T; i0 += attnRowBlock {
 			i1 := min(i0+attnRowBlock, T)
-			gemmSerial(false, true, i0, i1, 0, i1, hd, Q, 3*d, K, 3*d, P, T, false) // S = Q·Kᵀ
+			gemmSerial(false, false, i0, i1, 0, i1, hd, Q, 3*d, KT, T, P, T, false) // S = Q·Kᵀ
 			for i := i0; i < i1; i++ {
 				pr := P[i*T : (i+1)*T]
-				vis := pr[:i+1]
-				mx := float32(math.Inf(-1))
-				for j, s := range vis {
-					vis[j] = s * scale
-					mx = max(mx, vis[j])
-				}
-				var z float32
-				for j, s := range vis {
-					e := expf(s - mx)
-					vis[j] = e
-					z += e
-				}
-				inv := 1 / z
-				for j := range vis {
-					vis[j] *= inv
-				}
+				softmaxRow(pr, i+1, scale)
 				clear(pr[i+1:])
 			}
 			gemmSerial(false, false, i0, i1, 0, hd, i1, P, T, V, 3*d, O, d, false) // O = P·V
 		}
+		fbufPool.Put(kt)
 	})
+}
+
+// transposeInto writes the transpose of the rows×cols matrix src (row
+// stride ld) into dst (cols×rows, contiguous). Pure data movement: the
+// SIMD and scalar versions are interchangeable.
+func transposeInto(dst, src []float32, rows, cols, ld int) {
+	dst = dst[:rows*cols]
+	if !simdEnabled || rows < 8 || cols < 8 {
+		transposeGo(dst, src, 0, rows, 0, cols, rows, ld)
+		return
+	}
+	_ = src[(rows-1)*ld+cols-1]
+	r8, c8 := rows&^7, cols&^7
+	for r := 0; r < r8; r += 8 {
+		for c := 0; c < c8; c += 8 {
+			transpose8x8PS(&src[r*ld+c], ld*4, &dst[c*rows+r], rows*4)
+		}
+	}
+	transposeGo(dst, src, 0, r8, c8, cols, rows, ld)
+	transposeGo(dst, src, r8, rows, 0, cols, rows, ld)
+}
+
+// transposeGo does rows [r0,r1) × columns [c0,c1) of transposeInto.
+func transposeGo(dst, src []float32, r0, r1, c0, c1, rows, ld int) {
+	if c0 >= c1 {
+		return
+	}
+	r := r0
+	for ; r+4 <= r1; r += 4 {
+		s0 := src[r*ld+c0 : r*ld+c1]
+		s1 := src[(r+1)*ld+c0 : (r+1)*ld+c1]
+		s2 := src[(r+2)*ld+c0 : (r+2)*ld+c1]
+		s3 := src[(r+3)*ld+c0 : (r+3)*ld+c1]
+		for q, v := range s0 {
+			c := c0 + q
+			o := dst[c*rows+r : c*rows+r+4]
+			o[0], o[1], o[2], o[3] = v, s1[q], s2[q], s3[q]
+		}
+	}
+	for ; r < r1; r++ {
+		for q, v := range src[r*ld+c0 : r*ld+c1] {
+			dst[(c0+q)*rows+r] = v
+		}
+	}
 }
 
 // attnBackward writes dqkv ((B·T)×3d, overwritten) from dout ((B·T)×d).
@@ -300,21 +273,16 @@ func attnBackward(qkv, probs, dout, dqkv []float32, bsz, T, H, hd int, scratch [
 		Q, K, V := qkv[base+h*hd:], qkv[base+d+h*hd:], qkv[base+2*d+h*hd:]
 		dQ, dK, dV := dqkv[base+h*hd:], dqkv[base+d+h*hd:], dqkv[base+2*d+h*hd:]
 		dO := dout[b*T*d+h*hd:]
+		vt := getBuf(hd * T)
+		VT := *vt
+		transposeInto(VT, V, T, hd, 3*d)
 		for i0 := 0; i0 < T; i0 += attnRowBlock {
 			i1 := min(i0+attnRowBlock, T)
-			gemmSerial(false, true, i0, i1, 0, i1, hd, dO, d, V, 3*d, dS, T, false) // dP = dO·Vᵀ
+			gemmSerial(false, false, i0, i1, 0, i1, hd, dO, d, VT, T, dS, T, false) // dP = dO·Vᵀ
 			// dS_ij = P_ij (dP_ij - Σ_k P_ik dP_ik) · scale, zero above the diagonal.
 			for i := i0; i < i1; i++ {
-				pr := P[i*T : i*T+i+1]
 				dr := dS[i*T : (i+1)*T]
-				vis := dr[:len(pr)]
-				var sum float32
-				for j, p := range pr {
-					sum += p * vis[j]
-				}
-				for j, p := range pr {
-					vis[j] = p * (vis[j] - sum) * scale
-				}
+				dsRow(P[i*T:(i+1)*T], dr, i+1, scale)
 				clear(dr[i+1:])
 			}
 			gemmSerial(false, false, i0, i1, 0, hd, i1, dS, T, K, 3*d, dQ, 3*d, false) // dQ = dS·K
@@ -326,6 +294,7 @@ func attnBackward(qkv, probs, dout, dqkv []float32, bsz, T, H, hd int, scratch [
 			gemmSerial(true, false, j0, j1, 0, hd, T-j0, dS[j0*T:], T, Q[j0*3*d:], 3*d, dK, 3*d, false)
 			gemmSerial(true, false, j0, j1, 0, hd, T-j0, P[j0*T:], T, dO[j0*d:], d, dV, 3*d, false)
 		}
+		fbufPool.Put(vt)
 	})
 }
 
@@ -368,8 +337,16 @@ func embedBackward(tokens []int32, dx, dwte, dwpe []float32, bsz, T, d int) {
 // are ignored. If dlogits is not nil it receives ∂(sum/scaleN)/∂logits, i.e.
 // (softmax - onehot)/scaleN on counted rows and 0 elsewhere. rowLoss is
 // rows-long scratch; the sum is taken in row order in float64.
+//
+// Per row: mx = max logit, e_i = expf(l_i - mx) (float32, vectorised),
+// Z = Σ e_i in float64 in index order, loss = mx + ln Z - l_target (float64)
+// and softmax_i = e_i·float32(1/(Z·scaleN)).
 func crossEntropy(logits []float32, targets []int32, rows, V int, dlogits []float32, scaleN float64, rowLoss []float64) (sum float64, count int) {
 	parallelRows(rows, func(r0, r1 int) {
+		var scratch []float32
+		if dlogits == nil {
+			scratch = make([]float32, V)
+		}
 		for r := r0; r < r1; r++ {
 			lr := logits[r*V : (r+1)*V]
 			tg := int(targets[r])
@@ -380,22 +357,21 @@ func crossEntropy(logits []float32, targets []int32, rows, V int, dlogits []floa
 				}
 				continue
 			}
-			mx := lr[0]
-			for _, v := range lr {
-				mx = max(mx, v)
-			}
-			var z float64
-			for _, v := range lr {
-				z += math.Exp(float64(v - mx))
-			}
-			lse := float64(mx) + math.Log(z)
-			rowLoss[r] = lse - float64(lr[tg])
+			dr := scratch
 			if dlogits != nil {
-				dr := dlogits[r*V : (r+1)*V]
-				dr = dr[:len(lr)]
-				for i, v := range lr {
-					dr[i] = float32(math.Exp(float64(v)-lse) / scaleN)
-				}
+				dr = dlogits[r*V : (r+1)*V]
+			}
+			dr = dr[:len(lr)]
+			copy(dr, lr)
+			mx := scaleMax(dr, 1) // dr·1 = dr exactly
+			expSubSum(dr, mx)
+			var z float64
+			for _, e := range dr {
+				z += float64(e)
+			}
+			rowLoss[r] = float64(mx) + math.Log(z) - float64(lr[tg])
+			if dlogits != nil {
+				scaleVec(dr, float32(1/(z*scaleN)))
 				dr[tg] -= float32(1 / scaleN)
 			}
 		}

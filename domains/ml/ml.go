@@ -60,8 +60,10 @@ func (*Domain) Space() domains.Space { return append(domains.Space(nil), space..
 
 // Baseline implements domains.Domain: a 2-layer, 64-wide model (about 111k
 // parameters) trained on 700k characters (683 steps of 16×64), which takes
-// about 28 s on an otherwise idle 2-core machine (AMD EPYC, ~26k chars/s,
-// ~17 GFLOP/s) and reaches val_loss 1.646.
+// about 28 s on an otherwise idle 2-core machine with the scalar Go kernels
+// (AMD EPYC, ~26k chars/s, ~17 GFLOP/s), several times less with the
+// AVX2/AVX-512 kernels (see BENCHMARKS.md), and reaches val_loss 1.6465
+// (seed 1).
 func (*Domain) Baseline() domains.Config {
 	return domains.Config{
 		"nLayers":          2.0,
@@ -132,7 +134,7 @@ are split in file order: first 80% train, next 10% validation, last 10% test.
 Metric: val_loss, the mean cross-entropy in nats per character on a fixed
 set of validation characters (32 evenly spaced 512-character segments, each
 predicted left to right in windows of contextLength). Lower is better.
-ln(52) = 3.95 is chance; the baseline reaches 1.646. Also reported:
+ln(52) = 3.95 is chance; the baseline reaches 1.647. Also reported:
 valBpb (bits per character), trainLoss, testLoss, tokensPerSec, gflops,
 params, steps, durationSec.
 
@@ -146,7 +148,8 @@ steps = tokenBudget / (batchSize*contextLength).
 
 Budget: cost is about 6 * params * tokenBudget floating point operations
 (plus attention, which grows with contextLength). The baseline (about 0.11M
-parameters, 700k characters) takes about 30 s on 2 CPU cores; time scales
+parameters, 700k characters) takes about 30 s on 2 CPU cores with the
+portable kernels, about 10 s on x86-64 with AVX2/AVX-512; time scales
 linearly with tokenBudget and roughly with params. Bigger models need more
 tokens to pay off; within a fixed time budget, balance model size against
 tokenBudget. Evaluation is deterministic for a given config and seed. If the

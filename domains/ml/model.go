@@ -280,11 +280,7 @@ func actBytes(h hyper, bsz int) float64 {
 func addBiasRows(x, b []float32, rows, n int) {
 	parallelRows(rows, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
-			xr := x[r*n : (r+1)*n]
-			b := b[:len(xr)]
-			for i := range xr {
-				xr[i] += b[i]
-			}
+			addVec(x[r*n:(r+1)*n], b)
 		}
 	})
 }
@@ -381,37 +377,24 @@ func (m *model) adamW(lr, wd float64, t int) {
 	const b1, b2, eps = 0.9, 0.95, 1e-8
 	c1 := 1 - math.Pow(b1, float64(t))
 	c2 := 1 - math.Pow(b2, float64(t))
-	lr32 := float32(lr)
+	base := adamConsts{c1: c1, c2: c2, eps: eps, lr: float32(lr), b1: b1, nb1: 1 - b1, b2: b2, nb2: 1 - b2}
 	parallelFor(len(m.tensors), func(i int) {
 		tn := m.tensors[i]
 		p := m.p(tn)
-		g := m.g(tn)[:len(p)]
-		mm := m.m[tn.Off : tn.Off+len(p)]
-		vv := m.v[tn.Off : tn.Off+len(p)]
-		decay := float32(0)
+		k := base
 		if tn.decay {
-			decay = float32(wd)
+			k.decay = float32(wd)
 		}
-		for j := range p {
-			gj := g[j]
-			mm[j] = b1*mm[j] + (1-b1)*gj
-			vv[j] = b2*vv[j] + (1-b2)*gj*gj
-			mh := float64(mm[j]) / c1
-			vh := float64(vv[j]) / c2
-			p[j] -= lr32 * (float32(mh/(math.Sqrt(vh)+eps)) + decay*p[j])
-		}
+		adamWVec(p, m.g(tn), m.m[tn.Off:tn.Off+len(p)], m.v[tn.Off:tn.Off+len(p)], &k)
 	})
 }
 
 // gradNorm returns the global L2 norm of the gradient (per-tensor partial
-// sums in parallel, combined in tensor order).
+// sums in parallel, each in 8 lanes (see sumSq64), combined in tensor
+// order).
 func (m *model) gradNorm(part []float64) float64 {
 	parallelFor(len(m.tensors), func(i int) {
-		var s float64
-		for _, g := range m.g(m.tensors[i]) {
-			s += float64(g) * float64(g)
-		}
-		part[i] = s
+		part[i] = sumSq64(m.g(m.tensors[i]))
 	})
 	var s float64
 	for _, v := range part[:len(m.tensors)] {
