@@ -212,7 +212,7 @@ func lrAt(h hyper, s, steps int) float64 {
 		return h.LR
 	}
 	prog := float64(s-h.Warmup) / float64(span-1)
-	return h.LR * (h.MinLRRatio + (1-h.MinLRRatio)*0.5*(1+math.Cos(math.Pi*prog)))
+	return h.LR * (h.MinLRRatio + float64((1-h.MinLRRatio)*0.5*(1+math.Cos(math.Pi*prog))))
 }
 
 // evalLoss is the mean loss (nats/char) over the fixed evaluation windows
