@@ -314,3 +314,17 @@ func FuzzPaperMessage(f *testing.F) {
 		}
 	})
 }
+
+func FuzzRoundAnnouncement(f *testing.F) {
+	f.Add([]byte(`{"run":"r1","round":2,"global":"` + strings.Repeat("a", 64) + `","deadlineMs":1,"spec":{},"owner":"12D3KooWCWnRSte6m3Zp3QwyfMruo6d5pF434TwMeMYxXpNBWaej","at":5}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := UnmarshalRoundAnnouncement(b)
+		if err != nil {
+			return
+		}
+		if !runIDPattern.MatchString(a.Run) || len(a.Global) != 64 || a.Round < 0 {
+			t.Fatalf("accepted %+v", a)
+		}
+	})
+}

@@ -1,8 +1,11 @@
 package diloco
 
 import (
+	"math"
+
 	"context"
 	"errors"
+	"github.com/hyperspace-ai/hyperspace/internal/tensor"
 	"os"
 	"path/filepath"
 	"testing"
@@ -155,4 +158,30 @@ func TestDeltaChecks(t *testing.T) {
 	if b := NormBound([]float64{d.Norm, d.Norm}, st.Params); d.Norm > b || 11*d.Norm < b {
 		t.Errorf("norm bound %v for norm %v", b, d.Norm)
 	}
+}
+
+func FuzzDecodeDelta(f *testing.F) {
+	global := []float32{0.5, -1, 2, 0.25}
+	layout := []tensor.Info{{Name: "w", Offset: 0, Rows: 2, Cols: 2}}
+	for _, c := range tensor.Codecs {
+		name := "delta"
+		if c == tensor.FP32 {
+			name = "final"
+		}
+		b, _ := tensor.EncodeCompact("delta", layout, DeltaMeta{Run: "r", Round: 1, Base: "b", Tokens: 10, Steps: 1},
+			tensor.Vec{Name: name, Codec: c, Block: 16, Data: []float32{0.1, 0.2, -0.3, 0}})
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := DecodeDelta(b, "r", 1, "b", global)
+		if err != nil {
+			return
+		}
+		if len(d.G) != len(global) || math.IsNaN(d.Norm) || math.IsInf(d.Norm, 0) || d.Meta.Tokens <= 0 {
+			t.Fatalf("accepted %+v", d)
+		}
+		_, _ = ApplyUpdate(b, "r", 1, "b", global)
+		_, _ = DecodeInner(b)
+		_, _ = DecodeOuter(b)
+	})
 }
