@@ -363,7 +363,7 @@ func TrainInner(spec Spec, run string, round, shard int, base string, layout []t
 				out.EF[i] = d[i] - sent[i]
 			}
 		}
-		vec = tensor.Vec{Name: "delta", Codec: codec, Block: spec.Block, Data: d}
+		vec = tensor.Vec{Name: "delta", Codec: codec, Block: spec.Block, Data: d, Deflate: codec.Quantised()}
 	}
 	b, err := tensor.EncodeCompact("delta", layout, meta, vec)
 	if err != nil {
@@ -543,7 +543,7 @@ func OuterStep(spec Spec, run string, round int, base string, layout []tensor.In
 		}
 		out.Global[i] = global[i] + sent[i]
 	}
-	b, err := tensor.EncodeCompact("update", layout, meta, tensor.Vec{Name: "update", Codec: codec, Block: spec.Block, Data: u})
+	b, err := tensor.EncodeCompact("update", layout, meta, tensor.Vec{Name: "update", Codec: codec, Block: spec.Block, Data: u, Deflate: codec.Quantised()})
 	if err != nil {
 		return Outer{}, err
 	}

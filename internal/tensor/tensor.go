@@ -22,6 +22,10 @@
 //	      complement values per byte, the lower index in the low nibble;
 //	      value = scale[b] × q, q in -7..7
 //
+// A section may be entropy-coded ("entropy": "deflate"): its bytes are then
+// the DEFLATE stream of the encoding above, at most 256 times smaller than
+// it (a decoder refuses more, so a small input cannot claim a huge one).
+//
 // Blocks (int8, int4): when the header has a layout, every tensor of the
 // layout is cut into blocks of at most Block values (a block never spans
 // two tensors, since tensors differ in scale); without a layout the flat
@@ -35,12 +39,14 @@ package tensor
 
 import (
 	"bytes"
+	"compress/flate"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 )
 
@@ -97,6 +103,9 @@ type Section struct {
 	Numel int    `json:"numel"`
 	Block int    `json:"block,omitempty"`
 	Bytes int    `json:"bytes"`
+	// Entropy "deflate": the section's bytes are the DEFLATE (RFC 1951)
+	// stream of the encoding above; empty: stored as is.
+	Entropy string `json:"entropy,omitempty"`
 }
 
 // Header is the JSON header.
@@ -117,6 +126,9 @@ type Vec struct {
 	Codec Codec
 	Block int // int8/int4 block size; 0 = DefaultBlock
 	Data  []float32
+	// Deflate entropy-codes the section (kept only when it is smaller).
+	// Lossless: quantised pseudo-gradients are mostly small codes.
+	Deflate bool
 }
 
 // File is a decoded tensor file: every section dequantised to float32.
@@ -164,7 +176,15 @@ func encode(kind string, layout []Info, compact bool, meta any, vecs []Vec) ([]b
 		if err != nil {
 			return nil, fmt.Errorf("tensor: section %s: %w", v.Name, err)
 		}
-		h.Sections = append(h.Sections, Section{Name: v.Name, Codec: v.Codec, Numel: len(v.Data), Block: blk, Bytes: len(b)})
+		sec := Section{Name: v.Name, Codec: v.Codec, Numel: len(v.Data), Block: blk}
+		if v.Deflate {
+			// Only what Decode accepts: at most maxInflate times smaller.
+			if z := deflate(b); len(z) < len(b) && len(b) <= maxInflate*len(z)+4096 {
+				b, sec.Entropy = z, "deflate"
+			}
+		}
+		sec.Bytes = len(b)
+		h.Sections = append(h.Sections, sec)
 		payload.Write(b)
 	}
 	hb, err := json.Marshal(h)
@@ -253,19 +273,33 @@ func Decode(b []byte) (*File, error) {
 			nb = numBlocks(h.Layout, s.Numel, s.Block)
 		}
 		want := encodedSize(s.Codec, s.Numel, nb)
-		if s.Bytes != want || want > len(rest) {
-			return nil, formatErr("section %q: %d bytes declared, %d expected, %d present", s.Name, s.Bytes, want, len(rest))
+		raw := rest
+		switch s.Entropy {
+		case "":
+			if s.Bytes != want || want > len(rest) {
+				return nil, formatErr("section %q: %d bytes declared, %d expected, %d present", s.Name, s.Bytes, want, len(rest))
+			}
+		case "deflate":
+			if s.Bytes < 1 || s.Bytes > len(rest) || want > maxInflate*s.Bytes+4096 {
+				return nil, formatErr("section %q: %d deflated bytes for %d (%d present)", s.Name, s.Bytes, want, len(rest))
+			}
+			var err error
+			if raw, err = inflate(rest[:s.Bytes], want); err != nil {
+				return nil, formatErr("section %q: %v", s.Name, err)
+			}
+		default:
+			return nil, formatErr("section %q: entropy coding %q", s.Name, s.Entropy)
 		}
 		var bl []int
 		if s.Codec.Quantised() {
 			bl = blocks(h.Layout, s.Numel, s.Block)
 		}
-		v, err := decodeVec(s.Codec, rest[:want], s.Numel, bl)
+		v, err := decodeVec(s.Codec, raw[:want], s.Numel, bl)
 		if err != nil {
 			return nil, formatErr("section %q: %v", s.Name, err)
 		}
 		f.Vecs[s.Name] = v
-		rest = rest[want:]
+		rest = rest[s.Bytes:]
 	}
 	if len(rest) != 0 {
 		return nil, formatErr("%d trailing bytes", len(rest))
@@ -307,6 +341,34 @@ func layoutNumel(l []Info) int {
 		n += t.Rows * t.Cols
 	}
 	return n
+}
+
+// maxInflate bounds how many times its size a deflated section may expand
+// (DEFLATE can reach ~1000x; a decoder of outside input must not).
+const maxInflate = 256
+
+func deflate(b []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	_, _ = w.Write(b)
+	_ = w.Close()
+	return buf.Bytes()
+}
+
+// inflate decompresses exactly n bytes from z.
+func inflate(z []byte, n int) ([]byte, error) {
+	r := flate.NewReader(bytes.NewReader(z))
+	defer r.Close()
+	out := make([]byte, 0, min(n, 64<<10))
+	buf := bytes.NewBuffer(out)
+	got, err := io.Copy(buf, io.LimitReader(r, int64(n)+1))
+	if err != nil {
+		return nil, err
+	}
+	if got != int64(n) {
+		return nil, fmt.Errorf("inflated to %d bytes, want %d", got, n)
+	}
+	return buf.Bytes(), nil
 }
 
 // numBlocks is len(blocks(layout, n, blk)), computed without allocating.

@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -120,6 +121,8 @@ func FuzzDecode(f *testing.F) {
 	for _, c := range Codecs {
 		b, _ := Encode("delta", []Info{{"w", 0, 2, 3}}, map[string]int{"r": 1}, Vec{Name: "d", Codec: c, Block: 4, Data: []float32{1, -2, 3, 0.5, 0, -0.25}})
 		f.Add(b)
+		z, _ := Encode("delta", nil, nil, Vec{Name: "d", Codec: c, Block: 64, Deflate: true, Data: make([]float32, 300)})
+		f.Add(z)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		file, err := Decode(b)
@@ -166,5 +169,46 @@ func TestCompactEqualsLayout(t *testing.T) {
 		if a.Vecs["d"][i] != b.Vecs["d"][i] {
 			t.Fatalf("value %d differs", i)
 		}
+	}
+}
+
+func TestDeflate(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	x := make([]float32, 50000)
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * 0.01)
+	}
+	plain, _ := Encode("delta", nil, nil, Vec{Name: "d", Codec: Int8, Data: x})
+	z, _ := Encode("delta", nil, nil, Vec{Name: "d", Codec: Int8, Data: x, Deflate: true})
+	a, err := Decode(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Decode(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range x {
+		if a.Vecs["d"][i] != b.Vecs["d"][i] {
+			t.Fatalf("value %d differs", i)
+		}
+	}
+	if b.Header.Sections[0].Entropy != "deflate" || len(z) >= len(plain) {
+		t.Fatalf("deflate %d bytes vs %d", len(z), len(plain))
+	}
+	t.Logf("int8: %d bytes stored, %d deflated", len(plain), len(z))
+	// A bomb: a tiny stream claiming a huge section.
+	big := make([]float32, 1<<20)
+	stored, _ := Encode("delta", nil, nil, Vec{Name: "d", Codec: Int8, Data: big, Deflate: true})
+	if f, err := Decode(stored); err != nil || f.Header.Sections[0].Entropy != "" {
+		t.Fatalf("an all-zero vector must be stored so that it decodes: %v", err)
+	}
+	raw := encodedSize(Int8, len(big), numBlocks(nil, len(big), DefaultBlock))
+	zb := deflate(make([]byte, raw))
+	hdr, _ := json.Marshal(Header{Format: "hyperspace-tensor", Kind: "delta", Sections: []Section{{Name: "d", Codec: Int8, Numel: len(big), Block: DefaultBlock, Bytes: len(zb), Entropy: "deflate"}}})
+	bomb := append([]byte("HSTENSOR\x01\x00\x00\x00"), byte(len(hdr)), byte(len(hdr)>>8), byte(len(hdr)>>16), byte(len(hdr)>>24))
+	bomb = append(append(bomb, hdr...), zb...)
+	if _, err := Decode(bomb); !errors.Is(err, ErrFormat) {
+		t.Fatalf("deflate bomb (%d bytes for %d values): %v", len(bomb), len(big), err)
 	}
 }
