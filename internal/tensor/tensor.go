@@ -349,7 +349,7 @@ const maxInflate = 256
 
 func deflate(b []byte) []byte {
 	var buf bytes.Buffer
-	w, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	w, _ := flate.NewWriter(&buf, flate.BestSpeed)
 	_, _ = w.Write(b)
 	_ = w.Close()
 	return buf.Bytes()
