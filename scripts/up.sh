@@ -57,5 +57,6 @@ fi
 echo
 sed -n '/Hyperspace is running/,/^$/p' "$RUN_DIR/dev.log" | grep -v '^time='
 echo "  Token file:   $STATE_DIR/admin.token  (bin/hyperspace campaign ... reads it; curl -H \"Authorization: Bearer \$(cat $STATE_DIR/admin.token)\" ...)"
+echo "  Train:        bin/hyperspace train start --workers 4 --inner-steps 50 --rounds 10 --watch   (DiLoCo; README, \"DiLoCo\")"
 echo "  Logs:         $RUN_DIR/dev.log"
 echo "  Stop:         make down"
