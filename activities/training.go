@@ -46,7 +46,7 @@ func (a *Activities) RegisterInnerTrain(w worker.Registry) {
 
 // S3 layout of a run: every file but the checkpoint is named by its
 // content hash (deltas and updates by their round and base as well).
-func trainingKey(run, kind, name string) string {
+func TrainingKey(run, kind, name string) string {
 	return "training/" + run + "/" + kind + "/" + name + ".hst"
 }
 
@@ -93,6 +93,17 @@ func (a *Activities) corpus() (*ml.Corpus, error) {
 	return c, nil
 }
 
+// GlobalParams returns a run's global parameters by content hash (cached).
+func (a *Activities) GlobalParams(ctx context.Context, run, hash string) ([]float32, error) {
+	p, _, err := a.loadGlobal(ctx, run, 0, hash, "", "", nil)
+	return p, err
+}
+
+// GoInnerTrainer is the pure-Go inner trainer (ml.TrainSteps).
+func GoInnerTrainer(ctx context.Context, st *ml.State, data []uint8, n, total int, progress func(int, float64)) (ml.StepStats, error) {
+	return ml.TrainSteps(ctx, st, data, n, total, progress)
+}
+
 // loadGlobal returns the global parameters with content hash h (from the
 // cache, or rebuilt from prev + the broadcast update, or downloaded whole)
 // and the bytes it downloaded.
@@ -114,7 +125,7 @@ func (a *Activities) loadGlobal(ctx context.Context, run string, round int, h, p
 			a.log().Warn("broadcast did not rebuild the global parameters; downloading them whole", "run", run, "round", round)
 		}
 	}
-	b, err := a.Blob.Get(ctx, trainingKey(run, "params", h))
+	b, err := a.Blob.Get(ctx, TrainingKey(run, "params", h))
 	if err != nil {
 		return nil, down, fmt.Errorf("global parameters %.12s: %w", h, err)
 	}
@@ -137,7 +148,7 @@ func (a *Activities) loadGlobal(ctx context.Context, run string, round int, h, p
 // putHashed stores b under its content hash and returns the hash.
 func (a *Activities) putHashed(ctx context.Context, run, kind string, b []byte) (string, error) {
 	h := tensor.Hash(b)
-	return h, a.Blob.Put(ctx, trainingKey(run, kind, h), b, "application/octet-stream")
+	return h, a.Blob.Put(ctx, TrainingKey(run, kind, h), b, "application/octet-stream")
 }
 
 // TrainingInit creates a run's initial global parameters.
@@ -184,7 +195,7 @@ func (a *Activities) InnerTrain(ctx context.Context, in workflows.InnerTrainInpu
 	}
 	inner := diloco.NewInner(len(global), spec.Seed, in.Shard, *spec.ErrorFeedback)
 	if in.Inner != "" {
-		b, err := a.Blob.Get(ctx, trainingKey(in.RunID, fmt.Sprintf("inner/%d", in.Shard), in.Inner))
+		b, err := a.Blob.Get(ctx, TrainingKey(in.RunID, fmt.Sprintf("inner/%d", in.Shard), in.Inner))
 		if err != nil {
 			return workflows.InnerTrainResult{}, fmt.Errorf("inner state of shard %d: %w", in.Shard, err)
 		}
@@ -196,9 +207,7 @@ func (a *Activities) InnerTrain(ctx context.Context, in workflows.InnerTrainInpu
 	inner.Step = in.Round * spec.InnerSteps
 	trainer := a.InnerTrainer
 	if trainer == nil {
-		trainer = func(ctx context.Context, st *ml.State, data []uint8, n, total int, progress func(int, float64)) (ml.StepStats, error) {
-			return ml.TrainSteps(ctx, st, data, n, total, progress)
-		}
+		trainer = GoInnerTrainer
 	}
 	a.log().Info("inner training started", "run", in.RunID, "round", in.Round, "shard", in.Shard, "steps", spec.InnerSteps)
 	var mu sync.Mutex
@@ -233,7 +242,7 @@ func (a *Activities) InnerTrain(ctx context.Context, in workflows.InnerTrainInpu
 		return workflows.InnerTrainResult{}, err
 	}
 	dh := tensor.Hash(w.Delta)
-	key := trainingKey(in.RunID, fmt.Sprintf("deltas/%d", in.Round), fmt.Sprintf("%d-%s", in.Shard, dh))
+	key := TrainingKey(in.RunID, fmt.Sprintf("deltas/%d", in.Round), fmt.Sprintf("%d-%s", in.Shard, dh))
 	if err := a.Blob.Put(ctx, key, w.Delta, "application/octet-stream"); err != nil {
 		return workflows.InnerTrainResult{}, err
 	}
@@ -314,7 +323,7 @@ func (a *Activities) OuterStep(ctx context.Context, in workflows.OuterStepInput)
 	}
 	var outer diloco.OuterState
 	if in.Outer != "" {
-		b, err := a.Blob.Get(ctx, trainingKey(in.RunID, "outer", in.Outer))
+		b, err := a.Blob.Get(ctx, TrainingKey(in.RunID, "outer", in.Outer))
 		if err != nil {
 			return workflows.OuterStepResult{}, err
 		}
@@ -400,7 +409,7 @@ func (a *Activities) OuterStep(ctx context.Context, in workflows.OuterStepInput)
 	if err != nil {
 		return workflows.OuterStepResult{}, err
 	}
-	ukey := trainingKey(in.RunID, "updates", fmt.Sprintf("%d-%s", in.Round, in.Global))
+	ukey := TrainingKey(in.RunID, "updates", fmt.Sprintf("%d-%s", in.Round, in.Global))
 	if err := a.Blob.Put(ctx, ukey, o.Update, "application/octet-stream"); err != nil {
 		return workflows.OuterStepResult{}, err
 	}
@@ -409,14 +418,9 @@ func (a *Activities) OuterStep(ctx context.Context, in workflows.OuterStepInput)
 		return workflows.OuterStepResult{}, err
 	}
 	prev := ""
-	if in.Round > 0 {
-		rounds, err := a.Store.TrainingRounds(ctx, in.RunID)
-		if err == nil {
-			for _, r := range rounds {
-				if r.Round == in.Round {
-					prev = r.RecordID
-				}
-			}
+	if in.Round > 0 { // the chain: the record of the round this one continues
+		if prev, err = a.Store.TrainingRoundRecord(ctx, in.RunID, in.Round); err != nil {
+			return workflows.OuterStepResult{}, fmt.Errorf("round %d's record: %w", in.Round, err)
 		}
 	}
 	rec := roundRecord{Run: in.RunID, Round: in.Round + 1, Previous: prev, Base: in.Global, Global: gh,

@@ -319,18 +319,27 @@ func (s *site) campaign(id string) api.CampaignView {
 
 func (s *site) waitCampaign(id string, timeout time.Duration) api.CampaignView {
 	s.t.Helper()
+	var v api.CampaignView
+	s.waitEnded("campaign "+id, timeout, func() string { v = s.campaign(id); return v.Status })
+	return v
+}
+
+// waitEnded polls status until it is completed, stopped or failed; past
+// timeout it logs every process's tail and fails.
+func (s *site) waitEnded(what string, timeout time.Duration, status func() string) {
+	s.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		v := s.campaign(id)
-		switch v.Status {
+		st := status()
+		switch st {
 		case store.StatusCompleted, store.StatusStopped, store.StatusFailed:
-			return v
+			return
 		}
 		if time.Now().After(deadline) {
 			for _, p := range s.procs {
 				s.t.Logf("--- %s:\n%s", p.name, p.tail(15))
 			}
-			s.t.Fatalf("campaign %s still %s after %s", id, v.Status, timeout)
+			s.t.Fatalf("%s still %s after %s", what, st, timeout)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}

@@ -58,21 +58,9 @@ func (s *site) getJSON(path string, out any) {
 
 func (s *site) waitTraining(id string, timeout time.Duration) api.TrainingRunView {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		v := s.training(id)
-		switch v.Status {
-		case store.StatusCompleted, store.StatusStopped, store.StatusFailed:
-			return v
-		}
-		if time.Now().After(deadline) {
-			for _, p := range s.procs {
-				s.t.Logf("--- %s:\n%s", p.name, p.tail(15))
-			}
-			s.t.Fatalf("training run %s still %s after %s", id, v.Status, timeout)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	var v api.TrainingRunView
+	s.waitEnded("training run "+id, timeout, func() string { v = s.training(id); return v.Status })
+	return v
 }
 
 // TestTrainingRun: a 4-worker DiLoCo run on real Temporal, PostgreSQL and

@@ -36,7 +36,6 @@ type openRound struct {
 	base     string
 	deadline time.Time
 	spec     diloco.Spec
-	layout   []tensor.Info
 	global   []float32
 }
 
@@ -47,10 +46,6 @@ type trainingOwner struct {
 
 	mu   sync.Mutex
 	open map[string]*openRound // by run
-}
-
-func trainingKey(run, kind, name string) string {
-	return "training/" + run + "/" + kind + "/" + name + ".hst"
 }
 
 func isHash(s string) bool {
@@ -73,7 +68,7 @@ func (o *trainingOwner) Params(ctx context.Context, run, hash string) ([]byte, e
 	if r.Status != store.StatusRunning {
 		return nil, fmt.Errorf("training run %s is %s", run, r.Status)
 	}
-	return o.acts.Blob.Get(ctx, trainingKey(run, "params", hash))
+	return o.acts.Blob.Get(ctx, activities.TrainingKey(run, "params", hash))
 }
 
 // Delta implements p2p.TrainingServer: the admission of a remote delta.
@@ -111,7 +106,7 @@ func (o *trainingOwner) Delta(ctx context.Context, from peer.ID, d p2p.SignedDel
 		return reject(admission.ReasonInvalid, fmt.Errorf("norm %.3g beyond %.3g", dd.Norm, bound))
 	}
 	h := tensor.Hash(d.Delta)
-	key := trainingKey(d.Run, fmt.Sprintf("deltas/%d", d.Round), "remote-"+from.String()+"-"+h)
+	key := activities.TrainingKey(d.Run, fmt.Sprintf("deltas/%d", d.Round), "remote-"+from.String()+"-"+h)
 	if err := o.acts.Blob.Put(ctx, key, d.Delta, "application/octet-stream"); err != nil {
 		return err
 	}
@@ -143,26 +138,13 @@ func (o *trainingOwner) record(ctx context.Context, d p2p.SignedDelta, from peer
 
 // AnnounceTrainingRound opens a round to other sites.
 func (o *trainingOwner) AnnounceTrainingRound(ctx context.Context, in workflows.AnnounceRoundInput) error {
-	c, err := ml.LoadCorpus(o.acts.DataDir)
-	if err != nil {
-		return err
-	}
-	layout := diloco.Layout(in.Spec.Config, c.VocabSize())
-	b, err := o.acts.Blob.Get(ctx, trainingKey(in.RunID, "params", in.Global))
-	if err != nil {
-		return err
-	}
-	f, err := tensor.Decode(b)
-	if err != nil {
-		return err
-	}
-	global, err := f.Vec("params")
+	global, err := o.acts.GlobalParams(ctx, in.RunID, in.Global)
 	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(time.Duration(in.DeadlineSec * float64(time.Second)))
 	o.mu.Lock()
-	o.open[in.RunID] = &openRound{round: in.Round, base: in.Global, deadline: deadline, spec: in.Spec, layout: layout, global: global}
+	o.open[in.RunID] = &openRound{round: in.Round, base: in.Global, deadline: deadline, spec: in.Spec, global: global}
 	o.mu.Unlock()
 	spec, _ := json.Marshal(in.Spec)
 	return o.n.P2P.AnnounceRound(ctx, p2p.RoundAnnouncement{Run: in.RunID, Round: in.Round, Global: in.Global,
@@ -269,9 +251,7 @@ func (n *Node) contribute(ctx context.Context, a p2p.RoundAnnouncement, c *ml.Co
 	}
 	(*inner).Step = a.Round * spec.InnerSteps
 	if train == nil {
-		train = func(ctx context.Context, st *ml.State, data []uint8, n, total int, progress func(int, float64)) (ml.StepStats, error) {
-			return ml.TrainSteps(ctx, st, data, n, total, progress)
-		}
+		train = activities.GoInnerTrainer
 	}
 	layout := diloco.Layout(spec.Config, c.VocabSize())
 	w, err := diloco.TrainInner(spec, a.Run, a.Round, -1, a.Global, layout, c.VocabSize(), global, **inner, c.Train,

@@ -55,12 +55,12 @@ func TestRemoteDeltaAdmission(t *testing.T) {
 	layout := diloco.Layout(spec.Config, c.VocabSize())
 	pb, _ := diloco.EncodeParams(run, 0, layout, s0.Params)
 	base := tensor.Hash(pb)
-	if err := b.Put(ctx, trainingKey(run, "params", base), pb, ""); err != nil {
+	if err := b.Put(ctx, activities.TrainingKey(run, "params", base), pb, ""); err != nil {
 		t.Fatal(err)
 	}
 	adm := admission.New(admission.Config{Quotas: map[string]admission.Quota{admission.PathTraining: {Rate: 100, Burst: 100}}})
 	o := &trainingOwner{n: &Node{log: testLogger()}, acts: &activities.Activities{Store: st, Blob: b, DataDir: dataDir}, adm: adm,
-		open: map[string]*openRound{run: {round: 0, base: base, deadline: time.Now().Add(time.Minute), spec: spec, layout: layout, global: s0.Params}}}
+		open: map[string]*openRound{run: {round: 0, base: base, deadline: time.Now().Add(time.Minute), spec: spec, global: s0.Params}}}
 
 	if got, err := o.Params(ctx, run, base); err != nil || string(got) != string(pb) {
 		t.Fatalf("params: %v", err)

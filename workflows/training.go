@@ -259,7 +259,7 @@ func TrainingRunWorkflow(ctx workflow.Context, in TrainingRunInput) (TrainingPro
 	if st == nil {
 		var init TrainingInitResult
 		if err := workflow.ExecuteActivity(short, ActTrainingInit, TrainingInitInput{RunID: in.RunID, Spec: spec}).Get(ctx, &init); err != nil {
-			return TrainingProgress{}, finishFailed(short, ctx, in, fmt.Errorf("init: %w", err))
+			return TrainingProgress{}, finishFailed(short, ctx, TrainingProgress{RunID: in.RunID}, fmt.Errorf("init: %w", err))
 		}
 		st = &TrainingState{Global: init.Global, NumParams: init.NumParams, Inner: make([]string, spec.Workers),
 			Progress: TrainingProgress{RunID: in.RunID, Status: "running", Rounds: spec.Rounds, Workers: spec.Workers, Contributors: map[string]int{}}}
@@ -271,7 +271,7 @@ func TrainingRunWorkflow(ctx workflow.Context, in TrainingRunInput) (TrainingPro
 	stopCh := workflow.GetSignalChannel(ctx, SignalStop)
 	for n := 0; n < trainingRoundsPerRun && st.Round < spec.Rounds && !st.Stop; n++ {
 		if err := trainingRound(ctx, in, st, stopCh); err != nil {
-			return st.Progress, finishFailed(short, ctx, in, err)
+			return st.Progress, finishFailed(short, ctx, st.Progress, err)
 		}
 	}
 	for stopCh.ReceiveAsync(nil) {
@@ -295,7 +295,7 @@ func TrainingRunWorkflow(ctx workflow.Context, in TrainingRunInput) (TrainingPro
 		RunID: in.RunID, Spec: spec, Global: st.Global, Progress: st.Progress, Status: status,
 		TimestampMs: workflow.Now(ctx).UnixMilli(),
 	}).Get(ctx, &res); err != nil {
-		return st.Progress, finishFailed(short, ctx, in, fmt.Errorf("finish: %w", err))
+		return st.Progress, finishFailed(short, ctx, st.Progress, fmt.Errorf("finish: %w", err))
 	}
 	st.Progress.Status = status
 	st.Progress.Result = res.ReceiptID
@@ -308,13 +308,9 @@ func TrainingRunWorkflow(ctx workflow.Context, in TrainingRunInput) (TrainingPro
 	return st.Progress, nil
 }
 
-func finishFailed(short, ctx workflow.Context, in TrainingRunInput, err error) error {
-	p := TrainingProgress{RunID: in.RunID, Status: "failed", Error: err.Error()}
-	if in.State != nil {
-		p = in.State.Progress
-		p.Status, p.Error = "failed", err.Error()
-	}
-	_ = workflow.ExecuteActivity(short, ActTrainingStatus, TrainingStatusInput{RunID: in.RunID, Status: "failed", Progress: &p, Error: err.Error()}).Get(ctx, nil)
+func finishFailed(short, ctx workflow.Context, p TrainingProgress, err error) error {
+	p.Status, p.Error = "failed", err.Error()
+	_ = workflow.ExecuteActivity(short, ActTrainingStatus, TrainingStatusInput{RunID: p.RunID, Status: "failed", Progress: &p, Error: err.Error()}).Get(ctx, nil)
 	return err
 }
 
@@ -518,13 +514,13 @@ func trainingRound(ctx workflow.Context, in TrainingRunInput, st *TrainingState,
 	for _, c := range o.Accepted {
 		p.Contributors[c]++
 	}
+	accepted := map[string]bool{}
+	for _, c := range o.Accepted {
+		accepted[c] = true
+	}
 	for _, ref := range refs {
-		if ref.Remote {
-			for _, c := range o.Accepted {
-				if c == ref.Contributor {
-					p.Remote++
-				}
-			}
+		if ref.Remote && accepted[ref.Contributor] {
+			p.Remote++
 		}
 	}
 	p.History = append(p.History, sum)

@@ -218,21 +218,26 @@ need scope read, start and stop need run.`,
 			return watchCampaign(cmd.Context(), cl, args[0], os.Stdout)
 		},
 	}
-	stop := &cobra.Command{
+	stop := stopCmd(cl, "campaign", "/api/v1/campaigns/", "Ask a campaign's agents to finish their current experiment and stop")
+	cmd.AddCommand(start, status, list, watchC, stop)
+	return cmd
+}
+
+// stopCmd is "stop ID": POST base+ID+"/stop" and print the server's message.
+func stopCmd(cl *apiClient, noun, base, short string) *cobra.Command {
+	return &cobra.Command{
 		Use:   "stop ID",
-		Short: "Ask a campaign's agents to finish their current experiment and stop",
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out map[string]any
-			if err := cl.do(cmd.Context(), http.MethodPost, "/api/v1/campaigns/"+args[0]+"/stop", nil, &out); err != nil {
+			if err := cl.do(cmd.Context(), http.MethodPost, base+args[0]+"/stop", nil, &out); err != nil {
 				return err
 			}
-			fmt.Printf("campaign %s: %v\n", args[0], out["message"])
+			fmt.Printf("%s %s: %v\n", noun, args[0], out["message"])
 			return nil
 		},
 	}
-	cmd.AddCommand(start, status, list, watchC, stop)
-	return cmd
 }
 
 // printJSON prints the indented JSON answer of GET path.

@@ -101,19 +101,7 @@ TrainingRunWorkflow in Temporal. Tokens as for hyperspace campaign.`,
 			return watchTraining(cmd.Context(), cl, args[0], os.Stdout)
 		},
 	}
-	stop := &cobra.Command{
-		Use:   "stop ID",
-		Short: "Close the current round and end the run (its result is signed as stopped)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var out map[string]any
-			if err := cl.do(cmd.Context(), http.MethodPost, "/api/v1/training-runs/"+args[0]+"/stop", nil, &out); err != nil {
-				return err
-			}
-			fmt.Printf("training run %s: %v\n", args[0], out["message"])
-			return nil
-		},
-	}
+	stop := stopCmd(cl, "training run", "/api/v1/training-runs/", "Close the current round and end the run (its result is signed as stopped)")
 	cmd.AddCommand(start, status, watchC, stop)
 	return cmd
 }

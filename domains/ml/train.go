@@ -95,26 +95,8 @@ func run(ctx context.Context, corpus *Corpus, cfg domains.Config, seed int64, op
 	if done > 0 && curve[len(curve)-1][0] != float64(done) {
 		curve = append(curve, [2]float64{float64(done), losses[done-1]})
 	}
-	tail := max(1, done/10)
-	var trainLoss float64
-	for _, l := range losses[done-tail : done] {
-		trainLoss += l
-	}
-	trainLoss /= float64(tail)
-	totalTokens := float64(done) * float64(tokPerStep)
-	vals := map[string]float64{
-		"trainLoss":    trainLoss,
-		"tokensPerSec": totalTokens / trainSec,
-		"durationSec":  trainSec,
-		"totalTokens":  totalTokens,
-		"steps":        float64(done),
-		"params":       float64(m.numParams()),
-		"gflops":       flopStep * float64(done) / trainSec / 1e9,
-		"truncated":    0,
-	}
-	if truncated {
-		vals["truncated"] = 1
-	}
+	vals := TrainValues(losses[:done], tokPerStep, trainSec, flopStep, m.numParams(), truncated)
+	trainLoss := vals["trainLoss"]
 	if bench != nil {
 		return domains.Result{Values: vals}, nil
 	}
@@ -199,6 +181,35 @@ func (m *model) trainStep(a *acts, rng *rand.Rand, data []uint8, s, steps int, n
 	m.clipGrads(normPart)
 	m.adamW(lrAt(m.h, s, steps), m.h.WD, s+1)
 	return sum / float64(n)
+}
+
+// TrainValues are the values a training run reports, from its per-step
+// losses (trainLoss: the mean of the last tenth), tokens per step, training
+// seconds, analytic flops per step, parameter count and whether a budget
+// cut it short. Every backend reports through it.
+func TrainValues(losses []float64, tokPerStep int64, trainSec, flopStep float64, params int, truncated bool) map[string]float64 {
+	done := len(losses)
+	tail := max(1, done/10)
+	var trainLoss float64
+	for _, l := range losses[max(0, done-tail):] {
+		trainLoss += l
+	}
+	trainLoss /= float64(tail)
+	totalTokens := float64(done) * float64(tokPerStep)
+	vals := map[string]float64{
+		"trainLoss":    trainLoss,
+		"tokensPerSec": totalTokens / trainSec,
+		"durationSec":  trainSec,
+		"totalTokens":  totalTokens,
+		"steps":        float64(done),
+		"params":       float64(params),
+		"gflops":       flopStep * float64(done) / trainSec / 1e9,
+		"truncated":    0,
+	}
+	if truncated {
+		vals["truncated"] = 1
+	}
+	return vals
 }
 
 // lrAt is the learning rate for 0-based step s: linear warmup over

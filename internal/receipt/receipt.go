@@ -94,7 +94,6 @@ type TrainingInfo struct {
 type Contributor struct {
 	ID     string `json:"id"`
 	Deltas int    `json:"deltas"`
-	Remote bool   `json:"remote,omitempty"`
 }
 
 // Result is what the evaluation reported.

@@ -119,6 +119,17 @@ func (s *Store) PutTrainingRound(ctx context.Context, r TrainingRound) error {
 	return nil
 }
 
+// TrainingRoundRecord is the record id of one closed round (ErrNotFound if
+// it is not closed).
+func (s *Store) TrainingRoundRecord(ctx context.Context, runID string, round int) (string, error) {
+	var id string
+	err := s.Pool.QueryRow(ctx, `SELECT record_id FROM training_rounds WHERE run_id=$1 AND round=$2`, runID, round).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return id, err
+}
+
 // TrainingRounds lists a run's rounds in order.
 func (s *Store) TrainingRounds(ctx context.Context, runID string) ([]TrainingRound, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT run_id, round, record_id, base_hash, global_hash, val_loss, record, created_at

@@ -377,26 +377,9 @@ func (b *Backend) Evaluate(ctx context.Context, cfg domains.Config, seed int64, 
 	if resp.Truncated {
 		logf("wall-clock budget of %.1fs exhausted after step %d/%d: stopping (truncated)", opts.BudgetSeconds, done, steps)
 	}
-	tail := max(1, done/10)
-	var trainLoss float64
-	for _, l := range losses[done-tail : done] {
-		trainLoss += l
-	}
-	trainLoss /= float64(tail)
-	totalTokens := float64(done) * float64(tokPerStep)
-	vals := map[string]float64{
-		"trainLoss":    trainLoss,
-		"tokensPerSec": totalTokens / trainSec,
-		"durationSec":  time.Since(start).Seconds(),
-		"totalTokens":  totalTokens,
-		"steps":        float64(done),
-		"params":       float64(len(st.Params)),
-		"gflops":       flopStep * float64(done) / trainSec / 1e9,
-		"truncated":    0,
-	}
-	if resp.Truncated {
-		vals["truncated"] = 1
-	}
+	vals := ml.TrainValues(losses[:done], int64(tokPerStep), trainSec, flopStep, len(st.Params), resp.Truncated)
+	vals["durationSec"] = time.Since(start).Seconds()
+	trainLoss := vals["trainLoss"]
 	if opts.Progress != nil {
 		opts.Progress(domains.Progress{Fraction: 1, Step: done, Metric: trainLoss, Message: "evaluating"})
 	}
