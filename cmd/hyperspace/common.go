@@ -184,6 +184,10 @@ func (c *common) keystore(ctx context.Context, st *store.Store) (*keystore.Keyst
 		return nil, fmt.Errorf("%w\n  (every process of a site that signs for agents needs the same site secret: the file %s, or HYPERSPACE_SITE_SECRET)", err, c.siteSecretPath())
 	}
 	ks, err := keystore.Open(ctx, st, secret)
+	if errors.Is(err, keystore.ErrWrongSecret) {
+		return nil, fmt.Errorf("open the site keystore: %w\n  (this site's database was set up with another site secret: use that one (the file %s, or HYPERSPACE_SITE_SECRET); "+
+			"for a throwaway dev site, point --database-url at a fresh database instead)", err, c.siteSecretPath())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open the site keystore: %w", err)
 	}
