@@ -10,6 +10,7 @@ package noise
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
 )
@@ -35,6 +36,9 @@ func Measure(values []float64, k float64) (Floor, error) {
 	if k <= 0 || math.IsNaN(k) || math.IsInf(k, 0) {
 		k = DefaultK
 	}
+	// Sorted, so the floor does not depend on the order the baseline runs
+	// finished in (float addition is not associative).
+	values = slices.Sorted(slices.Values(values))
 	var sum float64
 	for i, v := range values {
 		if math.IsNaN(v) || math.IsInf(v, 0) {

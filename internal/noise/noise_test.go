@@ -103,3 +103,12 @@ func TestImprovement(t *testing.T) {
 		}
 	}
 }
+
+func TestMeasureOrderIndependent(t *testing.T) {
+	a, _ := Measure([]float64{2.4675, 2.5412, 2.50296}, 2)
+	b, _ := Measure([]float64{2.50296, 2.5412, 2.4675}, 2)
+	c, _ := Measure([]float64{2.5412, 2.4675, 2.50296}, 2)
+	if a != b || b != c {
+		t.Fatalf("order changed the floor: %+v %+v %+v", a, b, c)
+	}
+}
