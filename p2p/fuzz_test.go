@@ -19,6 +19,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
 	"github.com/hyperspace-ai/hyperspace/internal/paper"
+	"github.com/hyperspace-ai/hyperspace/internal/pulse"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/p2p/memreplica"
 )
@@ -325,6 +326,57 @@ func FuzzRoundAnnouncement(f *testing.F) {
 		}
 		if !runIDPattern.MatchString(a.Run) || len(a.Global) != 64 || a.Round < 0 {
 			t.Fatalf("accepted %+v", a)
+		}
+	})
+}
+
+// FuzzPulseMessage: the pulse topic's decoder and admission never accept a
+// message that is not a correctly signed record of its publisher.
+func FuzzPulseMessage(f *testing.F) {
+	priv, _, _ := crypto.GenerateEd25519Key(nil)
+	pid, _ := peer.IDFromPrivateKey(priv)
+	k, _ := admission.NodeIdentity(priv)
+	now := time.Now().UnixMilli()
+	sp, err := pulse.SignPresence(pulse.Presence{Node: pid.String(), Round: pulse.RoundOf(now, 90000), IntervalMs: 90000, Timestamp: now,
+		Capabilities: []string{"research"}}, k)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := json.Marshal(PulseMessage{Type: PulseTypePresence, Presence: &sp})
+	f.Add(good)
+	f.Add([]byte(`{"type":"verdict","verdict":{}}`))
+	f.Add([]byte(`{"type":"presence"}`))
+	adm := admission.New(admission.Config{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := UnmarshalPulseMessage(b)
+		if err != nil {
+			return
+		}
+		if (m.Type == PulseTypePresence) == (m.Presence == nil) {
+			t.Fatalf("decoded %+v", m)
+		}
+		v := &validator{adm: adm}
+		if err := v.admitPulse(admission.Source{Path: admission.PathGossip, Peer: pid, Publisher: pid}, m, len(b)); err == nil {
+			if m.Type == PulseTypePresence && m.Presence.Verify(admission.BoundToNode) != nil {
+				t.Fatal("admitted a presence that does not verify")
+			}
+			if m.Type == PulseTypeVerdict && m.Verdict.Verify(admission.BoundToNode) != nil {
+				t.Fatal("admitted a verdict that does not verify")
+			}
+		}
+	})
+}
+
+func FuzzProbeRequest(f *testing.F) {
+	f.Add([]byte(`{"kind":"presence","round":1,"nonce":"ab"}`))
+	f.Add([]byte(`{"kind":"embedding","nonce":"x","texts":["a","b"]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := UnmarshalProbeRequest(b)
+		if err != nil {
+			return
+		}
+		if r.Nonce == "" || len(r.Receipts) > 8 || len(r.Texts) > 8 {
+			t.Fatalf("accepted %+v", r)
 		}
 	})
 }

@@ -114,6 +114,7 @@ type Node struct {
 	research  map[string]*pubsub.Topic // by domain
 	raw       map[string]*pubsub.Topic // by topic name
 	train     training                 // DiLoCo across sites (training.go)
+	pulse     *pulseState              // pulse rounds and probes (pulse.go)
 	topics    []string                 // every topic name
 	notifiee  *network.NotifyBundle
 
@@ -209,6 +210,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		research:  map[string]*pubsub.Topic{},
 		raw:       map[string]*pubsub.Topic{},
 		train:     training{topics: map[string]*pubsub.Topic{}},
+		pulse:     &pulseState{},
 		feed:      make([]Finding, cfg.FeedSize),
 		subs:      map[uint64]chan Finding{},
 		rawSubs:   map[uint64]chan RawMessage{},

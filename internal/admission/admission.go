@@ -44,6 +44,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hyperspace-ai/hyperspace/internal/paper"
+	"github.com/hyperspace-ai/hyperspace/internal/pulse"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 )
 
@@ -62,6 +63,8 @@ const (
 	KindReview       = "review"
 	KindBreakthrough = "breakthrough"
 	KindDelta        = "delta"
+	KindPresence     = "presence" // a pulse round presence
+	KindVerdict      = "verdict"  // a pulse round validator verdict
 )
 
 // DefaultTrainingQuota lets one peer send a delta every few seconds.
@@ -373,6 +376,59 @@ func (c *Checker) Review(src Source, sr paper.SignedReview, size int) error {
 	}
 	c.accept(src, KindReview)
 	return nil
+}
+
+// Presence admits a node's signed pulse presence: it must be signed by the
+// node it names, which (on gossip) is the message's publisher, and be
+// fresh. size is its encoded size.
+func (c *Checker) Presence(src Source, sp pulse.SignedPresence, size int) error {
+	p := sp.Presence
+	if err := c.checkCommon(src, KindPresence, size, "-", p.Timestamp); err != nil {
+		return err
+	}
+	if err := sp.Verify(BoundToNode); err != nil {
+		return c.Reject(src, KindPresence, pulseReason(err), err)
+	}
+	if src.Publisher != "" && src.Publisher.String() != p.Node {
+		return c.Reject(src, KindPresence, ReasonSignerMismatch, fmt.Errorf("presence of %s published by %s", p.Node, src.Publisher))
+	}
+	if hasNUL(reflect.ValueOf(p)) {
+		return c.Reject(src, KindPresence, ReasonInvalid, errNUL)
+	}
+	c.accept(src, KindPresence)
+	return nil
+}
+
+// Verdict admits a validator's signed pulse verdict: signed by the
+// validator node it names (the publisher on gossip).
+func (c *Checker) Verdict(src Source, sv pulse.SignedVerdict, size int) error {
+	v := sv.Verdict
+	if err := c.checkCommon(src, KindVerdict, size, "-", v.Timestamp); err != nil {
+		return err
+	}
+	if err := sv.Verify(BoundToNode); err != nil {
+		return c.Reject(src, KindVerdict, pulseReason(err), err)
+	}
+	if src.Publisher != "" && src.Publisher.String() != v.Validator {
+		return c.Reject(src, KindVerdict, ReasonSignerMismatch, fmt.Errorf("verdict of %s published by %s", v.Validator, src.Publisher))
+	}
+	if hasNUL(reflect.ValueOf(v)) {
+		return c.Reject(src, KindVerdict, ReasonInvalid, errNUL)
+	}
+	c.accept(src, KindVerdict)
+	return nil
+}
+
+func pulseReason(err error) string {
+	switch {
+	case errors.Is(err, pulse.ErrBadID):
+		return ReasonBadID
+	case errors.Is(err, pulse.ErrNodeMismatch):
+		return ReasonSignerMismatch
+	case errors.Is(err, pulse.ErrInvalid):
+		return ReasonInvalid
+	}
+	return ReasonBadSignature
 }
 
 // BoundToNode reports whether pub (an Ed25519 key) is the key of node.
