@@ -72,6 +72,12 @@ type Activities struct {
 	// Backend names it ("go" or "torch").
 	InnerTrainer InnerTrainer
 	Backend      string
+	// Pulse is the node this worker belongs to, as a pulse-round validator
+	// (nil: this worker validates no rounds).
+	Pulse PulseValidator
+	// Disputes, when set, is told of a re-run that disagrees with its
+	// receipt (a validator's spot check): it starts a fraud-proof challenge.
+	Disputes func(ctx context.Context, d Dispute) error
 }
 
 // Network is what the activities need from a P2P node: publish a receipt

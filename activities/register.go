@@ -21,6 +21,9 @@ func (a *Activities) RegisterAgentSide(w worker.Registry) {
 	w.RegisterActivityWithOptions(a.AnnounceBreakthrough, activity.RegisterOptions{Name: workflows.ActAnnounceBreakthrough})
 	w.RegisterActivityWithOptions(a.PickNode, activity.RegisterOptions{Name: workflows.ActPickNode})
 	w.RegisterActivityWithOptions(a.LiveNodes, activity.RegisterOptions{Name: workflows.ActLiveNodes})
+	w.RegisterActivityWithOptions(a.PulseOpen, activity.RegisterOptions{Name: workflows.ActPulseOpen})
+	w.RegisterActivityWithOptions(a.PulseValidate, activity.RegisterOptions{Name: workflows.ActPulseValidate})
+	w.RegisterActivityWithOptions(a.PulseCredit, activity.RegisterOptions{Name: workflows.ActPulseCredit})
 }
 
 // RegisterArchive registers the archive activities (task queue workflows.ArchiveQueue).

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -31,6 +32,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/crdt"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
 	"github.com/hyperspace-ai/hyperspace/internal/paper"
+	"github.com/hyperspace-ai/hyperspace/internal/pulse"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/p2p"
@@ -64,6 +66,13 @@ type Options struct {
 	// JoinTraining are training runs of other sites this node contributes
 	// deltas to (it needs Activities for its data dir and trainer).
 	JoinTraining []string
+	// Capabilities this node claims in its pulse presences (default
+	// DefaultCapabilities); PulseInterval is the round length (default
+	// DefaultPulseInterval; it must match the site's PulseRoundWorkflow
+	// schedule). NoPulse: publish no presences (probes are still answered).
+	Capabilities  []string
+	PulseInterval time.Duration
+	NoPulse       bool
 }
 
 // Node is a running node.
@@ -76,11 +85,14 @@ type Node struct {
 	store   *store.Store
 	log     *slog.Logger
 
+	pulse pulseNode
+
 	certMu sync.Mutex
 	certs  map[string]p2p.AgentCert
 
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	stop       context.CancelFunc
+	leavePulse func()
+	wg         sync.WaitGroup
 }
 
 // Start opens the replica, starts the host, and (when configured) the worker
@@ -135,9 +147,40 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	n := &Node{P2P: pn, Replica: rep, key: key, self: self, store: o.Store, log: log.With("node", pn.ID().String()), certs: map[string]p2p.AgentCert{}}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stop = cancel
+	caps := o.Capabilities
+	if caps == nil {
+		caps = DefaultCapabilities
+	}
+	if n.pulse.caps, err = pulse.NormalizeCapabilities(caps); err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.pulse.interval = o.PulseInterval
+	if n.pulse.interval <= 0 {
+		n.pulse.interval = DefaultPulseInterval
+	}
+	if n.pulse.interval < time.Second {
+		n.Close()
+		return nil, fmt.Errorf("pulse interval %s is shorter than 1s", o.PulseInterval)
+	}
+	pn.ServeProbes(n.answerProbe)
+	leave, err := pn.JoinPulse(func(m p2p.PulseMessage, from peer.ID) { n.absorbPulse(rctx, m, from) })
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.leavePulse = leave
+	if !o.NoPulse {
+		n.wg.Add(1)
+		go func() { // owned by the node
+			defer n.wg.Done()
+			n.pulseLoop(rctx)
+		}()
+	}
 	if o.Temporal != nil && o.Activities != nil {
 		acts := *o.Activities
 		acts.Network = n
+		acts.Pulse = n
 		w := worker.New(o.Temporal, n.TaskQueue(), worker.Options{Identity: "node-" + pn.ID().String()})
 		acts.RegisterAgentSide(w)
 		if o.Store != nil && acts.Blob != nil {
@@ -221,7 +264,11 @@ func (n *Node) cert(pub ed25519.PublicKey) p2p.AgentCert {
 
 // Share implements activities.Network: gossip the receipt and merge it locally.
 func (n *Node) Share(ctx context.Context, s receipt.Signed, k *identity.Key) error {
-	return n.P2P.Publish(ctx, s, n.cert(k.Public()))
+	if err := n.P2P.Publish(ctx, s, n.cert(k.Public())); err != nil {
+		return err
+	}
+	n.noteShared(s.ID)
+	return nil
 }
 
 // PublishPaper implements activities.Network: gossip a paper on the papers
@@ -281,6 +328,9 @@ func (n *Node) KnownGet(id string) (receipt.Signed, bool) { return n.Replica.Get
 func (n *Node) Close() {
 	if n.worker != nil {
 		n.worker.Stop()
+	}
+	if n.leavePulse != nil {
+		n.leavePulse()
 	}
 	if n.stop != nil {
 		n.stop()

@@ -88,6 +88,7 @@ func RegisterWorkflows(r worker.Registry) {
 	r.RegisterWorkflowWithOptions(workflows.SnapshotWorkflow, workflow.RegisterOptions{Name: "SnapshotWorkflow"})
 	r.RegisterWorkflowWithOptions(workflows.ArchiveWorkflow, workflow.RegisterOptions{Name: "ArchiveWorkflow"})
 	r.RegisterWorkflowWithOptions(workflows.TrainingRunWorkflow, workflow.RegisterOptions{Name: "TrainingRunWorkflow"})
+	r.RegisterWorkflowWithOptions(workflows.PulseRoundWorkflow, workflow.RegisterOptions{Name: "PulseRoundWorkflow"})
 }
 
 // Stop stops every worker (each waits for its running activities to yield).

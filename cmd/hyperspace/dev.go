@@ -34,6 +34,7 @@ func devCmd() *cobra.Command {
 	var arch archiveFlags
 	var paperEvery int
 	var noArchive bool
+	var pulseEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "All in one: embedded Temporal server and UI, migrations, workers and the API",
@@ -133,6 +134,11 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 					return err
 				}
 			}
+			if nodes > 0 && pulseEvery > 0 {
+				if err := workers.EnsurePulseSchedule(ctx, tc, pulseEvery); err != nil {
+					return err
+				}
+			}
 			mem := acts.Memory // one memory for the API's /search and the agents' hypotheses
 			srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, TemporalUIURL: uiURL,
 				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds,
@@ -144,7 +150,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 				n, err := node.Start(ctx, node.Options{
 					Dir: filepath.Join(c.StateDir, "nodes", strconv.Itoa(i+1)), Bootstrap: bootstrap,
 					Domains: registry().Names(), Temporal: tc, Activities: acts, Store: st, Logger: log,
-					RegisterMetrics: i == 0,
+					RegisterMetrics: i == 0, PulseInterval: pulseEvery, NoPulse: pulseEvery <= 0,
 				})
 				if err != nil {
 					return fmt.Errorf("start node %d: %w", i+1, err)
@@ -212,6 +218,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 	f.IntVar(&paperEvery, "paper-every", 5, "agents write a paper every this many experiments unless a campaign says otherwise (0: off)")
 	arch.add(cmd, "")
 	f.Lookup("archive-dir").Usage = "local bare git repository of the research archive (default: <state-dir>/archive.git)"
+	f.DurationVar(&pulseEvery, "pulse-every", workflows.DefaultPulseEvery, "pulse round length: nodes publish presences and the hyperspace-pulse schedule credits points every this often (0: no pulse rounds)")
 	f.BoolVar(&noArchive, "no-archive", false, "run without the git archive (and its snapshot schedule)")
 	return cmd
 }

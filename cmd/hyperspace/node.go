@@ -3,16 +3,20 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/internal/pulse"
 	"github.com/hyperspace-ai/hyperspace/node"
 )
 
 func nodeCmd() *cobra.Command {
 	var c common
-	var listen, bootstrap, p2pListen, domainList, joinTraining string
+	var listen, bootstrap, p2pListen, domainList, joinTraining, capabilities string
+	var pulseEvery time.Duration
 	var mdns, relay, holePunch bool
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -50,6 +54,7 @@ server-sent-events stream /api/v1/gossip/stream.`,
 				Domains: domainsOrAll(domainList), EnableMDNS: mdns, EnableRelay: relay, EnableHolePunching: holePunch,
 				Temporal: tc, Activities: acts, Store: st, Logger: log,
 				RegisterMetrics: true, JoinTraining: splitList(joinTraining),
+				Capabilities: splitList(capabilities), PulseInterval: pulseEvery,
 			})
 			if err != nil {
 				return err
@@ -82,6 +87,8 @@ server-sent-events stream /api/v1/gossip/stream.`,
 	f.BoolVar(&mdns, "mdns", false, "discover peers on the LAN with mDNS")
 	f.BoolVar(&relay, "relay", false, "circuit relay v2: reach and be reached through relays when behind a NAT, and relay for others (with AutoNAT)")
 	f.BoolVar(&holePunch, "hole-punching", false, "DCUtR hole punching (upgrade relayed connections to direct ones) and UPnP/NAT-PMP port mapping; use with --relay")
+	f.StringVar(&capabilities, "capabilities", strings.Join(node.DefaultCapabilities, ","), "capabilities this node claims in its pulse presences (of "+strings.Join(pulse.Capabilities, ", ")+"); a claim earns points only once validators verify it")
+	f.DurationVar(&pulseEvery, "pulse-every", node.DefaultPulseInterval, "pulse round length (must match the site's --pulse-every)")
 	f.StringVar(&joinTraining, "join-training", "", "comma-separated training run ids of other sites to contribute DiLoCo deltas to (rounds are heard on hyperspace/training/<run>/1)")
 	f.StringVar(&listen, "listen", "", "also serve the REST API on this address, e.g. 127.0.0.1:8081 (empty: off)")
 	c.addPublicReads(cmd)

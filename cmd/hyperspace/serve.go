@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ import (
 func workerCmd() *cobra.Command {
 	var c common
 	var queues, metricsAddr, backend string
+	var pulseEvery time.Duration
 	var slots int
 	var arch archiveFlags
 	cmd := &cobra.Command{
@@ -83,6 +85,11 @@ an experiment whose worker dies is retried on another one.`,
 				return err
 			}
 			defer g.Stop()
+			if slices.Contains(qs, workflows.TaskQueue) && pulseEvery > 0 {
+				if err := workers.EnsurePulseSchedule(ctx, tc, pulseEvery); err != nil {
+					return err
+				}
+			}
 			if metricsAddr != "" {
 				_, shutdown, err := serveHTTP(ctx, metricsAddr, promhttp.Handler(), log)
 				if err != nil {
@@ -102,6 +109,7 @@ an experiment whose worker dies is retried on another one.`,
 	f.IntVar(&slots, "experiment-slots", 1, "experiments this worker runs at once")
 	f.StringVar(&backend, "backend", "go", "ML trainer of this worker: go (the bit-exact pure-Go reference) or torch (PyTorch, CUDA when present; serve experiments-gpu)")
 	f.StringVar(&metricsAddr, "metrics-address", "", "serve Prometheus /metrics on this address (empty: off)")
+	f.DurationVar(&pulseEvery, "pulse-every", workflows.DefaultPulseEvery, "with the hyperspace queue: pulse round length (the Temporal Schedule hyperspace-pulse; nodes must use the same --pulse-every); 0: no schedule")
 	arch.add(cmd, "")
 	return cmd
 }
