@@ -116,6 +116,7 @@ func (s *Server) Handler() http.Handler {
 	s.causeRoutes(v1)
 	s.communityRoutes(v1)
 	s.trainingRoutes(v1)
+	s.pointsRoutes(v1)
 	return r
 }
 
