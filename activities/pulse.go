@@ -147,8 +147,12 @@ func (a *Activities) PulseCredit(ctx context.Context, in workflows.PulseCreditIn
 	var verdicts []pulse.Verdict
 	var validators []string
 	vids := map[string]string{}
+	asked := map[string]bool{}
+	for _, v := range in.Validators {
+		asked[v] = true
+	}
 	for _, sv := range svs {
-		if sv.Verify(admission.BoundToNode) != nil || sv.Verdict.Round != in.Round {
+		if !asked[sv.Verdict.Validator] || sv.Verify(admission.BoundToNode) != nil || sv.Verdict.Round != in.Round {
 			continue
 		}
 		verdicts = append(verdicts, sv.Verdict)

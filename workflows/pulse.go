@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -71,6 +72,10 @@ type PulseValidateResult struct {
 type PulseCreditInput struct {
 	PulseRoundInput
 	Validated int   `json:"validated"` // verdicts the workflow got
+	// Validators are the peer ids of the validators whose verdicts count:
+	// the ones this round asked that answered (a verdict in the database
+	// from anyone else is ignored).
+	Validators []string `json:"validators"`
 	Bytes     int64 `json:"bytes"`     // probe and verdict bytes
 	StartedMs int64 `json:"startedMs"`
 }
@@ -148,6 +153,7 @@ func PulseRoundWorkflow(ctx workflow.Context, in PulseRoundInput) (*PulseRoundRe
 		}
 		ci.Validated++
 		ci.Bytes += r.Bytes
+		ci.Validators = append(ci.Validators, strings.TrimPrefix(open.Validators[i], "node-"))
 	}
 	var res PulseRoundResult
 	if err := workflow.ExecuteActivity(local, ActPulseCredit, ci).Get(ctx, &res); err != nil {

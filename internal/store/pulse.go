@@ -70,9 +70,10 @@ func (s *Store) StartPulseRound(ctx context.Context, round, intervalMs int64, wo
 	return nil
 }
 
-// FinishPulseRound stores a round's totals.
+// FinishPulseRound stores a round's totals; credited and points add up
+// over re-runs (a re-run credits only what the first run did not).
 func (s *Store) FinishPulseRound(ctx context.Context, r PulseRound) error {
-	tag, err := s.Pool.Exec(ctx, `UPDATE pulse_rounds SET status=$2, presences=$3, validators=$4, credited=$5, points=$6,
+	tag, err := s.Pool.Exec(ctx, `UPDATE pulse_rounds SET status=$2, presences=$3, validators=$4, credited=credited+$5, points=points+$6,
 		bytes=$7, wall_ms=$8, finished_at=now() WHERE round=$1`,
 		r.Round, r.Status, r.Presences, r.Validators, r.Credited, r.Points, r.Bytes, r.WallMs)
 	if err != nil {
