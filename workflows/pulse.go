@@ -71,13 +71,13 @@ type PulseValidateResult struct {
 // PulseCreditInput credits a round from its verdicts.
 type PulseCreditInput struct {
 	PulseRoundInput
-	Validated int   `json:"validated"` // verdicts the workflow got
+	Validated int `json:"validated"` // verdicts the workflow got
 	// Validators are the peer ids of the validators whose verdicts count:
 	// the ones this round asked that answered (a verdict in the database
 	// from anyone else is ignored).
 	Validators []string `json:"validators"`
-	Bytes     int64 `json:"bytes"`     // probe and verdict bytes
-	StartedMs int64 `json:"startedMs"`
+	Bytes      int64    `json:"bytes"` // probe and verdict bytes
+	StartedMs  int64    `json:"startedMs"`
 }
 
 // PulseRoundResult sums a round up.
