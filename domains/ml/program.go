@@ -236,13 +236,18 @@ type stepEnv struct {
 	prog     *program
 }
 
-func newStepEnv(m *model, a *acts, pcg *rand.PCG, data []uint8, step, steps int) *stepEnv {
+// newStepEnv returns the environment of a step. prog is the step program
+// of m's shape and a's batch size (nil: build it).
+func newStepEnv(m *model, a *acts, pcg *rand.PCG, data []uint8, step, steps int, prog *program) *stepEnv {
 	a.allocBackward(m.h)
+	if prog == nil {
+		prog = programFor(m, a.bsz)
+	}
 	return &stepEnv{
 		m: m, a: a, pcg: pcg, rng: rand.New(pcg), data: data, step: step, steps: steps,
 		normPart: make([]float64, len(m.tensors)),
 		loss:     make([]float64, 1),
-		prog:     programFor(m, a.bsz),
+		prog:     prog,
 	}
 }
 

@@ -164,7 +164,7 @@ func TrainSteps(ctx context.Context, s *State, shard []uint8, n, totalSteps int,
 	if err != nil {
 		return StepStats{}, err
 	}
-	env := newStepEnv(m, newActs(h, h.Batch), pcg, shard, s.Step, totalSteps)
+	env := newStepEnv(m, newActs(h, h.Batch), pcg, shard, s.Step, totalSteps, nil)
 	st := StepStats{Losses: make([]float64, 0, n)}
 	start := time.Now()
 	for i := 0; i < n; i++ {

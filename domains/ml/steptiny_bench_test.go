@@ -13,7 +13,7 @@ func BenchmarkTrainStepTiny(b *testing.B) {
 	for i := range data {
 		data[i] = uint8(1 + i*7%52)
 	}
-	env := newStepEnv(m, newActs(h, h.Batch), rand.NewPCG(1, streamBatch), data, 0, 1<<30)
+	env := newStepEnv(m, newActs(h, h.Batch), rand.NewPCG(1, streamBatch), data, 0, 1<<30, nil)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		env.trainStep()

@@ -51,7 +51,7 @@ func run(ctx context.Context, corpus *Corpus, cfg domains.Config, seed int64, op
 	m := newModel(h)
 	m.init(rand.New(rand.NewPCG(uint64(seed), streamInit)))
 	a := newActs(h, h.Batch)
-	env := newStepEnv(m, a, rand.NewPCG(uint64(seed), streamBatch), corpus.Train, 0, 0)
+	env := newStepEnv(m, a, rand.NewPCG(uint64(seed), streamBatch), corpus.Train, 0, 0, nil)
 	tokPerStep := int64(h.Batch * h.Ctx)
 	steps := int(max(1, h.TokenBudget/tokPerStep))
 	flopStep := flopsPerStep(h, h.Batch)
