@@ -111,6 +111,12 @@ func NewProgram(cfg domains.Config, vocabSize, totalSteps int, data []uint8) (*P
 // Config is the normalised config.
 func (pr *Program) Config() domains.Config { return pr.cfg.Clone() }
 
+// VocabSize is the number of token ids.
+func (pr *Program) VocabSize() int { return pr.vocab }
+
+// TotalSteps is the schedule length (the steps of the run).
+func (pr *Program) TotalSteps() int { return pr.totalSteps }
+
 // NumOps is the number of ops in a step.
 func (pr *Program) NumOps() int { return len(pr.p.ops) }
 
@@ -497,61 +503,89 @@ type TraceOptions struct {
 // after every step: steps+1 roots. Its parameters are those of
 // TrainSteps (and plain training) bit for bit, unless opts.Corrupt is set.
 func Trace(ctx context.Context, cfg domains.Config, vocabSize int, seed int64, data []uint8, steps int, opts TraceOptions) ([]merkle.Hash, error) {
+	pr, st, err := start(cfg, vocabSize, seed, data, steps, opts)
+	if err != nil {
+		return nil, err
+	}
 	roots := make([]merkle.Hash, 0, steps+1)
-	_, err := replay(ctx, cfg, vocabSize, seed, data, steps, steps, opts, func(r merkle.Hash) { roots = append(roots, r) })
+	r, err := StateRoot(st)
+	if err != nil {
+		return nil, err
+	}
+	roots = append(roots, r)
+	err = pr.Run(ctx, st, steps, opts.Corrupt, func(_ int, r merkle.Hash) { roots = append(roots, r) })
 	return roots, err
 }
 
 // StateAt is the state after the first at steps of the run Trace describes.
 func StateAt(ctx context.Context, cfg domains.Config, vocabSize int, seed int64, data []uint8, steps, at int, opts TraceOptions) (*State, error) {
-	return replay(ctx, cfg, vocabSize, seed, data, steps, at, opts, nil)
+	pr, st, err := start(cfg, vocabSize, seed, data, steps, opts)
+	if err != nil {
+		return nil, err
+	}
+	return st, pr.Run(ctx, st, at, opts.Corrupt, nil)
 }
 
-func replay(ctx context.Context, cfg domains.Config, vocabSize int, seed int64, data []uint8, steps, upto int, opts TraceOptions, root func(merkle.Hash)) (*State, error) {
-	if upto < 0 || upto > steps {
-		return nil, fmt.Errorf("ml: state at step %d of %d", upto, steps)
-	}
+func start(cfg domains.Config, vocabSize int, seed int64, data []uint8, steps int, opts TraceOptions) (*Program, *State, error) {
 	pr, err := NewProgram(cfg, vocabSize, steps, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := NewState(cfg, vocabSize, seed, opts.Stream)
+	return pr, st, err
+}
+
+// Run continues st in place to step to (of the program's schedule),
+// applying c when it targets one of the steps run, and calls root, when
+// set, with each step's number (1-based: the state after it) and its
+// step-state root. Honest steps are trainStep's, bit for bit.
+func (pr *Program) Run(ctx context.Context, st *State, to int, c *Corruption, root func(step int, r merkle.Hash)) error {
+	if to < st.Step || to > pr.totalSteps {
+		return fmt.Errorf("ml: run from step %d to %d of %d", st.Step, to, pr.totalSteps)
+	}
+	if st.VocabSize != pr.vocab || st.Config.Key() != pr.cfg.Key() {
+		return fmt.Errorf("ml: state of another config or vocabulary")
+	}
+	m, err := st.model()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	m, _ := st.model()
-	pcg, _ := st.sampler()
-	e := newStepEnv(m, newActs(pr.h, pr.h.Batch), pcg, data, 0, steps, pr.p)
+	pcg, err := st.sampler()
+	if err != nil {
+		return err
+	}
+	e := newStepEnv(m, newActs(pr.h, pr.h.Batch), pcg, pr.data, st.Step, pr.totalSteps, pr.p)
 	var scratch []byte
-	if root != nil {
-		root(pr.p.stateRoot(e, &scratch))
-	}
-	for s := 0; s < upto; s++ {
+	for e.step < to {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		if c := opts.Corrupt; c != nil && c.Step == s {
+		if c != nil && c.Step == e.step {
 			st.Step, st.RNG = e.step, mustMarshal(e.pcg)
 			x, err := pr.NewStepper(st)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if err := x.RunTo(pr.NumOps(), c); err != nil {
-				return nil, err
+				return err
 			}
-			st = x.State()
-			m, _ = st.model()
-			pcg, _ = st.sampler()
-			e = newStepEnv(m, e.a, pcg, data, st.Step, steps, pr.p)
+			next := x.State()
+			copy(m.params, next.Params)
+			copy(m.m, next.M)
+			copy(m.v, next.V)
+			if err := e.pcg.UnmarshalBinary(next.RNG); err != nil {
+				return err
+			}
+			e.step = next.Step
 		} else {
 			e.trainStep()
 		}
 		if root != nil {
-			root(pr.p.stateRoot(e, &scratch))
+			root(e.step, pr.p.stateRoot(e, &scratch))
 		}
 	}
-	st.Params, st.M, st.V, st.Step, st.RNG = m.params, m.m, m.v, e.step, mustMarshal(e.pcg)
-	return st, nil
+	st.Step, st.RNG = e.step, mustMarshal(e.pcg)
+	return nil
 }
 
 func mustMarshal(p *rand.PCG) []byte {
