@@ -259,3 +259,18 @@ func FuzzDecodeVerdict(f *testing.F) {
 		roundTrip(t, v, DecodeVerdict)
 	})
 }
+
+// TestOneStepRun: a run of one step goes straight to the op level.
+func TestOneStepRun(t *testing.T) {
+	ctx := context.Background()
+	pr, err := ml.NewProgram(tinyConfig(), synthVocab, 1, synthText(500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest, _ := NewTrace(ctx, &MLRun{Program: pr, Seed: 5})
+	bad, _ := NewTrace(ctx, &MLRun{Program: pr, Seed: 5, Corrupt: &ml.Corruption{Step: 0, Op: "embed.fwd", Buffer: "x0", Index: 0, Bit: 21}})
+	r := play(t, pr, bad, honest, 2, nil)
+	if r.v.Winner != Challenger || r.v.Step != 0 || r.v.OpName != "embed.fwd" || r.v.StepRounds != 0 {
+		t.Fatalf("%+v", r.v)
+	}
+}

@@ -155,7 +155,7 @@ type tamper func(g *Game, m *Move)
 func play(t testing.TB, pr *ml.Program, def, chal *Trace, k int, tm tamper) result {
 	t.Helper()
 	ctx := context.Background()
-	p, err := MLParams(pr, testSeed, chal.Final(), k)
+	p, err := MLParams(pr, seedOf(def), chal.Final(), k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,3 +212,6 @@ func play(t testing.TB, pr *ml.Program, def, chal *Trace, k int, tm tamper) resu
 
 func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// seedOf is the seed of an ML trace (the agreed genesis comes from it).
+func seedOf(t *Trace) int64 { return t.src.(*MLRun).Seed }
