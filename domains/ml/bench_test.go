@@ -2,6 +2,7 @@ package ml
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -82,4 +83,24 @@ func BenchmarkTrainSIMD(b *testing.B) {
 	b.ReportMetric(best[0].gf, "simd-GFLOP/s")
 	b.ReportMetric(best[0].peak, "simd-peakGFLOP/s")
 	b.ReportMetric(best[1].peak, "scalar-peakGFLOP/s")
+}
+
+// BenchmarkTrainStepTiny times one step of the fraud-proof tests' tiny
+// config (1 layer, 16 wide, batch 2 × context 16), where the op program's
+// per-op dispatch would show if it cost anything:
+//
+//	go test -run '^$' -bench TrainStepTiny ./domains/ml/
+func BenchmarkTrainStepTiny(b *testing.B) {
+	h := hyperFrom(mustValidate(b, tinyChallengeConfig()), 53)
+	m := newModel(h)
+	m.init(rand.New(rand.NewPCG(1, streamInit)))
+	data := make([]uint8, 10000)
+	for i := range data {
+		data[i] = uint8(1 + i*7%52)
+	}
+	env := newStepEnv(m, newActs(h, h.Batch), rand.NewPCG(1, streamBatch), data, 0, 1<<30, nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		env.trainStep()
+	}
 }

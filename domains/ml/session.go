@@ -164,17 +164,15 @@ func TrainSteps(ctx context.Context, s *State, shard []uint8, n, totalSteps int,
 	if err != nil {
 		return StepStats{}, err
 	}
-	rng := rand.New(pcg)
-	a := newActs(h, h.Batch)
-	normPart := make([]float64, len(m.tensors))
+	env := newStepEnv(m, newActs(h, h.Batch), pcg, shard, s.Step, totalSteps, nil)
 	st := StepStats{Losses: make([]float64, 0, n)}
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		if err := ctx.Err(); err != nil {
 			return StepStats{}, err
 		}
-		loss := m.trainStep(a, rng, shard, s.Step, totalSteps, normPart)
-		s.Step++
+		loss := env.trainStep()
+		s.Step = env.step
 		st.Losses = append(st.Losses, loss)
 		if progress != nil {
 			progress(i+1, loss)

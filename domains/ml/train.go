@@ -51,7 +51,7 @@ func run(ctx context.Context, corpus *Corpus, cfg domains.Config, seed int64, op
 	m := newModel(h)
 	m.init(rand.New(rand.NewPCG(uint64(seed), streamInit)))
 	a := newActs(h, h.Batch)
-	rng := rand.New(rand.NewPCG(uint64(seed), streamBatch))
+	env := newStepEnv(m, a, rand.NewPCG(uint64(seed), streamBatch), corpus.Train, 0, 0, nil)
 	tokPerStep := int64(h.Batch * h.Ctx)
 	steps := int(max(1, h.TokenBudget/tokPerStep))
 	flopStep := flopsPerStep(h, h.Batch)
@@ -60,7 +60,7 @@ func run(ctx context.Context, corpus *Corpus, cfg domains.Config, seed int64, op
 	curveEvery := max(1, (steps+199)/200)
 	var curve [][2]float64
 	losses := make([]float64, 0, steps)
-	normPart := make([]float64, len(m.tensors))
+	env.steps = steps
 	start := time.Now()
 	lastProg := start
 	truncated := false
@@ -69,7 +69,7 @@ func run(ctx context.Context, corpus *Corpus, cfg domains.Config, seed int64, op
 		if err := ctx.Err(); err != nil {
 			return domains.Result{}, err
 		}
-		loss := m.trainStep(a, rng, corpus.Train, s, steps, normPart)
+		loss := env.trainStep()
 		losses = append(losses, loss)
 		done = s + 1
 		if s%curveEvery == 0 || s == steps-1 {
@@ -167,20 +167,6 @@ func (m *model) clipGrads(normPart []float64) {
 			}
 		})
 	}
-}
-
-// trainStep is one optimizer step at 0-based step s of a schedule of steps:
-// sample a batch of data from rng, forward, backward, clip, AdamW. It
-// returns the batch's mean loss. Plain training (run) and segmented
-// training (TrainSteps) both go through it, so they agree bit for bit.
-func (m *model) trainStep(a *acts, rng *rand.Rand, data []uint8, s, steps int, normPart []float64) float64 {
-	m.sampleBatch(a, rng, data)
-	sum, n := m.forward(a, true)
-	clear(m.grads)
-	m.backward(a)
-	m.clipGrads(normPart)
-	m.adamW(lrAt(m.h, s, steps), m.h.WD, s+1)
-	return sum / float64(n)
 }
 
 // TrainValues are the values a training run reports, from its per-step
