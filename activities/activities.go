@@ -78,6 +78,8 @@ type Activities struct {
 	// Disputes, when set, is told of a re-run that disagrees with its
 	// receipt (a validator's spot check): it starts a fraud-proof challenge.
 	Disputes func(ctx context.Context, d Dispute) error
+	// Cheat makes this worker's node a cheating defender (tests only).
+	Cheat Cheat
 }
 
 // Network is what the activities need from a P2P node: publish a receipt

@@ -35,6 +35,7 @@ type PulseValidateRequest struct {
 type PulseValidator interface {
 	Validate(ctx context.Context, req PulseValidateRequest) (pulse.SignedVerdict, int64, error)
 	PublishVerdict(ctx context.Context, sv pulse.SignedVerdict) (int, error)
+	PublishOutcome(ctx context.Context, so pulse.SignedOutcome) (int, error)
 }
 
 // Dispute is two executions of one receipt that disagree.

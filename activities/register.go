@@ -24,6 +24,11 @@ func (a *Activities) RegisterAgentSide(w worker.Registry) {
 	w.RegisterActivityWithOptions(a.PulseOpen, activity.RegisterOptions{Name: workflows.ActPulseOpen})
 	w.RegisterActivityWithOptions(a.PulseValidate, activity.RegisterOptions{Name: workflows.ActPulseValidate})
 	w.RegisterActivityWithOptions(a.PulseCredit, activity.RegisterOptions{Name: workflows.ActPulseCredit})
+	w.RegisterActivityWithOptions(a.ChallengeOpen, activity.RegisterOptions{Name: workflows.ActChallengeOpen})
+	w.RegisterActivityWithOptions(a.ChallengeStart, activity.RegisterOptions{Name: workflows.ActChallengeStart})
+	w.RegisterActivityWithOptions(a.ChallengeMove, activity.RegisterOptions{Name: workflows.ActChallengeMove})
+	w.RegisterActivityWithOptions(a.ChallengeJudge, activity.RegisterOptions{Name: workflows.ActChallengeJudge})
+	w.RegisterActivityWithOptions(a.ChallengeFinish, activity.RegisterOptions{Name: workflows.ActChallengeFinish})
 }
 
 // RegisterArchive registers the archive activities (task queue workflows.ArchiveQueue).

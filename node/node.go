@@ -181,6 +181,18 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		acts := *o.Activities
 		acts.Network = n
 		acts.Pulse = n
+		if o.Store != nil && acts.Disputes == nil {
+			tc, st := o.Temporal, o.Store
+			acts.Disputes = func(ctx context.Context, d activities.Dispute) error {
+				in, err := activities.PlanChallenge(ctx, st, d, 0, 0)
+				if err != nil {
+					return err
+				}
+				_, err = tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ChallengeWorkflowID(in.ID), TaskQueue: workflows.TaskQueue},
+					workflows.ChallengeWorkflow, in)
+				return err
+			}
+		}
 		w := worker.New(o.Temporal, n.TaskQueue(), worker.Options{Identity: "node-" + pn.ID().String()})
 		acts.RegisterAgentSide(w)
 		if o.Store != nil && acts.Blob != nil {

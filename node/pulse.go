@@ -454,3 +454,8 @@ func (n *Node) randomRecord() (string, bool) {
 func (n *Node) PublishVerdict(ctx context.Context, sv pulse.SignedVerdict) (int, error) {
 	return n.P2P.PublishPulse(ctx, p2p.PulseMessage{Type: p2p.PulseTypeVerdict, Verdict: &sv})
 }
+
+// PublishOutcome gossips a challenge outcome this node signed as referee.
+func (n *Node) PublishOutcome(ctx context.Context, so pulse.SignedOutcome) (int, error) {
+	return n.P2P.PublishPulse(ctx, p2p.PulseMessage{Type: p2p.PulseTypeOutcome, Outcome: &so})
+}

@@ -42,6 +42,7 @@ const (
 const (
 	PulseTypePresence = "presence"
 	PulseTypeVerdict  = "verdict"
+	PulseTypeOutcome  = "challenge-outcome"
 )
 
 // PulseMessage is what travels on TopicPulse.
@@ -49,6 +50,7 @@ type PulseMessage struct {
 	Type     string                `json:"type"`
 	Presence *pulse.SignedPresence `json:"presence,omitempty"`
 	Verdict  *pulse.SignedVerdict  `json:"verdict,omitempty"`
+	Outcome  *pulse.SignedOutcome  `json:"outcome,omitempty"`
 }
 
 // UnmarshalPulseMessage decodes exactly one pulse message carrying what its
@@ -64,12 +66,16 @@ func UnmarshalPulseMessage(data []byte) (PulseMessage, error) {
 	}
 	switch m.Type {
 	case PulseTypePresence:
-		if m.Presence == nil || m.Verdict != nil {
+		if m.Presence == nil || m.Verdict != nil || m.Outcome != nil {
 			return PulseMessage{}, fmt.Errorf("%w: a presence message carries a presence only", errMalformed)
 		}
 	case PulseTypeVerdict:
-		if m.Verdict == nil || m.Presence != nil {
+		if m.Verdict == nil || m.Presence != nil || m.Outcome != nil {
 			return PulseMessage{}, fmt.Errorf("%w: a verdict message carries a verdict only", errMalformed)
+		}
+	case PulseTypeOutcome:
+		if m.Outcome == nil || m.Presence != nil || m.Verdict != nil {
+			return PulseMessage{}, fmt.Errorf("%w: an outcome message carries an outcome only", errMalformed)
 		}
 	default:
 		return PulseMessage{}, fmt.Errorf("%w: unknown type %q", errMalformed, m.Type)
@@ -86,8 +92,11 @@ type pulseState struct {
 }
 
 func (v *validator) admitPulse(src admission.Source, m PulseMessage, size int) error {
-	if m.Type == PulseTypePresence {
+	switch m.Type {
+	case PulseTypePresence:
 		return v.adm.Presence(src, *m.Presence, size)
+	case PulseTypeOutcome:
+		return v.adm.Outcome(src, *m.Outcome, size)
 	}
 	return v.adm.Verdict(src, *m.Verdict, size)
 }

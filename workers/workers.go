@@ -89,6 +89,7 @@ func RegisterWorkflows(r worker.Registry) {
 	r.RegisterWorkflowWithOptions(workflows.ArchiveWorkflow, workflow.RegisterOptions{Name: "ArchiveWorkflow"})
 	r.RegisterWorkflowWithOptions(workflows.TrainingRunWorkflow, workflow.RegisterOptions{Name: "TrainingRunWorkflow"})
 	r.RegisterWorkflowWithOptions(workflows.PulseRoundWorkflow, workflow.RegisterOptions{Name: "PulseRoundWorkflow"})
+	r.RegisterWorkflowWithOptions(workflows.ChallengeWorkflow, workflow.RegisterOptions{Name: "ChallengeWorkflow"})
 }
 
 // Stop stops every worker (each waits for its running activities to yield).

@@ -65,6 +65,7 @@ const (
 	KindDelta        = "delta"
 	KindPresence     = "presence" // a pulse round presence
 	KindVerdict      = "verdict"  // a pulse round validator verdict
+	KindOutcome      = "outcome"  // a fraud-proof challenge's outcome
 )
 
 // DefaultTrainingQuota lets one peer send a delta every few seconds.
@@ -416,6 +417,26 @@ func (c *Checker) Verdict(src Source, sv pulse.SignedVerdict, size int) error {
 		return c.Reject(src, KindVerdict, ReasonInvalid, errNUL)
 	}
 	c.accept(src, KindVerdict)
+	return nil
+}
+
+// Outcome admits a challenge outcome: signed by the referee node it names
+// (the publisher on gossip).
+func (c *Checker) Outcome(src Source, so pulse.SignedOutcome, size int) error {
+	o := so.Outcome
+	if err := c.checkCommon(src, KindOutcome, size, "-", o.Timestamp); err != nil {
+		return err
+	}
+	if err := so.Verify(BoundToNode); err != nil {
+		return c.Reject(src, KindOutcome, pulseReason(err), err)
+	}
+	if src.Publisher != "" && src.Publisher.String() != o.Referee {
+		return c.Reject(src, KindOutcome, ReasonSignerMismatch, fmt.Errorf("outcome by %s published by %s", o.Referee, src.Publisher))
+	}
+	if hasNUL(reflect.ValueOf(o)) {
+		return c.Reject(src, KindOutcome, ReasonInvalid, errNUL)
+	}
+	c.accept(src, KindOutcome)
 	return nil
 }
 

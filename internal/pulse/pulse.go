@@ -571,3 +571,64 @@ func ValidatorWeight(balance float64) float64 {
 	}
 	return 1 + math.Log1p(balance/1000)
 }
+
+// ChallengeOutcome is the signed record of a fraud-proof challenge's end,
+// signed by the referee node and gossiped on the pulse topic.
+type ChallengeOutcome struct {
+	Version    int    `json:"version"`
+	Kind       string `json:"kind"` // "challenge-outcome"
+	Challenge  string `json:"challenge"`
+	Receipt    string `json:"receipt"`
+	Domain     string `json:"domain"`
+	Defender   string `json:"defender"`
+	Challenger string `json:"challenger"`
+	Referee    string `json:"referee"` // the signing node
+	Winner     string `json:"winner"`
+	Loser      string `json:"loser"`
+	Stage      string `json:"stage"`
+	Step       int    `json:"step"`
+	Op         int    `json:"op"`
+	OpName     string `json:"opName"`
+	Reason     string `json:"reason"`
+	StepRounds int    `json:"stepRounds"`
+	OpRounds   int    `json:"opRounds"`
+	Bytes      int64  `json:"bytes"`
+	Timestamp  int64  `json:"timestamp"`
+	PublicKey  string `json:"publicKey"`
+	Signer     string `json:"signer"`
+}
+
+// SignedOutcome is an outcome with its id and signature.
+type SignedOutcome struct {
+	ID        string           `json:"id"`
+	Outcome   ChallengeOutcome `json:"outcome"`
+	Signature string           `json:"signature"`
+}
+
+// SignOutcome stamps o with the referee's key and signs it.
+func SignOutcome(o ChallengeOutcome, k *identity.Key) (SignedOutcome, error) {
+	o.Version, o.Kind = Version, "challenge-outcome"
+	o.PublicKey = base64.StdEncoding.EncodeToString(k.Public())
+	o.Signer = k.ID()
+	id, sig, err := sign(o, k)
+	if err != nil {
+		return SignedOutcome{}, err
+	}
+	return SignedOutcome{ID: id, Outcome: o, Signature: sig}, nil
+}
+
+// Verify checks the outcome's id, signature and referee binding.
+func (s SignedOutcome) Verify(bound func(node string, pub ed25519.PublicKey) bool) error {
+	o := s.Outcome
+	if err := verify(s.ID, s.Signature, o.PublicKey, o.Signer, o); err != nil {
+		return err
+	}
+	pub, _ := base64.StdEncoding.DecodeString(o.PublicKey)
+	if bound != nil && !bound(o.Referee, pub) {
+		return fmt.Errorf("%w: outcome names referee %s", ErrNodeMismatch, o.Referee)
+	}
+	if o.Kind != "challenge-outcome" || (o.Winner != o.Defender && o.Winner != o.Challenger) || o.Winner == o.Loser {
+		return fmt.Errorf("%w: outcome parties", ErrInvalid)
+	}
+	return nil
+}

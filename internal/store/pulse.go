@@ -463,3 +463,14 @@ func scanChallenge(r pgx.CollectableRow) (Challenge, error) {
 	c.Record = rec
 	return c, err
 }
+
+// WorkCredit is the work credit a receipt earned (ErrNotFound when none).
+func (s *Store) WorkCredit(ctx context.Context, receiptID string) (LedgerEntry, error) {
+	var e LedgerEntry
+	err := s.Pool.QueryRow(ctx, `SELECT id, key, peer_id, amount FROM points_ledger WHERE key = 'work/' || $1`, receiptID).
+		Scan(&e.ID, &e.Key, &e.PeerID, &e.Amount)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, ErrNotFound
+	}
+	return e, err
+}
