@@ -257,7 +257,7 @@ func TestProofWire(t *testing.T) {
 		b[:len(b)-1],
 		append(bytes.Clone(b), 0),
 		append([]byte{2}, b[1:]...),
-		append(bytes.Clone(b[:33]), 0, 0),          // zero-length signature
+		append(bytes.Clone(b[:33]), 0, 0), // zero-length signature
 		append(bytes.Clone(b[:33]), 0xff, 0xff, 1), // signature too long
 	}
 	for i, in := range bad {
