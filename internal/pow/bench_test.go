@@ -23,6 +23,7 @@ type benchRow struct {
 	nsPerTry    float64 // wall time per try, all workers together
 	verifyNs    float64 // one CheckPeer (key from the peer ID, two SHA-256)
 	solveNsHash float64 // dynamic puzzle: wall time per hash
+	key         peer.ID // the last identity minted at d
 }
 
 // BenchmarkPoW measures, by difficulty, the mean cost of minting an
@@ -46,6 +47,7 @@ func BenchmarkPoW(b *testing.B) {
 	for _, d := range benchDifficulties {
 		b.Run(fmt.Sprintf("mint/d=%d", d), func(b *testing.B) {
 			var tries uint64
+			var last Result
 			start := time.Now()
 			for b.Loop() {
 				r, err := Mint(context.Background(), d)
@@ -53,9 +55,11 @@ func BenchmarkPoW(b *testing.B) {
 					b.Fatal(err)
 				}
 				tries += r.Tries
+				last = r
 			}
 			el := time.Since(start)
 			r := row(d)
+			r.key, _ = peer.IDFromPrivateKey(last.Key)
 			r.mints = b.N
 			r.mintNs = float64(el.Nanoseconds()) / float64(b.N)
 			r.triesPerOp = float64(tries) / float64(b.N)
@@ -69,13 +73,27 @@ func BenchmarkPoW(b *testing.B) {
 	id, _ := peer.IDFromPrivateKey(k)
 	for _, d := range benchDifficulties {
 		b.Run(fmt.Sprintf("verify/d=%d", d), func(b *testing.B) {
+			// The identity minted at d (it passes), as the gater sees it.
+			// When the mint benchmark did not run, one minted at up to 12
+			// bits checked at its own difficulty: the cost is the same.
+			pid, want := row(d).key, d
+			if pid == "" {
+				want = min(d, 12)
+				pid, _ = peer.IDFromPrivateKey(MustMint(want))
+			}
 			for b.Loop() {
-				// d is below the key's score or not: the cost is the same.
-				_ = CheckPeer(id, d)
+				if err := CheckPeer(pid, want); err != nil {
+					b.Fatal(err)
+				}
 			}
 			row(d).verifyNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 		})
 	}
+	b.Run("verify-refused", func(b *testing.B) {
+		for b.Loop() {
+			_ = CheckPeer(id, MaxDifficulty) // fails: the error names the peer
+		}
+	})
 	var hashNs float64
 	b.Run("verify-hash", func(b *testing.B) {
 		p, _ := KeyBytes(k.GetPublic())
