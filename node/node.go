@@ -51,6 +51,11 @@ type Options struct {
 	// behind NATs); EnableHolePunching adds DCUtR hole punching and UPnP
 	// port mapping.
 	EnableRelay, EnableHolePunching bool
+	// PoWDifficulty and PoWDynamic are the identity puzzles'
+	// difficulties, as p2p.Config's (0: p2p.DefaultPoWDifficulty and off;
+	// p2p.PoWOff turns the static one off). node.key is minted at
+	// PoWDifficulty when created; an existing one below it is an error.
+	PoWDifficulty, PoWDynamic int
 	// P2P lets callers adjust the p2p configuration (tests, benchmarks).
 	P2P func(*p2p.Config)
 	// Temporal, when set, runs a worker on node-<peerID> with Activities.
@@ -102,16 +107,11 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	key, err := p2p.LoadOrCreateKey(filepath.Join(o.Dir, "node.key"))
-	if err != nil {
-		return nil, err
-	}
-	rep, err := crdt.Open(filepath.Join(o.Dir, "replica"), crdt.WithDomains(o.Domains...))
-	if err != nil {
-		return nil, fmt.Errorf("open replica: %w", err)
-	}
 	cfg := p2p.DefaultConfig()
-	cfg.PrivKey = key
+	if o.PoWDifficulty != 0 {
+		cfg.PoWDifficulty = o.PoWDifficulty
+	}
+	cfg.PoWDynamic = o.PoWDynamic
 	if len(o.ListenAddrs) > 0 {
 		cfg.ListenAddrs = o.ListenAddrs
 	}
@@ -122,6 +122,18 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	cfg.Logger = log
 	if o.P2P != nil {
 		o.P2P(&cfg)
+	}
+	key := cfg.PrivKey
+	if key == nil {
+		var err error
+		if key, err = p2p.LoadOrCreateKey(ctx, filepath.Join(o.Dir, "node.key"), cfg.StaticPoW()); err != nil {
+			return nil, err
+		}
+		cfg.PrivKey = key
+	}
+	rep, err := crdt.Open(filepath.Join(o.Dir, "replica"), crdt.WithDomains(o.Domains...))
+	if err != nil {
+		return nil, fmt.Errorf("open replica: %w", err)
 	}
 	// One admission check for gossip and sync alike.
 	if cfg.Admission == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
+	"github.com/hyperspace-ai/hyperspace/internal/pow"
 )
 
 // Default values used by DefaultConfig and filled in by New for zero fields.
@@ -32,7 +33,20 @@ const (
 	DefaultProtocolPrefix    = "/hyperspace"
 	DefaultRendezvous        = "hyperspace/knowledge/1"
 	DefaultMDNSService       = "hyperspace-knowledge"
+	DefaultPoWTimeout        = 5 * time.Second
 )
+
+// DefaultPoWDifficulty is the static identity puzzle's default difficulty
+// (leading zero bits of SHA-256(SHA-256(public key)); see package pow): a
+// new identity costs 2^12 = 4,096 Ed25519 key generations, about 40-90 ms
+// on 2 cores (internal/pow/BENCH.md), so a node starts at once, while an
+// attacker pays the same for every one of its identities. Checking a peer
+// is two SHA-256 calls.
+const DefaultPoWDifficulty = 12
+
+// PoWOff as Config.PoWDifficulty turns the static puzzle off (the zero
+// value means DefaultPoWDifficulty).
+const PoWOff = -1
 
 // DefaultListenAddrs are loopback-only: a node is private unless told
 // otherwise.
@@ -61,8 +75,29 @@ type Config struct {
 	// KeyFile holds the node's libp2p Ed25519 key (see LoadOrCreateKey).
 	// When empty and PrivKey is nil the node gets an ephemeral key.
 	KeyFile string
-	// PrivKey, if set, is used instead of KeyFile (tests, benchmarks).
+	// PrivKey, if set, is used instead of KeyFile (tests, benchmarks). It
+	// must meet PoWDifficulty (mint one with pow.MintKey).
 	PrivKey crypto.PrivKey
+
+	// PoWDifficulty is the static identity puzzle (package pow): this
+	// node's own key must have at least this many leading zero bits in
+	// SHA-256(SHA-256(P)), keys it creates are minted to it (KeyFile,
+	// ephemeral keys), and it refuses to connect to peers whose keys fall
+	// below it, in both directions (counted in Stats.PoWRefused). Each node
+	// applies its own difficulty: peers with a lower one are refused by us
+	// and may still accept us. 0 means DefaultPoWDifficulty, PoWOff turns
+	// the puzzle off; at most pow.MaxDifficulty.
+	PoWDifficulty int
+	// PoWDynamic, when above 0, turns the dynamic puzzle on: the node
+	// solves it for its key at this difficulty at start, sends the proof
+	// to every peer over PoWProtocol on connect, and disconnects peers that
+	// do not send a valid proof of at least this difficulty within
+	// PoWTimeout (so it keeps only peers that run the dynamic puzzle too).
+	// Default 0: off.
+	PoWDynamic int
+	// PoWTimeout is how long a peer has to send its dynamic proof (default
+	// 5s).
+	PoWTimeout time.Duration
 
 	// ListenAddrs are multiaddrs to listen on (default: TCP and QUIC on
 	// 127.0.0.1, random ports).
@@ -229,6 +264,12 @@ func (c *Config) fillDefaults() {
 	if c.ScoreInspectInterval <= 0 {
 		c.ScoreInspectInterval = DefaultScoreInspect
 	}
+	if c.PoWDifficulty == 0 {
+		c.PoWDifficulty = DefaultPoWDifficulty
+	}
+	if c.PoWTimeout <= 0 {
+		c.PoWTimeout = DefaultPoWTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -248,6 +289,14 @@ func (c *Config) validate() error {
 	if len(c.Domains) == 0 {
 		return fmt.Errorf("p2p: config: at least one domain is required")
 	}
+	if c.PoWDifficulty != PoWOff {
+		if err := pow.Validate(c.PoWDifficulty); err != nil {
+			return fmt.Errorf("p2p: config: PoWDifficulty: %w (or PoWOff)", err)
+		}
+	}
+	if err := pow.Validate(c.PoWDynamic); err != nil {
+		return fmt.Errorf("p2p: config: PoWDynamic: %w", err)
+	}
 	seen := map[string]bool{}
 	for _, d := range c.Domains {
 		if d == "" || strings.ContainsAny(d, "/ \t\n") {
@@ -259,6 +308,18 @@ func (c *Config) validate() error {
 		seen[d] = true
 	}
 	return nil
+}
+
+// StaticPoW is the static puzzle difficulty the config asks for, with
+// defaults applied: 0 when off (PoWOff), DefaultPoWDifficulty when unset.
+func (c Config) StaticPoW() int {
+	switch {
+	case c.PoWDifficulty == 0:
+		return DefaultPoWDifficulty
+	case c.PoWDifficulty < 0:
+		return 0
+	}
+	return c.PoWDifficulty
 }
 
 // Topic names.

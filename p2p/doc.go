@@ -5,6 +5,11 @@
 //   - Host: TCP and QUIC (127.0.0.1 unless configured), Noise, Yamux,
 //     identify, ping; circuit relay and hole punching by option. The node
 //     key is a persistent Ed25519 libp2p key (LoadOrCreateKey).
+//   - Identity cost: keys are minted to pass the static S/Kademlia puzzle
+//     at Config.PoWDifficulty (package pow), and a connection gater
+//     refuses peers below it in both directions; Config.PoWDynamic adds
+//     the dynamic puzzle, a signed proof sent over PoWProtocol on connect
+//     (pow.go). Refusals are counted in Stats.PoWRefused.
 //   - Discovery: a Kademlia DHT in server mode under our own protocol
 //     prefix, bootstrap peers, a rendezvous namespace, optional mDNS. A peer
 //     keeper tops the node up to MinPeers connections.

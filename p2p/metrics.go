@@ -39,6 +39,8 @@ var (
 		"Records this node added through sync.", nil, nil)
 	descSyncRefused = prometheus.NewDesc("hyperspace_p2p_sync_refused_total",
 		"Inbound sync streams reset because the peer or the node had too many open.", nil, nil)
+	descPoWRefused = prometheus.NewDesc("hyperspace_p2p_pow_refused_total",
+		"Connections refused or closed because the peer's identity failed the proof-of-work puzzle, by direction and reason.", []string{"direction", "reason"}, nil)
 	descAdmitted = prometheus.NewDesc("hyperspace_admission_accepted_total",
 		"Records from the network admitted, by path and kind.", []string{"path", "kind"}, nil)
 	descRefused = prometheus.NewDesc("hyperspace_admission_rejected_total",
@@ -49,7 +51,7 @@ var (
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPublished, descDelivered, descDuplicates, descRejected,
 		descSubscriberDrops, descPeers, descMesh, descSyncRounds, descSyncFailures, descSyncBytes, descSyncAdded,
-		descSyncRefused, descAdmitted, descRefused} {
+		descSyncRefused, descPoWRefused, descAdmitted, descRefused} {
 		ch <- d
 	}
 }
@@ -81,6 +83,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSyncBytes, s.SyncBytesReceived, "received")
 	counter(descSyncAdded, s.SyncAdded)
 	counter(descSyncRefused, s.SyncRefused)
+	for k, v := range s.PoWRefused {
+		if dir, reason, ok := strings.Cut(k, "/"); ok {
+			counter(descPoWRefused, v, dir, reason)
+		}
+	}
 	for k, v := range s.Admission.Accepted {
 		if path, kind, ok := strings.Cut(k, "/"); ok {
 			counter(descAdmitted, v, path, kind)

@@ -2,7 +2,6 @@ package p2p
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +28,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
+	"github.com/hyperspace-ai/hyperspace/internal/pow"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 )
 
@@ -117,6 +117,8 @@ type Node struct {
 	pulse     *pulseState              // pulse rounds and probes (pulse.go)
 	topics    []string                 // every topic name
 	notifiee  *network.NotifyBundle
+	gater     *powGater   // the static identity puzzle (pow.go)
+	dyn       *dynamicPoW // the dynamic one; nil when off
 
 	scores atomic.Pointer[map[peer.ID]*pubsub.PeerScoreSnapshot]
 
@@ -154,10 +156,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	priv, err := nodeKey(cfg)
+	priv, err := nodeKey(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	stats := newCounters()
+	gater := &powGater{difficulty: cfg.StaticPoW(), stats: stats, log: cfg.Logger}
 	bootstrap, err := parseAddrInfos(cfg.Bootstrap)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: bootstrap peers: %w", err)
@@ -175,6 +179,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.Ping(true),
 		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionGater(gater),
 		libp2p.UserAgent("hyperspace"),
 		// Our Collector exports what operators need; libp2p's own metrics
 		// would register per-process collectors shared by every node.
@@ -203,7 +208,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("node", h.ID().String()),
 		host:      h,
-		stats:     newCounters(),
+		stats:     stats,
+		gater:     gater,
 		replica:   cfg.Replica,
 		limiter:   newRateLimiter(cfg.RateLimit),
 		bootstrap: bootstrap,
@@ -250,9 +256,22 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 
+	if cfg.PoWDynamic > 0 {
+		if err := n.startDynamicPoW(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, b := range bootstrap {
+		if err := pow.CheckPeer(b.ID, gater.difficulty); err != nil {
+			n.log.Warn("bootstrap peer fails this node's identity puzzle: it will be refused", "peer", b.ID, "difficulty", gater.difficulty, "err", err)
+		}
+	}
 	h.SetStreamHandler(SyncProtocol, n.handleSync)
-	n.notifiee = &network.NotifyBundle{ConnectedF: n.connected}
+	n.notifiee = &network.NotifyBundle{ConnectedF: n.connected, DisconnectedF: n.powDisconnected}
 	h.Network().Notify(n.notifiee)
+	for _, c := range h.Network().Conns() { // connected before Notify
+		n.powConnected(c)
+	}
 
 	n.goOwned("sync", n.syncLoop)
 	n.goOwned("peers", n.keepPeers)
@@ -271,15 +290,25 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	return n, nil
 }
 
-func nodeKey(cfg Config) (crypto.PrivKey, error) {
+// nodeKey is the node's identity at the configured static difficulty:
+// PrivKey (which must meet it), KeyFile (minted at it when created), or an
+// ephemeral key minted at it.
+func nodeKey(ctx context.Context, cfg Config) (crypto.PrivKey, error) {
+	d := cfg.StaticPoW()
 	switch {
 	case cfg.PrivKey != nil:
+		if err := pow.CheckKey(cfg.PrivKey.GetPublic(), d); err != nil {
+			return nil, fmt.Errorf("p2p: config: PrivKey: %w (mint one with pow.MintKey, or lower PoWDifficulty)", err)
+		}
 		return cfg.PrivKey, nil
 	case cfg.KeyFile != "":
-		return LoadOrCreateKey(cfg.KeyFile)
+		return LoadOrCreateKey(ctx, cfg.KeyFile, d)
 	default:
-		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		return k, err
+		k, err := pow.MintKey(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: minting an ephemeral key at difficulty %d: %w", d, err)
+		}
+		return k, nil
 	}
 }
 
@@ -430,6 +459,7 @@ func (n *Node) shutdown() error {
 		n.host.Network().StopNotify(n.notifiee)
 	}
 	n.host.RemoveStreamHandler(SyncProtocol)
+	n.host.RemoveStreamHandler(PoWProtocol)
 	n.host.RemoveStreamHandler(TrainingParamsProtocol)
 	n.host.RemoveStreamHandler(TrainingDeltaProtocol)
 	n.wg.Wait()
@@ -481,6 +511,12 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 	ai, err := peer.AddrInfoFromString(addr)
 	if err != nil {
 		return fmt.Errorf("p2p: connect %q: %w", addr, err)
+	}
+	if n.host.Network().Connectedness(ai.ID) != network.Connected {
+		// The gater would refuse it too; this says why.
+		if err := n.gater.check(ai.ID, PoWOutbound); err != nil {
+			return fmt.Errorf("p2p: connect %s: %w", ai.ID, err)
+		}
 	}
 	if err := n.host.Connect(ctx, *ai); err != nil {
 		return fmt.Errorf("p2p: connect %s: %w", ai.ID, err)

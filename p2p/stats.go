@@ -33,6 +33,11 @@ type Stats struct {
 	SyncAdded         uint64 // records this node added through sync
 	SyncRefused       uint64 // inbound sync streams reset because the peer (or the node) had too many open
 
+	// PoWRefused counts connections refused (or closed) because the peer's
+	// identity failed a puzzle, by "<direction>/<reason>" (PoWInbound or
+	// PoWOutbound, and a PoW* reason).
+	PoWRefused map[string]uint64
+
 	// Admission counts every record from the network by path, kind and
 	// reason (see package admission).
 	Admission admission.Stats
@@ -44,11 +49,20 @@ type counters struct {
 	syncRounds, syncServed, syncFailures              atomic.Uint64
 	syncSent, syncReceived, syncAdded, syncRefused    atomic.Uint64
 
-	mu       sync.Mutex
-	rejected map[string]uint64
+	mu         sync.Mutex
+	rejected   map[string]uint64
+	powRefused map[string]uint64
 }
 
-func newCounters() *counters { return &counters{rejected: map[string]uint64{}} }
+func newCounters() *counters {
+	return &counters{rejected: map[string]uint64{}, powRefused: map[string]uint64{}}
+}
+
+func (c *counters) powRefuse(direction, reason string) {
+	c.mu.Lock()
+	c.powRefused[direction+"/"+reason]++
+	c.mu.Unlock()
+}
 
 func (c *counters) reject(reason string) {
 	c.mu.Lock()
@@ -59,12 +73,14 @@ func (c *counters) reject(reason string) {
 func (c *counters) snapshot() Stats {
 	c.mu.Lock()
 	rej := maps.Clone(c.rejected)
+	powRefused := maps.Clone(c.powRefused)
 	c.mu.Unlock()
 	return Stats{
 		Published:         c.published.Load(),
 		Delivered:         c.delivered.Load(),
 		Duplicates:        c.duplicates.Load(),
 		Rejected:          rej,
+		PoWRefused:        powRefused,
 		SubscriberDrops:   c.subscriberDrops.Load(),
 		SyncRounds:        c.syncRounds.Load(),
 		SyncServed:        c.syncServed.Load(),

@@ -298,6 +298,7 @@ func (n *Node) SyncAll(ctx context.Context) error {
 // connection starts a sync (one exchange merges both ways, so the other
 // side need not).
 func (n *Node) connected(_ network.Network, c network.Conn) {
+	n.powConnected(c)
 	if n.cfg.DisableSyncOnConnect || c.Stat().Direction != network.DirOutbound {
 		return
 	}

@@ -35,6 +35,7 @@ func devCmd() *cobra.Command {
 	var paperEvery int
 	var noArchive bool
 	var pulseEvery time.Duration
+	var pw powFlags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "All in one: embedded Temporal server and UI, migrations, workers and the API",
@@ -49,6 +50,10 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := c.logger()
+			var nodeOpts node.Options // the identity puzzles of the loopback nodes
+			if err := pw.apply(&nodeOpts); err != nil {
+				return err
+			}
 			dataDir, err := findDataDir(c.DataDir, log)
 			if err != nil {
 				return err
@@ -150,7 +155,8 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 				n, err := node.Start(ctx, node.Options{
 					Dir: filepath.Join(c.StateDir, "nodes", strconv.Itoa(i+1)), Bootstrap: bootstrap,
 					Domains: registry().Names(), Temporal: tc, Activities: acts, Store: st, Logger: log,
-					RegisterMetrics: i == 0, PulseInterval: pulseEvery, NoPulse: pulseEvery <= 0,
+					RegisterMetrics: i == 0, PoWDifficulty: nodeOpts.PoWDifficulty, PoWDynamic: nodeOpts.PoWDynamic,
+					PulseInterval: pulseEvery, NoPulse: pulseEvery <= 0,
 				})
 				if err != nil {
 					return fmt.Errorf("start node %d: %w", i+1, err)
@@ -208,6 +214,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 	f.IntVar(&uiPort, "ui-port", 8233, "embedded Temporal Web UI port, on 127.0.0.1 (0: any free port); the UI has no authentication of its own")
 	f.BoolVar(&noUI, "no-ui", false, "do not serve the Temporal Web UI")
 	f.IntVar(&slots, "experiment-slots", 1, "experiments this process runs at once (each trainer uses every core)")
+	pw.add(cmd)
 	f.IntVar(&nodes, "nodes", 2, "P2P nodes to run on loopback (each its own libp2p host, replica and worker); 0: no knowledge plane")
 	f.IntVar(&baselineSeeds, "baseline-seeds", 3, "default number of baseline seeds for new campaigns (the noise floor)")
 	f.BoolVar(&demo, "demo", false, "start a small demo campaign once everything is up")

@@ -9,8 +9,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/internal/pow"
 	"github.com/hyperspace-ai/hyperspace/internal/pulse"
 	"github.com/hyperspace-ai/hyperspace/node"
+	"github.com/hyperspace-ai/hyperspace/p2p"
 )
 
 func nodeCmd() *cobra.Command {
@@ -18,6 +20,7 @@ func nodeCmd() *cobra.Command {
 	var listen, bootstrap, p2pListen, domainList, joinTraining, capabilities string
 	var pulseEvery time.Duration
 	var mdns, relay, holePunch bool
+	var pw powFlags
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run one P2P node: libp2p host, CRDT leaderboard, and its Temporal worker on node-<peerID>",
@@ -28,11 +31,25 @@ task queue node-<peerID>, where campaigns run their agents' Hypothesize,
 RecordResult and Share activities, and registers itself in the site database
 so new campaigns spread their agents over the live nodes. With --listen it
 also serves the REST API, including /api/v1/peers, /api/v1/gossip and the
-server-sent-events stream /api/v1/gossip/stream.`,
+server-sent-events stream /api/v1/gossip/stream.
+
+Identities cost work (S/Kademlia): the identity is minted so that
+SHA-256(SHA-256(public key)) has --pow-difficulty leading zero bits, and the
+node refuses connections to and from peers whose keys fall below its own
+--pow-difficulty (counted in hyperspace_p2p_pow_refused_total).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := c.logger()
+			opts := node.Options{
+				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), Bootstrap: splitList(bootstrap),
+				Domains: domainsOrAll(domainList), EnableMDNS: mdns, EnableRelay: relay, EnableHolePunching: holePunch,
+				Logger: log, RegisterMetrics: true, JoinTraining: splitList(joinTraining),
+				Capabilities: splitList(capabilities), PulseInterval: pulseEvery,
+			}
+			if err := pw.apply(&opts); err != nil {
+				return err
+			}
 			// Reviews re-run experiments and need the data; the rest does not.
 			if dir, err := findDataDir(c.DataDir, log); err == nil {
 				c.DataDir = dir
@@ -49,13 +66,8 @@ server-sent-events stream /api/v1/gossip/stream.`,
 			if err != nil {
 				return err
 			}
-			n, err := node.Start(ctx, node.Options{
-				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), Bootstrap: splitList(bootstrap),
-				Domains: domainsOrAll(domainList), EnableMDNS: mdns, EnableRelay: relay, EnableHolePunching: holePunch,
-				Temporal: tc, Activities: acts, Store: st, Logger: log,
-				RegisterMetrics: true, JoinTraining: splitList(joinTraining),
-				Capabilities: splitList(capabilities), PulseInterval: pulseEvery,
-			})
+			opts.Temporal, opts.Activities, opts.Store = tc, acts, st
+			n, err := node.Start(ctx, opts)
 			if err != nil {
 				return err
 			}
@@ -91,6 +103,7 @@ server-sent-events stream /api/v1/gossip/stream.`,
 	f.DurationVar(&pulseEvery, "pulse-every", node.DefaultPulseInterval, "pulse round length (must match the site's --pulse-every)")
 	f.StringVar(&joinTraining, "join-training", "", "comma-separated training run ids of other sites to contribute DiLoCo deltas to (rounds are heard on hyperspace/training/<run>/1)")
 	f.StringVar(&listen, "listen", "", "also serve the REST API on this address, e.g. 127.0.0.1:8081 (empty: off)")
+	pw.add(cmd)
 	c.addPublicReads(cmd)
 	return cmd
 }
@@ -100,4 +113,36 @@ func domainsOrAll(list string) []string {
 		return d
 	}
 	return registry().Names()
+}
+
+// powFlags are the identity puzzles' difficulties (node, dev).
+type powFlags struct{ Difficulty, Dynamic int }
+
+func (p *powFlags) add(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.IntVar(&p.Difficulty, "pow-difficulty", p2p.DefaultPoWDifficulty,
+		"identity proof of work (S/Kademlia static puzzle), in leading zero bits of SHA-256(SHA-256(public key)), 0 to 32: "+
+			"a new node.key is minted to it (2^d key generations; the default takes well under a second), "+
+			"and the node refuses connections, both ways, to peers whose keys fall below it. "+
+			"Each node enforces its own difficulty: peers of a site with a lower one are refused by this node (they may still accept it). "+
+			"An existing node.key below it is an error: delete it to mint a new identity (the peer ID changes). 0: off")
+	f.IntVar(&p.Dynamic, "pow-dynamic", 0,
+		"dynamic identity puzzle (S/Kademlia), 0 to 32 bits: solved at start for this node's key (2^d hashes), "+
+			"its proof sent to each peer on connect over "+p2p.PoWProtocol+"; peers that send no valid proof of at least this difficulty "+
+			"within 5s are disconnected, so turn it on at every node of the network. 0: off")
+}
+
+// apply validates the flags and sets o's difficulties.
+func (p powFlags) apply(o *node.Options) error {
+	if err := pow.Validate(p.Difficulty); err != nil {
+		return fmt.Errorf("--pow-difficulty: %w", err)
+	}
+	if err := pow.Validate(p.Dynamic); err != nil {
+		return fmt.Errorf("--pow-dynamic: %w", err)
+	}
+	o.PoWDifficulty, o.PoWDynamic = p.Difficulty, p.Dynamic
+	if p.Difficulty == 0 {
+		o.PoWDifficulty = p2p.PoWOff
+	}
+	return nil
 }

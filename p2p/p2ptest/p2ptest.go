@@ -26,6 +26,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/pow"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/p2p"
 	"github.com/hyperspace-ai/hyperspace/p2p/memreplica"
@@ -33,6 +34,29 @@ import (
 
 // Domain is the research domain the helpers use.
 const Domain = "search"
+
+// Difficulty is the static identity puzzle's difficulty of test nodes
+// (Options.Config): low enough that minting a key takes a few
+// milliseconds (2^8 tries), high enough that a random key fails it
+// (255 times in 256), so the connection gater is exercised by every test.
+const Difficulty = 8
+
+// NodeKey mints a node key at Difficulty.
+func NodeKey() crypto.PrivKey { return pow.MustMint(Difficulty) }
+
+// WeakKey returns an Ed25519 key that fails the static puzzle at
+// difficulty d (d >= 1): a peer test nodes must refuse.
+func WeakKey(d int) crypto.PrivKey {
+	for {
+		k, _, err := crypto.GenerateEd25519Key(cryptorand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		if pow.CheckKey(k.GetPublic(), d) != nil {
+			return k
+		}
+	}
+}
 
 // AgentKey returns a deterministic agent key for name.
 func AgentKey(name string) *identity.Key {
@@ -106,10 +130,12 @@ type Options struct {
 }
 
 // Config returns a loopback, TCP-only configuration for tests with the
-// given replica and key.
+// given replica and key (minted at Difficulty, e.g. by NodeKey; nil: the
+// node mints an ephemeral one) and the identity puzzle at Difficulty.
 func (o Options) Config(key crypto.PrivKey, r p2p.Replica, bootstrap ...string) p2p.Config {
 	cfg := p2p.Config{
 		PrivKey:              key,
+		PoWDifficulty:        Difficulty,
 		ListenAddrs:          []string{"/ip4/127.0.0.1/tcp/0"},
 		Bootstrap:            bootstrap,
 		Domains:              []string{Domain},
@@ -136,9 +162,9 @@ func (o Options) Config(key crypto.PrivKey, r p2p.Replica, bootstrap ...string) 
 	return cfg
 }
 
-// NewMember starts a node with a fresh key and an empty replica.
+// NewMember starts a node with a fresh key (NodeKey) and an empty replica.
 func NewMember(ctx context.Context, o Options, bootstrap ...string) (*Member, error) {
-	key, _, err := crypto.GenerateEd25519Key(cryptorand.Reader)
+	key, err := pow.MintKey(ctx, Difficulty)
 	if err != nil {
 		return nil, err
 	}
@@ -394,9 +420,10 @@ type RawPeer struct {
 }
 
 // NewRawPeer connects a raw peer to target on topic and waits until the
-// target is subscribed to it there.
+// target is subscribed to it there. Its key is minted at Difficulty, so
+// the target's connection gater lets it in.
 func NewRawPeer(ctx context.Context, target *p2p.Node, topic string) (*RawPeer, error) {
-	key, _, err := crypto.GenerateEd25519Key(cryptorand.Reader)
+	key, err := pow.MintKey(ctx, Difficulty)
 	if err != nil {
 		return nil, err
 	}

@@ -161,7 +161,7 @@ func plan(t *testing.T, l *link) [2]helperConfig {
 		cfgs[s] = helperConfig{Side: names[s], SyncInterval: syncInterval, LAN: l.cidr}
 		for i := range nodesPerSide {
 			dir := filepath.Join(root, names[s], fmt.Sprint(i))
-			key, err := p2p.LoadOrCreateKey(filepath.Join(dir, "node.key"))
+			key, err := p2p.LoadOrCreateKey(t.Context(), filepath.Join(dir, "node.key"), p2p.DefaultPoWDifficulty) // node.Start's default
 			if err != nil {
 				t.Fatal(err)
 			}
