@@ -88,6 +88,10 @@ func (g *powGater) InterceptSecured(dir network.Direction, p peer.ID, _ network.
 
 func (g *powGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
+// PoWDifficulty is the static puzzle difficulty this node enforces (0:
+// off): a peer's key must reach it to connect.
+func (n *Node) PoWDifficulty() int { return n.gater.difficulty }
+
 // dynamicPoW is the node's side of the dynamic puzzle: its own proof, and
 // which peers have proved theirs.
 type dynamicPoW struct {

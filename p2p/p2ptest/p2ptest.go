@@ -420,10 +420,11 @@ type RawPeer struct {
 }
 
 // NewRawPeer connects a raw peer to target on topic and waits until the
-// target is subscribed to it there. Its key is minted at Difficulty, so
-// the target's connection gater lets it in.
+// target is subscribed to it there. Its key is minted at the target's
+// difficulty (Node.PoWDifficulty), so the target's connection gater lets
+// it in.
 func NewRawPeer(ctx context.Context, target *p2p.Node, topic string) (*RawPeer, error) {
-	key, err := pow.MintKey(ctx, Difficulty)
+	key, err := pow.MintKey(ctx, target.PoWDifficulty())
 	if err != nil {
 		return nil, err
 	}
