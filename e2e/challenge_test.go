@@ -159,4 +159,3 @@ func runChallenge(t *testing.T, s *stack, in workflows.ChallengeInput) workflows
 	}
 	return res
 }
-
