@@ -39,7 +39,7 @@ const (
 // DefaultPoWDifficulty is the static identity puzzle's default difficulty
 // (leading zero bits of SHA-256(SHA-256(public key)); see package pow): a
 // new identity costs 2^12 = 4,096 Ed25519 key generations, about 40-90 ms
-// on 2 cores (internal/pow/BENCH.md), so a node starts at once, while an
+// on 2 cores (BENCHMARKS.md, "identity proof of work"), so a node starts at once, while an
 // attacker pays the same for every one of its identities. Checking a peer
 // is two SHA-256 calls.
 const DefaultPoWDifficulty = 12
