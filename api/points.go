@@ -1,21 +1,110 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 
+	"github.com/hyperspace-ai/hyperspace/activities"
+	"github.com/hyperspace-ai/hyperspace/internal/fraud"
+	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
+	"github.com/hyperspace-ai/hyperspace/workflows"
 )
+
+// ChallengeRequest is the body of POST /api/v1/challenges: an operator
+// disputes a receipt on behalf of one of the site's nodes.
+type ChallengeRequest struct {
+	ReceiptID string `json:"receiptId"`
+	// Challenger is the site node that plays the challenger (default: the
+	// first live node other than the defender). It posts the bond.
+	Challenger     string `json:"challenger,omitempty"`
+	K              int    `json:"k,omitempty"`
+	MoveTimeoutSec int    `json:"moveTimeoutSec,omitempty"`
+}
+
+func (s *Server) createChallenge(c *gin.Context) {
+	var req ChallengeRequest
+	if err := decodeJSON(c, &req); err != nil {
+		s.writeErr(c, err)
+		return
+	}
+	if len(req.ReceiptID) != 64 {
+		s.writeErr(c, fieldErr("receiptId", "want the 64-hex-digit id of a receipt"))
+		return
+	}
+	if req.K != 0 && (req.K < 2 || req.K > fraud.MaxK) {
+		s.writeErr(c, fieldErr("k", "the dissection arity must be 2..64"))
+		return
+	}
+	if req.MoveTimeoutSec < 0 || req.MoveTimeoutSec > 3600 {
+		s.writeErr(c, fieldErr("moveTimeoutSec", "must be 0 (default 300) to 3600"))
+		return
+	}
+	ctx := c.Request.Context()
+	// The defender is the node that vouched for the receipt: the network's
+	// copy carries the vouch (the site's own copy needs none).
+	var rc receipt.Signed
+	found := false
+	if s.Node != nil && s.Node.Replica != nil {
+		rc, found = s.Node.Replica.Get(req.ReceiptID)
+	}
+	if !found {
+		if e, err := s.Store.GetExperiment(ctx, req.ReceiptID); err == nil && json.Unmarshal(e.Record, &rc) == nil {
+			found = true
+		}
+	}
+	if !found {
+		s.writeErr(c, newErr(http.StatusNotFound, CodeNotFound, "no receipt "+req.ReceiptID+" on this site or its node's replica"))
+		return
+	}
+	if rc.Vouch == nil {
+		s.writeErr(c, fieldErr("receiptId", "the receipt carries no node vouch (it was never shared by a node): there is no defender"))
+		return
+	}
+	if req.Challenger == "" {
+		live, err := s.Store.LiveNodes(ctx, nodeLiveness)
+		if err != nil {
+			s.writeErr(c, err)
+			return
+		}
+		for _, n := range live {
+			if n.PeerID != rc.Vouch.Node {
+				req.Challenger = n.PeerID
+				break
+			}
+		}
+	}
+	in, err := activities.PlanChallenge(ctx, s.Store, activities.Dispute{Receipt: rc, Challenger: req.Challenger, Source: "api"}, req.K, req.MoveTimeoutSec)
+	if err != nil {
+		s.writeErr(c, fieldErr("challenger", err.Error()))
+		return
+	}
+	wf := workflows.ChallengeWorkflowID(in.ID)
+	if _, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: wf, TaskQueue: workflows.TaskQueue}, workflows.ChallengeWorkflow, in); err != nil {
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &already) {
+			s.writeErr(c, newErr(http.StatusConflict, CodeConflict, "challenge "+in.ID+" is already running"))
+			return
+		}
+		s.writeErr(c, newErr(http.StatusServiceUnavailable, CodeUnavailable, "could not start the challenge workflow (is Temporal up?): "+err.Error()))
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"id": in.ID, "workflowId": wf, "challenge": in, "links": gin.H{"self": "/api/v1/challenges/" + in.ID}})
+}
 
 func (s *Server) pointsRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/points", s.listPoints)
 	v1.GET("/points/:peerId", s.getPoints)
 	v1.GET("/pulse/rounds", s.listPulseRounds)
 	v1.GET("/challenges", s.listChallenges)
+	v1.POST("/challenges", s.createChallenge)
 	v1.GET("/challenges/:id", s.getChallenge)
 }
 

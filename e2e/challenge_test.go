@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
 	"github.com/hyperspace-ai/hyperspace/activities"
+	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/domains/ml"
 	"github.com/hyperspace-ai/hyperspace/internal/fraud"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
@@ -132,15 +136,37 @@ func TestChallengeML(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "the second receipt", func() bool { _, ok := nodes[1].Replica.Get(rc2.ID); return ok })
-	held2, _ := nodes[1].Replica.Get(rc2.ID)
-	in2, err := activities.PlanChallenge(ctx, s.st, activities.Dispute{Receipt: held2, Challenger: nodes[1].PeerID(), Source: "test"}, 10, 5)
-	if err != nil {
-		t.Fatal(err)
+	// Through the API (admin scope): bad input is refused by field, then
+	// the challenge starts and the defender goes away.
+	s.serve(&api.Server{Store: s.st, Blob: s.blob, Temporal: s.tc, Domains: s.registry, Logger: s.acts.Logger,
+		Namespace: s.ts.GetDefaultNamespace(), Node: &api.NetworkNode{P2P: nodes[1].P2P, Replica: nodes[1].Replica}})
+	if code, body := s.do(http.MethodPost, "/api/v1/challenges", map[string]any{"receiptId": rc2.ID, "k": 1}); code != 422 || !strings.Contains(string(body), `"field":"k"`) {
+		t.Fatalf("k=1: %d %s", code, body)
+	}
+	if code, body := s.do(http.MethodPost, "/api/v1/challenges", map[string]any{"receiptId": strings.Repeat("0", 64)}); code != 404 {
+		t.Fatalf("unknown receipt: %d %s", code, body)
+	}
+	code, body := s.do(http.MethodPost, "/api/v1/challenges", map[string]any{"receiptId": rc2.ID, "challenger": nodes[1].PeerID(), "moveTimeoutSec": 5})
+	var started struct {
+		ID         string `json:"id"`
+		WorkflowID string `json:"workflowId"`
+	}
+	if code != http.StatusAccepted || json.Unmarshal(body, &started) != nil {
+		t.Fatalf("start challenge: %d %s", code, body)
 	}
 	nodes[0].Close()
-	res2 := runChallenge(t, s, in2)
+	wctx, cancel := ctxTimeout(2 * time.Minute)
+	defer cancel()
+	var res2 workflows.ChallengeResult
+	if err := s.tc.GetWorkflow(wctx, started.WorkflowID, "").Get(wctx, &res2); err != nil {
+		t.Fatal(err)
+	}
 	if res2.Loser != defender || res2.Verdict.Stage != fraud.StageForfeit {
 		t.Fatalf("timeout verdict %+v", res2)
+	}
+	code, body = s.do(http.MethodGet, "/api/v1/challenges/"+started.ID, nil)
+	if code != 200 || !strings.Contains(string(body), `"status":"done"`) {
+		t.Fatalf("challenge view: %d %s", code, body)
 	}
 }
 
