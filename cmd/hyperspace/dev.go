@@ -186,6 +186,9 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			if archInfo != nil {
 				fmt.Printf("  Archive:      %s (git; snapshots every %s; %s/api/v1/status)\n", archInfo.Location, arch.SnapshotEvery, apiURL)
 			}
+			if nodes > 0 && pulseEvery > 0 {
+				fmt.Printf("  Points:       %s/api/v1/points  rounds %s/api/v1/pulse/rounds  (a pulse round every %s; `hyperspace points`)\n", apiURL, apiURL, pulseEvery)
+			}
 			if nodes > 0 {
 				fmt.Printf("  P2P:          %d nodes on loopback; peers %s/api/v1/peers, findings %s/api/v1/gossip/stream\n", nodes, apiURL, apiURL)
 			}
