@@ -21,13 +21,23 @@ import (
 // host on 127.0.0.1, CRDT replica and Temporal worker on node-<peerID>.
 func (s *stack) startNodes(t testing.TB, n int) []*node.Node {
 	t.Helper()
+	return s.startNodesWith(t, n, nil)
+}
+
+// startNodesWith is startNodes with each node's options adjusted by opt.
+func (s *stack) startNodesWith(t testing.TB, n int, opt func(*node.Options)) []*node.Node {
+	t.Helper()
 	var out []*node.Node
 	var bootstrap []string
 	for i := 0; i < n; i++ {
-		nd, err := node.Start(context.Background(), node.Options{
+		o := node.Options{
 			Dir: filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i)), ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 			Bootstrap: bootstrap, Domains: s.registry.Names(), Temporal: s.tc, Activities: s.acts, Store: s.st, Logger: s.acts.Logger,
-		})
+		}
+		if opt != nil {
+			opt(&o)
+		}
+		nd, err := node.Start(context.Background(), o)
 		if err != nil {
 			t.Fatal(err)
 		}

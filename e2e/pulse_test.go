@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -28,26 +27,7 @@ import (
 // pulseNodes starts n nodes that publish presences only when told.
 func (s *stack) pulseNodes(t *testing.T, n int, iv time.Duration) []*node.Node {
 	t.Helper()
-	var out []*node.Node
-	var bootstrap []string
-	for i := 0; i < n; i++ {
-		nd, err := node.Start(context.Background(), node.Options{
-			Dir: filepath.Join(t.TempDir(), fmt.Sprintf("pulse%d", i)), ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-			Bootstrap: bootstrap, Domains: s.registry.Names(), Temporal: s.tc, Activities: s.acts, Store: s.st, Logger: s.acts.Logger,
-			PulseInterval: iv, NoPulse: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nd.Close)
-		if i == 0 {
-			for _, a := range nd.P2P.Addrs() {
-				bootstrap = append(bootstrap, a.String())
-			}
-		}
-		out = append(out, nd)
-	}
-	return out
+	return s.startNodesWith(t, n, func(o *node.Options) { o.PulseInterval, o.NoPulse = iv, true })
 }
 
 func (s *stack) runPulse(t *testing.T, id string, in workflows.PulseRoundInput) workflows.PulseRoundResult {

@@ -283,7 +283,25 @@ func (n *Node) checkWork(ctx context.Context, req activities.PulseValidateReques
 		return wc, s
 	}
 	wc.Units = pulse.UnitsOf(r)
-	if cheapDomains[r.Domain] && req.Rerun != nil && sample(req.Round, n.PeerID(), id) < req.RerunFraction {
+	// The cheap domains re-run a sampled RerunFraction of receipts. ML
+	// receipts are spot-checked: values in range always, and a sampled fifth
+	// of the re-run fraction re-trained in full when the run was not cut
+	// short by a wall-clock budget (then the trainer is bit-deterministic and
+	// the metric must match exactly). A mismatch is settled by a fraud-proof
+	// challenge (req.Mismatch starts one).
+	rerun := false
+	switch {
+	case cheapDomains[r.Domain]:
+		rerun = sample(req.Round, n.PeerID(), id) < req.RerunFraction
+	case r.Domain == "ml":
+		wc.How = "spot-check"
+		if v := r.Metric.Value; !(v > 0 && v < 20) {
+			wc.Reason = fmt.Sprintf("val_loss %v is not a loss of this model", v)
+			return wc, s
+		}
+		rerun = r.Result.Values["truncated"] == 0 && sample(req.Round, n.PeerID(), id) < req.RerunFraction/5
+	}
+	if rerun && req.Rerun != nil {
 		wc.How = "rerun"
 		got, err := req.Rerun(ctx, s)
 		if err != nil {
@@ -296,32 +314,6 @@ func (n *Node) checkWork(ctx context.Context, req activities.PulseValidateReques
 				req.Mismatch(s, got)
 			}
 			return wc, s
-		}
-	} else if r.Domain == "ml" {
-		// ML receipts are spot-checked: values in range always, and a
-		// sampled fifth of the re-run fraction re-trained in full when the
-		// run was not cut short by a wall-clock budget (then the trainer is
-		// bit-deterministic and the metric must match exactly). A mismatch
-		// is settled by a fraud-proof challenge that bisects the training.
-		wc.How = "spot-check"
-		if v := r.Metric.Value; !(v > 0 && v < 20) {
-			wc.Reason = fmt.Sprintf("val_loss %v is not a loss of this model", v)
-			return wc, s
-		}
-		if req.Rerun != nil && r.Result.Values["truncated"] == 0 && sample(req.Round, n.PeerID(), id) < req.RerunFraction/5 {
-			wc.How = "rerun"
-			got, err := req.Rerun(ctx, s)
-			if err != nil {
-				wc.Reason = "re-run failed: " + err.Error()
-				return wc, s
-			}
-			if got != r.Metric.Value {
-				wc.Reason = fmt.Sprintf("re-training gives %v, the receipt says %v", got, r.Metric.Value)
-				if req.Mismatch != nil {
-					req.Mismatch(s, got)
-				}
-				return wc, s
-			}
 		}
 	}
 	wc.OK = true
