@@ -13,6 +13,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/activities"
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/domains/ml"
+	"github.com/hyperspace-ai/hyperspace/domains/search"
 	"github.com/hyperspace-ai/hyperspace/internal/fraud"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
 	"github.com/hyperspace-ai/hyperspace/internal/pulse"
@@ -125,6 +126,33 @@ func TestChallengeML(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the outcome was not gossiped")
+	}
+
+	// A cheap domain: the referee re-runs the whole evaluation. Node 0
+	// claims an NDCG@10 its config does not give.
+	scfg, err := search.New().Validate(search.New().Baseline())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := receipt.Sign(receipt.Receipt{Project: "cranfield", RunNumber: 3, Timestamp: time.Now().UnixMilli(), Hypothesis: "an inflated claim",
+		Config: scfg, Domain: "search", Campaign: "c-challenge", Agent: "agent-0", Seed: 1,
+		Metric: receipt.MetricValue{Name: "ndcg@10", Direction: "maximize", Value: 0.99, TestValue: 0.99}}, agent)
+	if err := nodes[0].Share(ctx, rs, agent); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the search receipt", func() bool {
+		_, a := nodes[1].Replica.Get(rs.ID)
+		_, b := nodes[2].Replica.Get(rs.ID)
+		return a && b
+	})
+	heldS, _ := nodes[1].Replica.Get(rs.ID)
+	inS, err := activities.PlanChallenge(ctx, s.st, activities.Dispute{Receipt: heldS, Challenger: nodes[1].PeerID(), Source: "test"}, 0, 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resS := runChallenge(t, s, inS)
+	if resS.Loser != defender || resS.Verdict.Stage != fraud.StageFull {
+		t.Fatalf("search challenge %+v", resS)
 	}
 
 	// A defender that stops answering loses on the clock.
