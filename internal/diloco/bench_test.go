@@ -25,6 +25,8 @@ import (
 //
 // HYPERSPACE_DILOCO_STEPS sets the steps per worker (default 4000; at
 // 1000 DiLoCo has not yet caught up with data-parallel, see BENCHMARKS.md).
+// HYPERSPACE_DILOCO_H and HYPERSPACE_DILOCO_CODECS (comma lists) keep only
+// those DiLoCo rows, for longer budgets (the baselines always run).
 func BenchmarkDiLoCo(b *testing.B) {
 	c := corpus(b)
 	ctx := context.Background()
@@ -101,7 +103,7 @@ func BenchmarkDiLoCo(b *testing.B) {
 			}
 		}
 		for _, vr := range vs {
-			if steps%vr.h != 0 {
+			if steps%vr.h != 0 || !keep("HYPERSPACE_DILOCO_H", strconv.Itoa(vr.h)) || !keep("HYPERSPACE_DILOCO_CODECS", vr.codec) {
 				continue
 			}
 			spec := Spec{Config: cfg, Workers: K, InnerSteps: vr.h, Rounds: steps / vr.h, Compression: vr.codec, Seed: 1}
@@ -132,6 +134,20 @@ func BenchmarkDiLoCo(b *testing.B) {
 		b.Log(tb.String())
 		fmt.Print(tb.String())
 	}
+}
+
+// keep reports whether the comma list in env (all when unset) holds v.
+func keep(env, v string) bool {
+	l := os.Getenv(env)
+	if l == "" {
+		return true
+	}
+	for _, x := range strings.Split(l, ",") {
+		if strings.TrimSpace(x) == v {
+			return true
+		}
+	}
+	return false
 }
 
 // NumParamsOf is the parameter count of cfg on c's vocabulary.
