@@ -62,7 +62,10 @@ func TestPulseRound(t *testing.T) {
 	agent := identity.FromSeed(make([]byte, 32))
 	rc, err := receipt.Sign(receipt.Receipt{Project: "cranfield", RunNumber: 1, Timestamp: time.Now().UnixMilli(), Hypothesis: "pulse work",
 		Config: map[string]any{"dModel": 32.0}, Domain: "ml", Campaign: "c-pulse", Agent: "agent-0", Seed: 3,
-		Result: receipt.Result{ValLoss: 2.1, TotalTokens: 2e6},
+		// Its numbers are made up, so it says a wall-clock budget cut it
+		// short: validators then check its range only (an untruncated one
+		// is re-trained by a sampled few, and this one would fail).
+		Result: receipt.Result{ValLoss: 2.1, TotalTokens: 2e6, Values: map[string]float64{"truncated": 1}},
 		Metric: receipt.MetricValue{Name: "val_loss", Direction: "minimize", Value: 2.1, TestValue: 2.2}}, agent)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -303,8 +304,11 @@ func agentIndex(agents []string, a string) int {
 	return 0
 }
 
-// measureFloor is the mean and sample standard deviation of the baseline runs.
+// measureFloor is the mean and sample standard deviation of the baseline
+// runs, summed in sorted order so that the floor does not depend on the
+// order the runs finished in (float addition is not associative).
 func measureFloor(values []float64, k float64) NoiseFloor {
+	values = slices.Sorted(slices.Values(values))
 	n := float64(len(values))
 	var sum float64
 	for _, v := range values {
