@@ -151,7 +151,11 @@ type Proof []Hash
 var ErrProof = errors.New("merkle: proof does not verify")
 
 // Verify checks that leaf is leaf i of a tree of n leaves with the given
-// root (RFC 9162 section 2.1.3.2).
+// root (RFC 9162 section 2.1.3.2). As in RFC 9162 the proof does not bind
+// n: a proof for a tree of 13 leaves can also verify for a smaller n whose
+// path has the same shape (its last sibling is then read as a leaf). n
+// must come from an authenticated source; in a challenge it is fixed by
+// the game's agreed parameters (Steps+1 states, NumOps+1 op states).
 func Verify(root Hash, i, n int, leaf Hash, proof Proof) error {
 	if n <= 0 || i < 0 || i >= n {
 		return fmt.Errorf("%w: leaf %d of %d", ErrProof, i, n)
