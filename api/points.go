@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -122,21 +123,27 @@ func intQuery(c *gin.Context, name string, def, lo, hi int64) (int64, error) {
 	return n, nil
 }
 
+// listLimited answers GET with ?limit= (default def, 1..most) as
+// {key: rows}, rows never null.
+func listLimited[T any](s *Server, c *gin.Context, key string, def, most int64, fetch func(ctx context.Context, limit int) ([]T, error)) {
+	limit, err := intQuery(c, "limit", def, 1, most)
+	if err != nil {
+		s.writeErr(c, err)
+		return
+	}
+	rows, err := fetch(c.Request.Context(), int(limit))
+	if err != nil {
+		s.writeErr(c, err)
+		return
+	}
+	if rows == nil {
+		rows = []T{}
+	}
+	c.JSON(http.StatusOK, gin.H{key: rows})
+}
+
 func (s *Server) listPoints(c *gin.Context) {
-	limit, err := intQuery(c, "limit", 100, 1, 1000)
-	if err != nil {
-		s.writeErr(c, err)
-		return
-	}
-	bs, err := s.Store.Balances(c.Request.Context(), int(limit))
-	if err != nil {
-		s.writeErr(c, err)
-		return
-	}
-	if bs == nil {
-		bs = []store.Balance{}
-	}
-	c.JSON(http.StatusOK, gin.H{"balances": bs})
+	listLimited(s, c, "balances", 100, 1000, s.Store.Balances)
 }
 
 func (s *Server) getPoints(c *gin.Context) {
@@ -199,20 +206,7 @@ func (s *Server) listPulseRounds(c *gin.Context) {
 }
 
 func (s *Server) listChallenges(c *gin.Context) {
-	limit, err := intQuery(c, "limit", 50, 1, 500)
-	if err != nil {
-		s.writeErr(c, err)
-		return
-	}
-	cs, err := s.Store.ListChallenges(c.Request.Context(), int(limit))
-	if err != nil {
-		s.writeErr(c, err)
-		return
-	}
-	if cs == nil {
-		cs = []store.Challenge{}
-	}
-	c.JSON(http.StatusOK, gin.H{"challenges": cs})
+	listLimited(s, c, "challenges", 50, 500, s.Store.ListChallenges)
 }
 
 func (s *Server) getChallenge(c *gin.Context) {
