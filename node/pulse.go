@@ -185,6 +185,7 @@ func (n *Node) Validate(ctx context.Context, req activities.PulseValidateRequest
 	self := n.PeerID()
 	v := pulse.Verdict{Round: req.Round, Validator: self, Timestamp: time.Now().UnixMilli()}
 	seen := map[string]bool{}
+	recs := n.replicaRecords() // read once for every probe of the round
 	for _, sp := range req.Presences {
 		p := sp.Presence
 		if seen[p.Node] || p.Node == self || p.Round != req.Round {
@@ -220,7 +221,7 @@ func (n *Node) Validate(ctx context.Context, req activities.PulseValidateRequest
 			}
 		}
 		for _, c := range p.Capabilities {
-			b, err := n.probeCapability(ctx, pid, req.Round, c, work)
+			b, err := n.probeCapability(ctx, pid, req.Round, c, work, recs)
 			bytes += int64(b)
 			if err != nil {
 				nv.Failed[c] = err.Error()
@@ -327,7 +328,7 @@ func sample(round int64, validator, id string) float64 {
 }
 
 // probeCapability checks one capability claim.
-func (n *Node) probeCapability(ctx context.Context, pid peer.ID, round int64, c string, work []receipt.Signed) (int, error) {
+func (n *Node) probeCapability(ctx context.Context, pid peer.ID, round int64, c string, work []receipt.Signed, recs []receipt.Signed) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	switch c {
@@ -339,20 +340,19 @@ func (n *Node) probeCapability(ctx context.Context, pid peer.ID, round int64, c 
 			return 0, nil
 		}
 		cut := time.Now().Add(-time.Hour).UnixMilli()
-		for _, d := range n.Replica.Domains() {
-			for _, s := range n.Replica.Records(d) {
-				if s.Vouch != nil && s.Vouch.Node == pid.String() && s.Receipt.Timestamp >= cut {
-					return 0, nil
-				}
+		for _, s := range recs {
+			if s.Vouch != nil && s.Vouch.Node == pid.String() && s.Receipt.Timestamp >= cut {
+				return 0, nil
 			}
 		}
 		return 0, errors.New("no verifiable receipt in the last hour")
 	case pulse.CapStorage:
 		// Serve a record this validator holds, chosen at random.
-		id, ok := n.randomRecord()
+		good, ok := randomRecord(recs)
 		if !ok {
 			return 0, errors.New("no record to ask for")
 		}
+		id := good.ID
 		resp, b, err := n.P2P.Probe(ctx, pid, p2p.ProbeRequest{Kind: p2p.ProbeStorage, Round: round, Nonce: nonce(), Record: id})
 		if err != nil {
 			return b, err
@@ -363,11 +363,11 @@ func (n *Node) probeCapability(ctx context.Context, pid peer.ID, round int64, c 
 		return b, nil
 	case pulse.CapValidation:
 		// Judge one genuine and one altered receipt correctly.
-		id, ok := n.randomRecord()
+		good, ok := randomRecord(recs)
 		if !ok {
 			return 0, errors.New("no record to ask about")
 		}
-		good, _ := n.Replica.Get(id)
+		id := good.ID
 		bad := good
 		bad.Receipt.Metric.Value += 1
 		swap := sample(round, pid.String(), id) < 0.5
@@ -426,20 +426,23 @@ func (n *Node) probeCapability(ctx context.Context, pid peer.ID, round int64, c 
 	return 0, fmt.Errorf("no probe for %s yet: the claim is not verified", c)
 }
 
-// randomRecord picks a record of the replica at random.
-func (n *Node) randomRecord() (string, bool) {
-	var all []string
+// replicaRecords is every record of the replica.
+func (n *Node) replicaRecords() []receipt.Signed {
+	var all []receipt.Signed
 	for _, d := range n.Replica.Domains() {
-		for _, s := range n.Replica.Records(d) {
-			all = append(all, s.ID)
-		}
+		all = append(all, n.Replica.Records(d)...)
 	}
-	if len(all) == 0 {
-		return "", false
+	return all
+}
+
+// randomRecord picks one of recs at random.
+func randomRecord(recs []receipt.Signed) (receipt.Signed, bool) {
+	if len(recs) == 0 {
+		return receipt.Signed{}, false
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return all[binary.BigEndian.Uint64(b[:])%uint64(len(all))], true
+	return recs[binary.BigEndian.Uint64(b[:])%uint64(len(recs))], true
 }
 
 // PublishVerdict gossips a verdict this node signed.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"slices"
 	"sort"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/internal/noise"
 )
 
 // ErrInvalidInput is the ApplicationError type of a rejected campaign input.
@@ -304,26 +304,16 @@ func agentIndex(agents []string, a string) int {
 	return 0
 }
 
-// measureFloor is the mean and sample standard deviation of the baseline
-// runs, summed in sorted order so that the floor does not depend on the
-// order the runs finished in (float addition is not associative).
+// measureFloor is the noise floor of the baseline runs (noise.Measure: the
+// mean and sample standard deviation, summed in sorted order so that the
+// floor does not depend on the order the runs finished in). Callers pass at
+// least two finite values.
 func measureFloor(values []float64, k float64) NoiseFloor {
-	values = slices.Sorted(slices.Values(values))
-	n := float64(len(values))
-	var sum float64
-	for _, v := range values {
-		sum += v
+	f, err := noise.Measure(values, k)
+	if err != nil {
+		return NoiseFloor{N: len(values), K: k}
 	}
-	mean := sum / n
-	var ss float64
-	for _, v := range values {
-		ss += (v - mean) * (v - mean)
-	}
-	sd := 0.0
-	if len(values) > 1 {
-		sd = math.Sqrt(ss / (n - 1))
-	}
-	return NoiseFloor{Mean: mean, SD: sd, N: len(values), K: k}
+	return NoiseFloor{Mean: f.Mean, SD: f.SD, N: f.N, K: f.K}
 }
 
 // offerBest keeps b if it beats the campaign's best so far.
