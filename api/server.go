@@ -23,6 +23,7 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/inference"
 	"github.com/hyperspace-ai/hyperspace/internal/llm"
 	"github.com/hyperspace-ai/hyperspace/internal/memory"
 	"github.com/hyperspace-ai/hyperspace/internal/metrics"
@@ -63,6 +64,11 @@ type Server struct {
 	// (--llm-allow): a campaign naming another is refused with 422. nil
 	// allows none.
 	LLMAllow *llm.AllowList
+	// Inference serves the OpenAI-compatible /v1 API (nil: 503 there).
+	Inference *inference.Service
+	// Models, when set, is told when a model is published so this process
+	// serves it at once (the models REST endpoints).
+	Models ModelLoader
 }
 
 func (s *Server) log() *slog.Logger {
@@ -117,6 +123,8 @@ func (s *Server) Handler() http.Handler {
 	s.communityRoutes(v1)
 	s.trainingRoutes(v1)
 	s.pointsRoutes(v1)
+	s.modelRoutes(v1)
+	s.openAIRoutes(r)
 	return r
 }
 
