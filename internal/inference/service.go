@@ -276,7 +276,7 @@ func modelObject(m ModelInfo, route string) ModelObject {
 // Stats counts what the service did.
 type Stats struct {
 	Requests, CacheHitsLocal, CacheHitsPeer, CacheMisses, Forwarded, Upstream int64
-	PrefixHits, PrefixTokens                                                   int64
+	PrefixHits, PrefixTokens                                                  int64
 }
 
 type stats struct {
