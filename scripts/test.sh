@@ -14,6 +14,8 @@ bash scripts/ensure-tools.sh
 # with OpenBLAS-openmp; its tests fail instead of skipping once installed.
 bash scripts/ensure-torch.sh
 export HYPERSPACE_TORCH_REQUIRED=1
+# The official openai npm package (e2e/openai-client), for the /v1 tests.
+bash scripts/ensure-node.sh
 export HYPERSPACE_TEST_PG_ADMIN_URL="$PG_ADMIN_URL"
 export HYPERSPACE_VERSITYGW="$HS_BIN/versitygw"
 # The domain data: $HYPERSPACE_DATA_DIR if set, else the shared copy beside

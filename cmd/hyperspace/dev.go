@@ -19,6 +19,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/internal/devserver"
 	"github.com/hyperspace-ai/hyperspace/internal/keystore"
+	"github.com/hyperspace-ai/hyperspace/internal/modelserve"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/node"
 	"github.com/hyperspace-ai/hyperspace/workers"
@@ -36,6 +37,7 @@ func devCmd() *cobra.Command {
 	var noArchive bool
 	var pulseEvery time.Duration
 	var pw powFlags
+	var inf inferenceFlags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "All in one: embedded Temporal server and UI, migrations, workers and the API",
@@ -148,6 +150,13 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, TemporalUIURL: uiURL,
 				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds,
 				DefaultPaperEvery: paperEvery, Archive: archInfo, Memory: mem, PublicReads: c.PublicReads, LLMAllow: c.LLMAllow}
+			isvc, reg, err := c.startInference(ctx, inf, st, b, log)
+			if err != nil {
+				return err
+			}
+			if isvc != nil {
+				srv.Inference, srv.Models = isvc, reg
+			}
 			// N P2P nodes on loopback, each with its own libp2p host, replica
 			// and worker on node-<peerID>: the gossip of a local run is real.
 			var bootstrap []string
@@ -168,6 +177,16 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 					}
 					srv.Node = &api.NetworkNode{P2P: n.P2P, Replica: n.Replica}
 				}
+				if isvc != nil {
+					// Node 1 shares the API's service (its cache and models) with
+					// the mesh; the others serve their own, so a request can be
+					// routed between them.
+					if i == 0 {
+						n.ServeInference(ctx, isvc, reg)
+					} else if s2, r2, err := c.startInference(ctx, inferenceFlags{NoStarter: true, SyncEvery: inf.SyncEvery}, st, b, log); err == nil {
+						n.ServeInference(ctx, s2, r2)
+					}
+				}
 			}
 			apiURL, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
 			if err != nil {
@@ -182,6 +201,10 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 				fmt.Printf("  Temporal UI:  %s/namespaces/%s/workflows\n", uiURL, c.Namespace)
 			}
 			fmt.Printf("  Temporal:     %s (namespace %s)\n  Metrics:      %s/metrics\n", c.TemporalAddress, c.Namespace, apiURL)
+			if isvc != nil {
+				fmt.Printf("  OpenAI API:   %s/v1  (models %s/v1/models; the admin token above is an API key; chat model %s, embeddings %s)\n",
+					apiURL, apiURL, modelserve.StarterModelName, modelserve.EmbeddingModelName)
+			}
 			fmt.Printf("  Papers:       %s/api/v1/papers  breakthroughs %s/api/v1/breakthroughs  search %s/api/v1/search?q=...\n", apiURL, apiURL, apiURL)
 			if archInfo != nil {
 				fmt.Printf("  Archive:      %s (git; snapshots every %s; %s/api/v1/status)\n", archInfo.Location, arch.SnapshotEvery, apiURL)
@@ -218,6 +241,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 	f.BoolVar(&noUI, "no-ui", false, "do not serve the Temporal Web UI")
 	f.IntVar(&slots, "experiment-slots", 1, "experiments this process runs at once (each trainer uses every core)")
 	pw.add(cmd)
+	inf.add(cmd)
 	f.IntVar(&nodes, "nodes", 2, "P2P nodes to run on loopback (each its own libp2p host, replica and worker); 0: no knowledge plane")
 	f.IntVar(&baselineSeeds, "baseline-seeds", 3, "default number of baseline seeds for new campaigns (the noise floor)")
 	f.BoolVar(&demo, "demo", false, "start a small demo campaign once everything is up")

@@ -32,7 +32,7 @@ e.g. --database-url is HYPERSPACE_DATABASE_URL.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), nodeCmd(), workerCmd(), apiCmd(), migrateCmd(), tokenCmd(), campaignCmd(), trainCmd(), pointsCmd(), benchCmd(), dataCmd())
+	root.AddCommand(devCmd(), nodeCmd(), workerCmd(), apiCmd(), migrateCmd(), tokenCmd(), campaignCmd(), trainCmd(), modelCmd(), pointsCmd(), benchCmd(), dataCmd())
 	cli.BindEnv(root)
 	if err := root.ExecuteContext(ctx); err != nil {
 		if errors.Is(err, context.Canceled) {

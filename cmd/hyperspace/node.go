@@ -21,6 +21,7 @@ func nodeCmd() *cobra.Command {
 	var pulseEvery time.Duration
 	var mdns, relay, holePunch bool
 	var pw powFlags
+	var inf inferenceFlags
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run one P2P node: libp2p host, CRDT leaderboard, and its Temporal worker on node-<peerID>",
@@ -77,15 +78,28 @@ node refuses connections to and from peers whose keys fall below its own
 				fmt.Printf("  listening: %s\n", a)
 			}
 			fmt.Printf("  task queue: %s\n", n.TaskQueue())
+			isvc, reg, err := c.startInference(ctx, inf, st, b, log)
+			if err != nil {
+				return err
+			}
+			if isvc != nil {
+				n.ServeInference(ctx, isvc, reg)
+			}
 			if listen != "" {
 				srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, Namespace: c.Namespace, Logger: log,
 					Node: &api.NetworkNode{P2P: n.P2P, Replica: n.Replica}, PublicReads: c.PublicReads, LLMAllow: c.LLMAllow}
+				if isvc != nil {
+					srv.Inference, srv.Models = isvc, reg
+				}
 				url, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
 				if err != nil {
 					return err
 				}
 				defer shutdown()
 				fmt.Printf("  API: %s/api/v1 (peers: %s/api/v1/peers)\n", url, url)
+				if isvc != nil {
+					fmt.Printf("  OpenAI-compatible API: %s/v1 (a read token is the API key)\n", url)
+				}
 			}
 			<-ctx.Done()
 			return nil
@@ -104,6 +118,7 @@ node refuses connections to and from peers whose keys fall below its own
 	f.StringVar(&joinTraining, "join-training", "", "comma-separated training run ids of other sites to contribute DiLoCo deltas to (rounds are heard on hyperspace/training/<run>/1)")
 	f.StringVar(&listen, "listen", "", "also serve the REST API on this address, e.g. 127.0.0.1:8081 (empty: off)")
 	pw.add(cmd)
+	inf.add(cmd)
 	c.addPublicReads(cmd)
 	return cmd
 }

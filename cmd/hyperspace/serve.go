@@ -119,6 +119,7 @@ func apiCmd() *cobra.Command {
 	var listen, uiURL string
 	var baselineSeeds, paperEvery int
 	var archiveLocation string
+	var inf inferenceFlags
 	cmd := &cobra.Command{
 		Use:   "api",
 		Short: "Serve the REST API (/api/v1, /healthz, /readyz, /metrics)",
@@ -126,7 +127,10 @@ func apiCmd() *cobra.Command {
 document, and /metrics, needs "Authorization: Bearer <token>" (see
 hyperspace token create): scope read for GETs, run to start and stop
 campaigns, admin to register causes. --public-reads opens the GETs.
-Campaigns may name only the LLM endpoints of --llm-allow.`,
+Campaigns may name only the LLM endpoints of --llm-allow. It also serves
+the OpenAI-compatible /v1 API (models, chat/completions, completions,
+embeddings) with the site's published models, the starter model and the
+built-in embedding model; a token with scope read is its API key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -142,6 +146,16 @@ Campaigns may name only the LLM endpoints of --llm-allow.`,
 			if archiveLocation != "" {
 				srv.Archive = &api.ArchiveInfo{Location: archiveLocation}
 			}
+			if dir, err := findDataDir(c.DataDir, log); err == nil {
+				c.DataDir = dir
+			}
+			isvc, reg, err := c.startInference(ctx, inf, svc.Store, svc.Blob, log)
+			if err != nil {
+				return err
+			}
+			if isvc != nil {
+				srv.Inference, srv.Models = isvc, reg
+			}
 			_, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
 			if err != nil {
 				return err
@@ -155,6 +169,7 @@ Campaigns may name only the LLM endpoints of --llm-allow.`,
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "listen address (loopback by default; see the README before exposing it)")
 	c.addPublicReads(cmd)
+	inf.add(cmd)
 	f.StringVar(&uiURL, "temporal-ui-url", "", "Temporal Web UI base URL, for links from campaigns to their workflows")
 	f.IntVar(&baselineSeeds, "baseline-seeds", 3, "default number of baseline seeds for new campaigns")
 	f.IntVar(&paperEvery, "paper-every", 5, "agents write a paper every this many experiments unless a campaign says otherwise (0: off)")

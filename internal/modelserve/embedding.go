@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/domains/search"
 	"github.com/hyperspace-ai/hyperspace/internal/embed"
 	"github.com/hyperspace-ai/hyperspace/internal/inference"
@@ -20,6 +21,12 @@ const EmbeddingModelName = "hyperspace-embed-lsa"
 // dataDir. It is deterministic: every node with the same data fits the
 // same model (its Hash is over the corpus and the options).
 func BuiltinEmbedding(dataDir string) (*inference.LSAModel, error) {
+	return embeddings.Load(dataDir, fitEmbedding)
+}
+
+var embeddings domains.DirCache[*inference.LSAModel]
+
+func fitEmbedding(dataDir string) (*inference.LSAModel, error) {
 	col, err := search.LoadCollection(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("built-in embedding model: %w", err)

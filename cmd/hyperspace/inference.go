@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hyperspace-ai/hyperspace/internal/blob"
+	"github.com/hyperspace-ai/hyperspace/internal/inference"
+	"github.com/hyperspace-ai/hyperspace/internal/modelserve"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
+)
+
+// inferenceFlags configure the OpenAI-compatible /v1 API (api, dev, node).
+type inferenceFlags struct {
+	Upstream, UpstreamEmbed []string
+	UpstreamKey             string
+	NoStarter, Off          bool
+	SyncEvery               time.Duration
+}
+
+func (f *inferenceFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.Upstream, "upstream", nil, "upstream chat model routes NAME=BASEURL[#UPSTREAM_MODEL] to OpenAI-compatible servers "+
+		"(Ollama, vLLM, llama.cpp), e.g. llama=http://127.0.0.1:11434/v1#llama3.2:1b; repeat or comma-separate")
+	fl.StringSliceVar(&f.UpstreamEmbed, "upstream-embed", nil, "upstream embedding model routes, as --upstream")
+	fl.StringVar(&f.UpstreamKey, "upstream-api-key", "", "bearer token sent to the upstream routes (prefer HYPERSPACE_UPSTREAM_API_KEY)")
+	fl.BoolVar(&f.NoStarter, "no-starter-model", false, "do not train and serve the starter chat model ("+modelserve.StarterModelName+") on start")
+	fl.BoolVar(&f.Off, "no-inference", false, "do not serve the OpenAI-compatible /v1 API")
+	fl.DurationVar(&f.SyncEvery, "models-sync", 15*time.Second, "how often to pick up models published by other processes of the site")
+}
+
+// startInference builds the /v1 service: the built-in embedding model, the
+// starter chat model (trained once into <state-dir>/models, in the
+// background), the site's published models (followed from the database)
+// and the upstream routes. It returns nil, nil when --no-inference.
+func (c *common) startInference(ctx context.Context, f inferenceFlags, st *store.Store, b *blob.Store, log *slog.Logger) (*inference.Service, *modelserve.Registry, error) {
+	if f.Off {
+		return nil, nil, nil
+	}
+	svc := &inference.Service{Logger: log}
+	for _, spec := range f.Upstream {
+		u, err := inference.ParseUpstream(spec, inference.KindChat, f.UpstreamKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--upstream: %w", err)
+		}
+		svc.SetUpstream(u)
+	}
+	for _, spec := range f.UpstreamEmbed {
+		u, err := inference.ParseUpstream(spec, inference.KindEmbedding, f.UpstreamKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--upstream-embed: %w", err)
+		}
+		svc.SetUpstream(u)
+	}
+	if c.DataDir != "" {
+		if em, err := modelserve.BuiltinEmbedding(c.DataDir); err != nil {
+			log.Warn("no built-in embedding model", "err", err)
+		} else {
+			svc.SetEmbed(em)
+		}
+	}
+	reg := &modelserve.Registry{Store: st, Blob: b, Service: svc, Logger: log, Load: modelserve.LoadML(nil)}
+	if st != nil && b != nil {
+		go reg.Run(ctx, f.SyncEvery)
+	}
+	if !f.NoStarter && c.DataDir != "" {
+		go func() {
+			ck, err := modelserve.Starter(ctx, c.DataDir, filepath.Join(c.StateDir, "models"), log)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("no starter model", "err", err)
+				}
+				return
+			}
+			m, err := reg.Load(modelserve.StarterModelName, time.Now(), ck)
+			if err != nil {
+				log.Warn("starter model does not load", "err", err)
+				return
+			}
+			svc.SetText(m)
+			if reg.OnChange != nil {
+				reg.OnChange()
+			}
+			log.Info("serving the starter model", "model", modelserve.StarterModelName, "hash", m.Info().Hash[:12])
+		}()
+	}
+	return svc, reg, nil
+}
