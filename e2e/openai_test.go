@@ -131,9 +131,18 @@ func TestOpenAIClient(t *testing.T) {
 			Norm            float64
 			SameAsFloat     bool
 		}
-		NotFound   struct{ Cls, Code, Param, Type string; Status int }
-		BadRequest struct{ Cls, Param string; Status int }
-		BadKey     struct{ Cls string; Status int }
+		NotFound struct {
+			Cls, Code, Param, Type string
+			Status                 int
+		}
+		BadRequest struct {
+			Cls, Param string
+			Status     int
+		}
+		BadKey struct {
+			Cls    string
+			Status int
+		}
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("client output: %v: %s", err, out)
