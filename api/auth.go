@@ -36,6 +36,8 @@ func requiredScope(method, route string) token.Scope {
 	switch {
 	case method == http.MethodGet || method == http.MethodHead:
 		return token.Read
+	case strings.HasPrefix(route, "/v1/"):
+		return token.Read // the OpenAI-compatible API computes but changes no state (openai.go)
 	case runRoutes[method+" "+route]:
 		return token.Run
 	}

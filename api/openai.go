@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,20 +20,33 @@ import (
 // key), or none under PublicReads; errors are in OpenAI's shape so the
 // official clients raise the matching exceptions.
 func (s *Server) openAIRoutes(r *gin.Engine) {
-	if s.Inference == nil {
-		r.Any("/v1/*path", func(c *gin.Context) {
+	var h http.Handler
+	if s.Inference != nil {
+		h = s.Inference.Handler("/v1")
+	}
+	serve := func(c *gin.Context) {
+		if h == nil {
 			inference.WriteError(c.Writer, inference.NewError(http.StatusServiceUnavailable, inference.TypeUnavailable, "inference_off", "this process does not serve the inference API"))
 			c.Abort()
-		})
-		return
-	}
-	h := s.Inference.Handler("/v1")
-	r.Any("/v1/*path", s.openAIAuth, func(c *gin.Context) {
-		// Generation can run longer than the server's write timeout for
-		// REST calls; lift it for this response (Go 1.20+).
-		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+			return
+		}
 		h.ServeHTTP(c.Writer, c.Request)
-	})
+	}
+	r.GET("/v1/models", s.openAIAuth, serve)
+	r.GET("/v1/models/:id", s.openAIAuth, serve)
+	r.POST("/v1/chat/completions", s.openAIAuth, serve)
+	r.POST("/v1/completions", s.openAIAuth, serve)
+	r.POST("/v1/embeddings", s.openAIAuth, serve)
+}
+
+// openAINoRoute answers unknown /v1 paths in OpenAI's shape.
+func openAINoRoute(c *gin.Context) bool {
+	if !strings.HasPrefix(c.Request.URL.Path, "/v1/") {
+		return false
+	}
+	inference.WriteError(c.Writer, inference.NewError(http.StatusNotFound, inference.TypeInvalidRequest, "unknown_url",
+		"Unknown request URL: "+c.Request.Method+" "+c.Request.URL.Path+". This server serves GET /v1/models, POST /v1/chat/completions, /v1/completions and /v1/embeddings"))
+	return true
 }
 
 // openAIAuth is authenticate with OpenAI-shaped errors: every /v1 call

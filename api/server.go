@@ -92,9 +92,15 @@ func (s *Server) Handler() http.Handler {
 	}))
 	r.Use(s.observe)
 	r.NoRoute(func(c *gin.Context) {
+		if openAINoRoute(c) {
+			return
+		}
 		c.JSON(http.StatusNotFound, ErrorBody{Error: ErrorDetail{Code: CodeNotFound, Message: "no route " + c.Request.Method + " " + c.Request.URL.Path + "; see /api/v1/openapi.json"}})
 	})
 	r.NoMethod(func(c *gin.Context) {
+		if openAINoRoute(c) {
+			return
+		}
 		c.JSON(http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: CodeMethodNotAllowed, Message: c.Request.Method + " is not allowed on " + c.Request.URL.Path}})
 	})
 

@@ -53,10 +53,16 @@ else
   echo "$dev_pid" >"$RUN_DIR/dev.pid"
   wait_for_pid "$dev_pid" "$RUN_DIR/dev.log" "hyperspace dev" 180 curl -sf "http://$API_LISTEN/readyz"
   wait_for_pid "$dev_pid" "$RUN_DIR/dev.log" "demo campaign" 30 grep -q "Follow it:\|Start one:\|demo campaign did not start" "$RUN_DIR/dev.log"
+  # The starter chat model trains once (about ten seconds; cached in the
+  # state dir) before /v1 lists it.
+  log "waiting for the starter chat model on /v1/models"
+  wait_for_pid "$dev_pid" "$RUN_DIR/dev.log" "the starter model" 240 sh -c \
+    "curl -sf -H \"Authorization: Bearer \$(cat '$STATE_DIR/admin.token')\" http://$API_LISTEN/v1/models | grep -q hyperspace-starter"
 fi
 echo
 sed -n '/Hyperspace is running/,/^$/p' "$RUN_DIR/dev.log" | grep -v '^time='
 echo "  Token file:   $STATE_DIR/admin.token  (bin/hyperspace campaign ... reads it; curl -H \"Authorization: Bearer \$(cat $STATE_DIR/admin.token)\" ...)"
 echo "  Train:        bin/hyperspace train start --workers 4 --inner-steps 50 --rounds 10 --watch   (DiLoCo; README, \"DiLoCo\")"
+echo "  OpenAI:       OPENAI_BASE_URL=http://$API_LISTEN/v1 OPENAI_API_KEY=\$(cat $STATE_DIR/admin.token)  (models hyperspace-starter, hyperspace-embed-lsa; README, \"Inference\")"
 echo "  Logs:         $RUN_DIR/dev.log"
 echo "  Stop:         make down"

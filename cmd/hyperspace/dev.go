@@ -221,6 +221,10 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 					log.Error("demo campaign did not start", "error", err)
 				} else {
 					fmt.Printf("  Demo campaign: %s\n  Follow it:    %s campaign watch %s --api-url %s\n", id, os.Args[0], id, apiURL)
+					if demoDomain == "ml" && isvc != nil {
+						fmt.Printf("  Demo model:   %s on /v1 once the demo campaign completes (its best checkpoint)\n", DemoModelName)
+						go publishDemoBest(ctx, st, apiURL, adminToken, id, log)
+					}
 				}
 			} else {
 				fmt.Printf("  Start one:    %s campaign start --domain ml --agents 2 --experiments 3 --api-url %s\n", os.Args[0], apiURL)
@@ -309,4 +313,44 @@ func startDemo(ctx context.Context, apiURL, token, domain string, agents, experi
 		return "", errors.New(msg)
 	}
 	return out.ID, nil
+}
+
+// DemoModelName is the name the demo campaign's best checkpoint is
+// published under when the campaign completes.
+const DemoModelName = "hyperspace-demo"
+
+// publishDemoBest waits (bounded by ctx) for the ML demo campaign id to
+// end and publishes its best experiment's checkpoint as DemoModelName, so
+// /v1 serves what the agents found.
+func publishDemoBest(ctx context.Context, st *store.Store, apiURL, token, id string, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c, err := st.GetCampaign(ctx, id)
+		if err != nil || (c.Status != store.StatusCompleted && c.Status != store.StatusStopped) {
+			continue
+		}
+		best, ok, err := st.BestInCampaign(ctx, id, true)
+		if err != nil || !ok {
+			log.Warn("demo campaign has no best experiment to publish", "campaign", id, "err", err)
+			return
+		}
+		body, _ := json.Marshal(api.PublishModelRequest{Source: best.ID, Name: DemoModelName})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/v1/models", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Warn("publishing the demo model failed", "err", err)
+			return
+		}
+		resp.Body.Close()
+		log.Info("published the demo campaign's best checkpoint", "model", DemoModelName, "experiment", best.ID, "val_loss", best.Metric, "status", resp.StatusCode)
+		return
+	}
 }
