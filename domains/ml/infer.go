@@ -52,6 +52,11 @@ type LM struct {
 	raw   [32]byte   // the same hash, raw
 	seed  int64
 	steps int
+	// wout and bout are the output layer with its columns padded with
+	// zeros to ldo, a multiple of 16 (whole SIMD panels; the extra logits
+	// are discarded).
+	wout, bout []float32
+	ldo        int
 }
 
 // LMInfo describes a loaded checkpoint.
@@ -185,6 +190,14 @@ func LoadLM(ckpt []byte) (*LM, error) {
 		m.params[i] = v
 	}
 	lm.m, lm.h = m, h
+	lm.ldo = (h.Vocab + 15) &^ 15
+	lm.wout = make([]float32, h.DModel*lm.ldo)
+	w := m.p(m.wout)
+	for i := 0; i < h.DModel; i++ {
+		copy(lm.wout[i*lm.ldo:], w[i*h.Vocab:(i+1)*h.Vocab])
+	}
+	lm.bout = make([]float32, lm.ldo)
+	copy(lm.bout, m.p(m.bout))
 	lm.raw = sha256.Sum256(ckpt)
 	lm.hash = hex.EncodeToString(lm.raw[:])
 	return lm, nil
@@ -261,10 +274,11 @@ func (lm *LM) piece(id int32) string {
 type KVState struct {
 	model  [32]byte // the LM's hash
 	ctx, d int      // contextLength and dModel
+	ldk    int      // row stride of the transposed keys (kvStride(ctx))
 	tokens []int32
-	// k[l] holds layer l's keys transposed (d×Ctx: component c of the key
-	// of position j at c·Ctx + j, so head h's keys are the hd×Ctx block at
-	// h·hd·Ctx). v[l] is Ctx×d: the value of position j at j·d.
+	// k[l] holds layer l's keys transposed (d×ldk: component c of the key
+	// of position j at c·ldk + j, so head h's keys are the hd×ldk block at
+	// h·hd·ldk). v[l] is Ctx×d: the value of position j at j·d.
 	k, v [][]float32
 	scr  *scratch
 }
@@ -278,11 +292,11 @@ func (st *KVState) Tokens() []int32 { return slices.Clone(st.tokens) }
 // NewState returns an empty state for lm.
 func (lm *LM) NewState() *KVState {
 	h := lm.h
-	st := &KVState{model: lm.raw, ctx: h.Ctx, d: h.DModel, tokens: make([]int32, 0, h.Ctx)}
+	st := &KVState{model: lm.raw, ctx: h.Ctx, d: h.DModel, ldk: kvStride(h.Ctx), tokens: make([]int32, 0, h.Ctx)}
 	st.k = make([][]float32, h.NLayers)
 	st.v = make([][]float32, h.NLayers)
 	for l := range st.k {
-		st.k[l] = make([]float32, h.Ctx*h.DModel)
+		st.k[l] = make([]float32, st.ldk*h.DModel)
 		st.v[l] = make([]float32, h.Ctx*h.DModel)
 	}
 	return st
@@ -290,7 +304,7 @@ func (lm *LM) NewState() *KVState {
 
 // Clone returns a deep copy of st (without its scratch).
 func (st *KVState) Clone() *KVState {
-	c := &KVState{model: st.model, ctx: st.ctx, d: st.d, tokens: append(make([]int32, 0, st.ctx), st.tokens...)}
+	c := &KVState{model: st.model, ctx: st.ctx, d: st.d, ldk: st.ldk, tokens: append(make([]int32, 0, st.ctx), st.tokens...)}
 	c.k = make([][]float32, len(st.k))
 	c.v = make([][]float32, len(st.v))
 	for l := range st.k {
@@ -300,7 +314,16 @@ func (st *KVState) Clone() *KVState {
 	return c
 }
 
-// scratch is one request's activation buffers for up to prefillChunk rows.
+// kvStride is the row stride of transposed keys and attention rows for a
+// context of ctx: ctx rounded up to 16 columns, so that the score product
+// of any prefix can run over whole 16-column panels of the SIMD kernel
+// (the extra columns are computed and discarded).
+func kvStride(ctx int) int { return (ctx + 15) &^ 15 }
+
+// scratch is one request's activation buffers for up to prefillChunk rows
+// (a multiple of 4: the row count of a pass is rounded up to 4 so that
+// the SIMD kernel's 4-row panels read the activations in place; the extra
+// rows start from zero and are discarded).
 type scratch struct {
 	x, h, qkv, ao, u, a, aux, mean, rstd, logits []float32
 	p                                            []float32 // attention rows: heads × prefillChunk × ldp
@@ -310,11 +333,11 @@ type scratch struct {
 func (lm *LM) newScratch() *scratch {
 	h := lm.h
 	r, d := prefillChunk, h.DModel
-	ldp := (h.Ctx + 7) &^ 7
+	ldp := kvStride(h.Ctx)
 	return &scratch{
 		x: make([]float32, r*d), h: make([]float32, r*d), qkv: make([]float32, r*3*d), ao: make([]float32, r*d),
 		u: make([]float32, r*h.ffIn()), a: make([]float32, r*h.ffHidden()), aux: make([]float32, r*h.ffHidden()),
-		mean: make([]float32, r), rstd: make([]float32, r), logits: make([]float32, r*h.Vocab),
+		mean: make([]float32, r), rstd: make([]float32, r), logits: make([]float32, r*lm.ldo),
 		p: make([]float32, h.NHeads*attnRowBlock*ldp), ldp: ldp,
 	}
 }
@@ -421,10 +444,13 @@ func (lm *LM) forward(st *KVState, tokens []int32, all bool) []float32 {
 		st.scr = lm.newScratch()
 	}
 	s := st.scr
-	rows, d, p0 := len(tokens), h.DModel, st.Len()
+	n, d, p0 := len(tokens), h.DModel, st.Len()
+	rows := (n + 3) &^ 3 // padded (see scratch)
 	fi, f := h.ffIn(), h.ffHidden()
 	wte, wpe := m.p(m.wte), m.p(m.wpe)
 	x := s.x[:rows*d]
+	clear(x[n*d:])
+	clear(s.ao[n*d : rows*d])
 	for r, t := range tokens {
 		xr := x[r*d : (r+1)*d]
 		e := wte[int(t)*d : (int(t)+1)*d]
@@ -440,7 +466,7 @@ func (lm *LM) forward(st *KVState, tokens []int32, all bool) []float32 {
 		lp := m.layers[l]
 		normForward(h.Norm, x, m.p(lp.n1g), m.p(lp.n1b), hb, s.mean, s.rstd, rows, d)
 		linear(hb, m.p(lp.wqkv), m.p(lp.bqkv), qkv, rows, d, 3*d)
-		lm.attend(st, l, p0, rows, qkv, ao)
+		lm.attend(st, l, p0, n, qkv, ao)
 		// x = x + bo + ao·wo (projFwd)
 		addBiasRows(x, m.p(lp.bo), rows, d)
 		mm(ao, d, m.p(lp.wo), d, x, d, rows, d, d, true)
@@ -457,15 +483,24 @@ func (lm *LM) forward(st *KVState, tokens []int32, all bool) []float32 {
 		addBiasRows(x, m.p(lp.b2), rows, d)
 		mm(act, f, m.p(lp.w2), d, x, d, rows, d, f, true)
 	}
-	first := rows - 1
+	// The head runs on the last 4 rows (the last position among them) or
+	// on all.
+	first, nr := rows-4, 4
 	if all {
-		first = 0
+		first, nr = 0, rows
 	}
-	n := rows - first
-	normForward(h.Norm, x[first*d:], m.p(m.nfg), m.p(m.nfb), hb, s.mean, s.rstd, n, d)
-	V := h.Vocab
-	linear(hb, m.p(m.wout), m.p(m.bout), s.logits, n, d, V)
-	return slices.Clone(s.logits[:n*V])
+	normForward(h.Norm, x[first*d:], m.p(m.nfg), m.p(m.nfb), hb, s.mean, s.rstd, nr, d)
+	V, lv := h.Vocab, lm.ldo
+	linear(hb, lm.wout, lm.bout, s.logits, nr, d, lv)
+	r0 := n - 1 - first
+	if all {
+		r0 = 0
+	}
+	out := make([]float32, 0, (n-first-r0)*V)
+	for r := r0; r < n-first; r++ {
+		out = append(out, s.logits[r*lv:r*lv+V]...)
+	}
+	return out
 }
 
 // attend stores the keys and values of rows new positions (from p0) of
@@ -473,7 +508,7 @@ func (lm *LM) forward(st *KVState, tokens []int32, all bool) []float32 {
 // (rows×d), as attnForward does for the same positions.
 func (lm *LM) attend(st *KVState, l, p0, rows int, qkv, ao []float32) {
 	h := lm.h
-	d, H, T := h.DModel, h.NHeads, h.Ctx
+	d, H, T := h.DModel, h.NHeads, st.ldk
 	hd := d / H
 	K, V := st.k[l], st.v[l]
 	for r := 0; r < rows; r++ {
@@ -494,8 +529,9 @@ func (lm *LM) attend(st *KVState, l, p0, rows int, qkv, ao []float32) {
 		i0, i1 := b*attnRowBlock, min((b+1)*attnRowBlock, rows)
 		cols := p0 + i1 // keys visible to the block's last row
 		Q := qkv[i0*3*d+hh*hd:]
-		// S = Q·Kᵀ for the block's rows (P row r-i0 holds row r).
-		gemmSerial(false, false, 0, i1-i0, 0, cols, hd, Q, 3*d, K[hh*hd*T:], T, P, ldp, false)
+		// S = Q·Kᵀ for the block's rows (P row r-i0 holds row r), over
+		// whole 16-column panels (see kvStride).
+		gemmSerial(false, false, 0, i1-i0, 0, min((cols+15)&^15, T), hd, Q, 3*d, K[hh*hd*T:], T, P, ldp, false)
 		for i := i0; i < i1; i++ {
 			pr := P[(i-i0)*ldp : (i-i0+1)*ldp]
 			n := p0 + i + 1

@@ -36,7 +36,7 @@ func (st *KVState) MarshalBinary() ([]byte, error) {
 	if st == nil || len(st.k) == 0 {
 		return nil, errors.New("ml: empty KVState")
 	}
-	L, n, d, T := len(st.k), st.Len(), st.d, st.ctx
+	L, n, d, T, ldk := len(st.k), st.Len(), st.d, st.ctx, st.ldk
 	out := make([]byte, 0, kvHeaderLen+4*n+8*L*n*d)
 	out = append(out, kvMagic...)
 	out = binary.LittleEndian.AppendUint32(out, kvVersion)
@@ -52,7 +52,7 @@ func (st *KVState) MarshalBinary() ([]byte, error) {
 		K := st.k[l]
 		for j := 0; j < n; j++ {
 			for c := 0; c < d; c++ {
-				out = binary.LittleEndian.AppendUint32(out, math.Float32bits(K[c*T+j]))
+				out = binary.LittleEndian.AppendUint32(out, math.Float32bits(K[c*ldk+j]))
 			}
 		}
 		for _, v := range st.v[l][:n*d] {
@@ -108,7 +108,7 @@ func (lm *LM) UnmarshalState(b []byte) (*KVState, error) {
 		}
 		return v, nil
 	}
-	Tc := h.Ctx
+	Tc := kvStride(h.Ctx)
 	for l := 0; l < h.NLayers; l++ {
 		base := 2 * l * N * D
 		K, V := st.k[l], st.v[l]
@@ -167,12 +167,12 @@ func (lm *LM) VerifyState(st *KVState, positions []int) error {
 		return err
 	}
 	h := lm.h
-	d, T := h.DModel, h.Ctx
+	d, T, ldk := h.DModel, h.Ctx, st.ldk
 	for _, pos := range positions {
 		if pos < 0 || pos >= st.Len() {
 			return fmt.Errorf("ml: position %d outside the state's %d", pos, st.Len())
 		}
-		c := &KVState{model: st.model, ctx: T, d: d, tokens: append(make([]int32, 0, T), st.tokens[:pos]...)}
+		c := &KVState{model: st.model, ctx: T, d: d, ldk: ldk, tokens: append(make([]int32, 0, T), st.tokens[:pos]...)}
 		c.k = make([][]float32, h.NLayers)
 		c.v = make([][]float32, h.NLayers)
 		for l := range c.k {
@@ -182,7 +182,7 @@ func (lm *LM) VerifyState(st *KVState, positions []int) error {
 		lm.forward(c, st.tokens[pos:pos+1], false)
 		for l := range c.k {
 			for q := 0; q < d; q++ {
-				if math.Float32bits(c.k[l][q*T+pos]) != math.Float32bits(st.k[l][q*T+pos]) ||
+				if math.Float32bits(c.k[l][q*ldk+pos]) != math.Float32bits(st.k[l][q*ldk+pos]) ||
 					math.Float32bits(c.v[l][pos*d+q]) != math.Float32bits(st.v[l][pos*d+q]) {
 					return fmt.Errorf("%w: layer %d position %d", ErrStateMismatch, l, pos)
 				}
