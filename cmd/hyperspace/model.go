@@ -76,10 +76,3 @@ site serves it through the OpenAI-compatible API (/v1/chat/completions,
 	cmd.AddCommand(publish, list, rm)
 	return cmd
 }
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
-}
