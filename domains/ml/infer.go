@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
 )
@@ -57,6 +58,9 @@ type LM struct {
 	// are discarded).
 	wout, bout []float32
 	ldo        int
+	// scratch holds activation buffers (*scratch): a forward pass takes
+	// one for its duration, so concurrent requests never share one.
+	scratch sync.Pool
 }
 
 // LMInfo describes a loaded checkpoint.
@@ -269,8 +273,7 @@ func (lm *LM) piece(id int32) string {
 // values of positions [0, Len()) and the token ids at those positions.
 // Positions are absolute: the token at index i used learned position i. A
 // KVState belongs to the LM that made it (NewState, UnmarshalState) and
-// must not be used by two goroutines at once. It also holds the request's
-// scratch buffers, so decoding allocates nothing per token.
+// must not be used by two goroutines at once.
 type KVState struct {
 	model  [32]byte // the LM's hash
 	ctx, d int      // contextLength and dModel
@@ -280,7 +283,6 @@ type KVState struct {
 	// of position j at c·ldk + j, so head h's keys are the hd×ldk block at
 	// h·hd·ldk). v[l] is Ctx×d: the value of position j at j·d.
 	k, v [][]float32
-	scr  *scratch
 }
 
 // Len is the number of positions held.
@@ -440,10 +442,11 @@ func mm(a []float32, lda int, b []float32, ldb int, c []float32, ldc, rows, n, k
 // (rows×VocabSize) when all. The returned slice is a copy.
 func (lm *LM) forward(st *KVState, tokens []int32, all bool) []float32 {
 	m, h := lm.m, lm.h
-	if st.scr == nil {
-		st.scr = lm.newScratch()
+	s, _ := lm.scratch.Get().(*scratch)
+	if s == nil {
+		s = lm.newScratch()
 	}
-	s := st.scr
+	defer lm.scratch.Put(s)
 	n, d, p0 := len(tokens), h.DModel, st.Len()
 	rows := (n + 3) &^ 3 // padded (see scratch)
 	fi, f := h.ffIn(), h.ffHidden()
@@ -466,7 +469,7 @@ func (lm *LM) forward(st *KVState, tokens []int32, all bool) []float32 {
 		lp := m.layers[l]
 		normForward(h.Norm, x, m.p(lp.n1g), m.p(lp.n1b), hb, s.mean, s.rstd, rows, d)
 		linear(hb, m.p(lp.wqkv), m.p(lp.bqkv), qkv, rows, d, 3*d)
-		lm.attend(st, l, p0, n, qkv, ao)
+		lm.attend(st, s, l, p0, n, qkv, ao)
 		// x = x + bo + ao·wo (projFwd)
 		addBiasRows(x, m.p(lp.bo), rows, d)
 		mm(ao, d, m.p(lp.wo), d, x, d, rows, d, d, true)
@@ -506,7 +509,7 @@ func (lm *LM) forward(st *KVState, tokens []int32, all bool) []float32 {
 // attend stores the keys and values of rows new positions (from p0) of
 // layer l in st and writes their causal self-attention output to ao
 // (rows×d), as attnForward does for the same positions.
-func (lm *LM) attend(st *KVState, l, p0, rows int, qkv, ao []float32) {
+func (lm *LM) attend(st *KVState, s *scratch, l, p0, rows int, qkv, ao []float32) {
 	h := lm.h
 	d, H, T := h.DModel, h.NHeads, st.ldk
 	hd := d / H
@@ -520,7 +523,6 @@ func (lm *LM) attend(st *KVState, l, p0, rows int, qkv, ao []float32) {
 		copy(V[pos*d:(pos+1)*d], q[2*d:3*d])
 	}
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	s := st.scr
 	ldp := s.ldp
 	nb := (rows + attnRowBlock - 1) / attnRowBlock
 	task := func(t int) {

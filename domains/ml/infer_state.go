@@ -101,32 +101,25 @@ func (lm *LM) UnmarshalState(b []byte) (*KVState, error) {
 		st.tokens = append(st.tokens, int32(t))
 	}
 	p = p[4*N:]
-	f := func(i int) (float32, error) {
-		v := math.Float32frombits(le.Uint32(p[4*i:]))
-		if v != v || math.IsInf(float64(v), 0) {
-			return 0, fmt.Errorf("ml: KV state value %d is not finite", i)
+	// Every value must be finite: exponent bits not all ones.
+	for i := 0; i+4 <= len(p); i += 4 {
+		if le.Uint32(p[i:])&0x7f800000 == 0x7f800000 {
+			return nil, fmt.Errorf("ml: KV state value %d is not finite", i/4)
 		}
-		return v, nil
 	}
-	Tc := kvStride(h.Ctx)
+	ldk := st.ldk
 	for l := 0; l < h.NLayers; l++ {
-		base := 2 * l * N * D
+		kb := p[2*l*N*D*4 : (2*l+1)*N*D*4]
+		vb := p[(2*l+1)*N*D*4 : (2*l+2)*N*D*4]
 		K, V := st.k[l], st.v[l]
 		for j := 0; j < N; j++ {
+			row := kb[j*D*4 : (j+1)*D*4]
 			for c := 0; c < D; c++ {
-				v, err := f(base + j*D + c)
-				if err != nil {
-					return nil, err
-				}
-				K[c*Tc+j] = v
+				K[c*ldk+j] = math.Float32frombits(le.Uint32(row[4*c:]))
 			}
 		}
-		for i := 0; i < N*D; i++ {
-			v, err := f(base + N*D + i)
-			if err != nil {
-				return nil, err
-			}
-			V[i] = v
+		for i := range V[:N*D] {
+			V[i] = math.Float32frombits(le.Uint32(vb[4*i:]))
 		}
 	}
 	return st, nil

@@ -254,26 +254,21 @@ func TestLMEvalLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := inferConfig("contextLength", 64.0, "batchSize", 4.0)
-	st, err := NewState(cfg, corpus.VocabSize(), 1, 0)
+	// Train through the domain's Evaluate (40 steps) and serve its
+	// checkpoint artifact.
+	cfg := inferConfig("contextLength", 64.0, "batchSize", 4.0, "tokenBudget", 40*4*64.0)
+	res, err := New().Evaluate(context.Background(), cfg, 1, evalOpts(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := TrainSteps(context.Background(), st, corpus.Train, 40, 40, nil); err != nil {
-		t.Fatal(err)
-	}
-	ck, err := Checkpoint(st.Config, corpus.Vocab, st.Params, 1, 40)
+	lm, err := LoadLM(res.Artifacts["checkpoint.bin"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	lm, err := LoadLM(ck)
-	if err != nil {
-		t.Fatal(err)
+	if info := lm.Info(); info.Steps != 40 || info.Seed != 1 || info.Vocab != string(corpus.Vocab) {
+		t.Fatalf("info %+v", info)
 	}
-	want, err := EvalParams(context.Background(), st.Config, corpus.VocabSize(), st.Params, corpus.Validation)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := res.Metric // valLoss
 	// The engine on evalLoss's windows: each window from an empty state.
 	split := corpus.Validation
 	T, V := lm.h.Ctx, lm.h.Vocab
@@ -297,7 +292,7 @@ func TestLMEvalLoss(t *testing.T) {
 		}
 	}
 	got := sum / float64(count)
-	t.Logf("validation loss: engine %.9f, EvalParams %.9f", got, want)
+	t.Logf("validation loss: engine %.9f, Evaluate's valLoss %.9f", got, want)
 	if math.Abs(got-want) > 1e-6 {
 		t.Fatalf("engine loss %v, eval loss %v", got, want)
 	}
