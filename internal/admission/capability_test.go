@@ -68,7 +68,11 @@ func TestCapabilities(t *testing.T) {
 	longName.Models = []capability.ModelCap{{ID: strings.Repeat("n", capability.MaxNameBytes+1), Kind: capability.KindChat}}
 	nul := good
 	nul.Models = []capability.ModelCap{{ID: "a\x00b", Kind: capability.KindChat}}
-	future := sign(func() capability.Capabilities { x := caps(a, 1); x.Timestamp = now.Add(time.Hour).UnixMilli(); return x }(), ka)
+	future := sign(func() capability.Capabilities {
+		x := caps(a, 1)
+		x.Timestamp = now.Add(time.Hour).UnixMilli()
+		return x
+	}(), ka)
 
 	for _, tc := range []struct {
 		name   string
