@@ -863,8 +863,8 @@ func (st *inferState) caps(ctx context.Context, p peer.ID) (*capability.Signed, 
 	if err == nil {
 		status = is.hdr.Status
 		err = is.relay(func(b []byte) error {
-			if body != nil || len(b) > capability.MaxRecordBytes {
-				return errors.New("more than one frame, or too large")
+			if body != nil {
+				return errors.New("more than one frame")
 			}
 			body = b
 			return nil
@@ -879,6 +879,11 @@ func (st *inferState) caps(ctx context.Context, p peer.ID) (*capability.Signed, 
 		return nil, fmt.Errorf("p2p: capability record of %s: %w", p, err)
 	}
 	src := admission.Source{Path: admission.PathInference, Peer: p}
+	if len(body) > capability.MaxRecordBytes {
+		st.forget(p)
+		return nil, n.cfg.Admission.Reject(src, admission.KindCapability, admission.ReasonOversized,
+			fmt.Errorf("%d bytes, limit %d", len(body), capability.MaxRecordBytes))
+	}
 	s, err := capability.Decode(body)
 	if err != nil {
 		st.forget(p)
