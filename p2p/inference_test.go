@@ -363,3 +363,131 @@ func TestCapabilityRecordsRejected(t *testing.T) {
 		t.Fatalf("KnownModels = %+v", got)
 	}
 }
+
+// TestInferAdvertiseBeforePeers: a node that advertises before it has DHT
+// peers announces its models once peers connect.
+func TestInferAdvertiseBeforePeers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := inferNodes(t, ctx, 3)
+	a, b, cn := c[0].Node, c[1].Node, c[2].Node
+	a.ServeInference(echoHandler(a.ID()))
+	if err := a.AdvertiseModels(ctx, []capability.ModelCap{{ID: "m6", Kind: capability.KindEmbedding}}); err != nil {
+		t.Fatalf("advertising without peers is not an error: %v", err)
+	}
+	link(t, ctx, a, b)
+	link(t, ctx, cn, b)
+	if ps := providers(t, ctx, cn, "m6", 1); ps[0].ID != a.ID() || ps[0].Model.Kind != capability.KindEmbedding {
+		t.Fatalf("providers %+v", ps)
+	}
+}
+
+// TestInferPerPeerLimit: a peer with too many requests in flight is
+// answered 503 for the next one.
+func TestInferPerPeerLimit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := inferNodes(t, ctx, 2)
+	a, q := c[0].Node, c[1].Node
+	link(t, ctx, q, a)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	inflight := 0
+	a.ServeInference(func(ctx context.Context, from peer.ID, req p2p.InferenceRequest, w p2p.InferenceWriter) error {
+		mu.Lock()
+		inflight++
+		mu.Unlock()
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := w.WriteHeader(200, "application/json"); err != nil {
+			return err
+		}
+		return w.WriteFrame([]byte(`{}`))
+	})
+	var wg sync.WaitGroup
+	statuses := make(chan int, 16)
+	const limit = 8 // the provider's per-peer limit
+	for range limit {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := q.Infer(ctx, a.ID(), p2p.InferenceRequest{Op: p2p.InferOpChat, Model: "m"}, func(s int, _ string) error { statuses <- s; return nil }, nil)
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	eventually(t, 30*time.Second, "the provider's handlers to be busy", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inflight == limit
+	})
+	var status int
+	if err := q.Infer(ctx, a.ID(), p2p.InferenceRequest{Op: p2p.InferOpChat, Model: "m"}, func(s int, _ string) error { status = s; return nil }, nil); err != nil || status != 503 {
+		t.Fatalf("request over the limit: status %d, %v", status, err)
+	}
+	close(release)
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != 200 {
+			t.Fatalf("a request within the limit got %d", s)
+		}
+	}
+	if st := a.InferenceStats(); st.Refused != 1 || st.Served != limit {
+		t.Fatalf("provider stats %+v", st)
+	}
+}
+
+// BenchmarkInfer measures one forwarded request over loopback: a JSON
+// answer, and a streamed one of 64 SSE payloads.
+func BenchmarkInfer(b *testing.B) {
+	ctx := context.Background()
+	var c p2ptest.Cluster
+	defer c.Close()
+	for range 2 {
+		m, err := p2ptest.NewMember(ctx, p2ptest.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c = append(c, m)
+	}
+	a, q := c[0].Node, c[1].Node
+	if err := q.Connect(ctx, a.Addrs()[0].String()); err != nil {
+		b.Fatal(err)
+	}
+	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hello"}}]}`)
+	a.ServeInference(func(ctx context.Context, from peer.ID, req p2p.InferenceRequest, w p2p.InferenceWriter) error {
+		if !req.Stream {
+			if err := w.WriteHeader(200, "application/json"); err != nil {
+				return err
+			}
+			return w.WriteFrame(chunk)
+		}
+		if err := w.WriteHeader(200, "text/event-stream"); err != nil {
+			return err
+		}
+		for range 64 {
+			if err := w.WriteFrame(chunk); err != nil {
+				return err
+			}
+		}
+		return w.WriteFrame([]byte("[DONE]"))
+	})
+	body := json.RawMessage(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	for _, stream := range []bool{false, true} {
+		b.Run(fmt.Sprintf("stream=%v", stream), func(b *testing.B) {
+			for b.Loop() {
+				frames := 0
+				err := q.Infer(ctx, a.ID(), p2p.InferenceRequest{Op: p2p.InferOpChat, Model: "m", Body: body, Stream: stream}, nil,
+					func([]byte) error { frames++; return nil })
+				if err != nil || frames == 0 {
+					b.Fatal(frames, err)
+				}
+			}
+		})
+	}
+}
