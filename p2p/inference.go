@@ -45,8 +45,11 @@ import (
 // answer is never mistaken for a whole one.
 const (
 	InferenceProtocol = protocol.ID("/hyperspace/inference/1.0.0")
-	// MaxInferenceRequest bounds a request frame.
-	MaxInferenceRequest = 1 << 20
+	// MaxInferenceBody bounds the OpenAI body a request carries (the HTTP
+	// layer's own limit).
+	MaxInferenceBody = 1 << 20
+	// MaxInferenceRequest bounds a request frame: a body and its envelope.
+	MaxInferenceRequest = MaxInferenceBody + 64<<10
 	// MaxInferenceFrame bounds one response body frame.
 	MaxInferenceFrame = 4 << 20
 	// MaxInferenceResponse bounds the body frames of one response.
@@ -142,6 +145,21 @@ func DecodeInferenceRequest(b []byte) (InferenceRequest, error) {
 		return InferenceRequest{}, err
 	}
 	return r, nil
+}
+
+// encodeInferenceRequest encodes req without escaping HTML characters
+// (json.Marshal would turn each '<' of the body into six bytes).
+func encodeInferenceRequest(req InferenceRequest) ([]byte, error) {
+	if len(req.Body) > MaxInferenceBody {
+		return nil, fmt.Errorf("p2p: inference request body is %d bytes, limit %d", len(req.Body), MaxInferenceBody)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(req); err != nil {
+		return nil, fmt.Errorf("p2p: encoding inference request: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // InferenceHeader is the first frame of an answer.
@@ -570,9 +588,9 @@ func (n *Node) openInference(ctx context.Context, p peer.ID, req InferenceReques
 	if err := req.check(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(req)
+	b, err := encodeInferenceRequest(req)
 	if err != nil {
-		return nil, fmt.Errorf("p2p: encoding inference request: %w", err)
+		return nil, err
 	}
 	if len(b) > MaxInferenceRequest {
 		return nil, fmt.Errorf("p2p: inference request is %d bytes, limit %d", len(b), MaxInferenceRequest)

@@ -490,4 +490,41 @@ func BenchmarkInfer(b *testing.B) {
 			}
 		})
 	}
+	if st := a.InferenceStats(); st.Refused != 0 {
+		b.Fatalf("the provider refused %d requests (streams held after their answer?)", st.Refused)
+	}
+}
+
+// TestInferLargeBody: a body as large as the HTTP layer accepts, full of
+// characters JSON encoders like to escape, reaches the provider whole; a
+// larger one is refused before it is sent.
+func TestInferLargeBody(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := inferNodes(t, ctx, 2)
+	a, q := c[0].Node, c[1].Node
+	link(t, ctx, q, a)
+	got := make(chan int, 1)
+	a.ServeInference(func(ctx context.Context, from peer.ID, req p2p.InferenceRequest, w p2p.InferenceWriter) error {
+		got <- len(req.Body)
+		if err := w.WriteHeader(200, "application/json"); err != nil {
+			return err
+		}
+		return w.WriteFrame([]byte(`{}`))
+	})
+	prefix, suffix := `{"model":"m","prompt":"`, `"}`
+	body := prefix + strings.Repeat("<&>", (p2p.MaxInferenceBody-len(prefix)-len(suffix))/3) + suffix
+	var status int
+	err := q.Infer(ctx, a.ID(), p2p.InferenceRequest{Op: p2p.InferOpCompletions, Model: "m", Body: json.RawMessage(body)},
+		func(s int, _ string) error { status = s; return nil }, nil)
+	if err != nil || status != 200 {
+		t.Fatalf("status %d, %v", status, err)
+	}
+	if n := <-got; n != len(body) {
+		t.Fatalf("provider got %d bytes of body, sent %d", n, len(body))
+	}
+	big := json.RawMessage(`"` + strings.Repeat("a", p2p.MaxInferenceBody) + `"`)
+	if err := q.Infer(ctx, a.ID(), p2p.InferenceRequest{Op: p2p.InferOpCompletions, Model: "m", Body: big}, nil, nil); err == nil {
+		t.Fatal("an oversized body was sent")
+	}
 }

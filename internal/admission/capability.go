@@ -15,8 +15,9 @@ const PathInference = "inference"
 // serves).
 const KindCapability = "capability"
 
-// Capabilities admits a node's signed capability record: the common size,
-// time and quota rules (no domain), the record's invariants (at most
+// Capabilities admits a node's signed capability record: at most
+// capability.MaxRecordBytes, the common size, time and quota rules (no
+// domain), the record's invariants (at most
 // capability.MaxModels models, strings of at most capability.MaxNameBytes
 // bytes, no NUL), a signature by the key inside the peer id the record
 // names (BoundToNode), and a sender that is that node (src.Publisher when
@@ -25,6 +26,9 @@ const KindCapability = "capability"
 func (c *Checker) Capabilities(src Source, s capability.Signed, size int) error {
 	if size <= 0 {
 		size = encodedSize(s)
+	}
+	if size > capability.MaxRecordBytes {
+		return c.Reject(src, KindCapability, ReasonOversized, fmt.Errorf("%d bytes, limit %d", size, capability.MaxRecordBytes))
 	}
 	if err := c.checkCommon(src, KindCapability, size, "-", s.Timestamp); err != nil {
 		return err

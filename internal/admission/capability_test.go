@@ -86,6 +86,7 @@ func TestCapabilities(t *testing.T) {
 		{"no sender", admission.Source{Path: admission.PathInference}, good, 0, admission.ReasonSignerMismatch},
 		{"publisher differs", admission.Source{Path: admission.PathGossip, Peer: a, Publisher: b}, good, 0, admission.ReasonSignerMismatch},
 		{"oversized", fromA, good, admission.DefaultMaxRecordBytes + 1, admission.ReasonOversized},
+		{"over the record limit", fromA, good, capability.MaxRecordBytes + 1, admission.ReasonOversized},
 		{"too many models", fromA, many, 0, admission.ReasonInvalid},
 		{"long name", fromA, longName, 0, admission.ReasonInvalid},
 		{"nul", fromA, nul, 0, admission.ReasonInvalid},

@@ -32,10 +32,13 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/jcs"
 )
 
-// Model kinds (the same words as package inference's).
+// Model kinds. KindChat and KindEmbedding are package inference's words
+// (a chat model also answers /v1/completions); KindCompletion is a model
+// that answers /v1/completions only (a base model without a chat template).
 const (
-	KindChat      = "chat"      // text generation: chat and completions
-	KindEmbedding = "embedding" // /v1/embeddings
+	KindChat       = "chat"       // text generation: chat and completions
+	KindEmbedding  = "embedding"  // /v1/embeddings
+	KindCompletion = "completion" // /v1/completions only
 )
 
 // Limits of a record.
@@ -63,7 +66,7 @@ var (
 // ModelCap is one model a node serves.
 type ModelCap struct {
 	ID      string `json:"id"`                // the model name requests use
-	Kind    string `json:"kind"`              // KindChat or KindEmbedding
+	Kind    string `json:"kind"`              // KindChat, KindEmbedding or KindCompletion
 	Hash    string `json:"hash,omitempty"`    // hex SHA-256 of the weights, when known
 	OwnedBy string `json:"ownedBy,omitempty"` // OpenAI's owned_by
 }
@@ -128,8 +131,8 @@ func (c Capabilities) Check() error {
 				return err
 			}
 		}
-		if m.Kind != KindChat && m.Kind != KindEmbedding {
-			return fmt.Errorf("%w: model %.64q has kind %.64q (want %s or %s)", ErrInvalid, m.ID, m.Kind, KindChat, KindEmbedding)
+		if m.Kind != KindChat && m.Kind != KindEmbedding && m.Kind != KindCompletion {
+			return fmt.Errorf("%w: model %.64q has kind %.64q (want %s, %s or %s)", ErrInvalid, m.ID, m.Kind, KindChat, KindEmbedding, KindCompletion)
 		}
 		if seen[m.ID] {
 			return fmt.Errorf("%w: model %.64q listed twice", ErrInvalid, m.ID)

@@ -131,6 +131,13 @@ func TestCheck(t *testing.T) {
 	if err := ok.Check(); err != nil {
 		t.Fatalf("%d models: %v", capability.MaxModels, err)
 	}
+	for _, kind := range []string{capability.KindChat, capability.KindEmbedding, capability.KindCompletion} {
+		c := record(id)
+		c.Models = []capability.ModelCap{{ID: "k", Kind: kind}}
+		if err := c.Check(); err != nil {
+			t.Errorf("kind %s: %v", kind, err)
+		}
+	}
 }
 
 func TestDecodeRejects(t *testing.T) {
