@@ -185,3 +185,28 @@ func FuzzDecode(f *testing.F) {
 		_ = s.Check()
 	})
 }
+
+// BenchmarkVerify checks a full record (MaxModels models).
+func BenchmarkVerify(b *testing.B) {
+	k, id, pub := nodeKey(b, 1)
+	c := record(id)
+	c.Models = nil
+	for i := range capability.MaxModels {
+		c.Models = append(c.Models, capability.ModelCap{ID: strings.Repeat("m", 32) + string(rune('a'+i%26)) + strings.Repeat("z", i/26), Kind: capability.KindChat, Hash: strings.Repeat("ab", 32)})
+	}
+	s, err := capability.Sign(c, k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, _ := s.Marshal()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		got, err := capability.Decode(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := got.Verify(pub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
