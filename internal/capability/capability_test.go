@@ -3,6 +3,7 @@ package capability_test
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -186,27 +187,32 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// BenchmarkVerify checks a full record (MaxModels models).
+// BenchmarkVerify decodes and checks a record of 4 and of MaxModels
+// models.
 func BenchmarkVerify(b *testing.B) {
 	k, id, pub := nodeKey(b, 1)
-	c := record(id)
-	c.Models = nil
-	for i := range capability.MaxModels {
-		c.Models = append(c.Models, capability.ModelCap{ID: strings.Repeat("m", 32) + string(rune('a'+i%26)) + strings.Repeat("z", i/26), Kind: capability.KindChat, Hash: strings.Repeat("ab", 32)})
-	}
-	s, err := capability.Sign(c, k)
-	if err != nil {
-		b.Fatal(err)
-	}
-	raw, _ := s.Marshal()
-	b.SetBytes(int64(len(raw)))
-	for b.Loop() {
-		got, err := capability.Decode(raw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := got.Verify(pub); err != nil {
-			b.Fatal(err)
-		}
+	for _, n := range []int{4, capability.MaxModels} {
+		b.Run(fmt.Sprintf("models=%d", n), func(b *testing.B) {
+			c := record(id)
+			c.Models = nil
+			for i := range n {
+				c.Models = append(c.Models, capability.ModelCap{ID: strings.Repeat("m", 32) + string(rune('a'+i%26)) + strings.Repeat("z", i/26), Kind: capability.KindChat, Hash: strings.Repeat("ab", 32)})
+			}
+			s, err := capability.Sign(c, k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			raw, _ := s.Marshal()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				got, err := capability.Decode(raw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := got.Verify(pub); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
