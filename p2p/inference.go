@@ -277,6 +277,7 @@ type inferState struct {
 	seq        uint64
 	pending    map[string]bool // provide keys whose announcement failed
 	records    map[peer.ID]cachedCaps
+	capsFailed map[peer.ID]time.Time // peers whose record a background refresh could not admit
 	scores     map[peer.ID]*peerScore
 	samples    map[string][]time.Duration // recent header latencies by model (a ring)
 	sampleAt   map[string]int
@@ -293,7 +294,7 @@ func (n *Node) inference() *inferState {
 		return v.(*inferState)
 	}
 	st := &inferState{n: n, kick: make(chan struct{}, 1), pending: map[string]bool{},
-		records: map[peer.ID]cachedCaps{}, scores: map[peer.ID]*peerScore{},
+		records: map[peer.ID]cachedCaps{}, capsFailed: map[peer.ID]time.Time{}, scores: map[peer.ID]*peerScore{},
 		samples: map[string][]time.Duration{}, sampleAt: map[string]int{}, serving: map[peer.ID]int{}}
 	v, loaded := inferStates.LoadOrStore(n, st)
 	if loaded {
@@ -347,7 +348,52 @@ func (st *inferState) run() {
 			st.mu.Unlock()
 			n.log.Debug("provided after retry", "key", key)
 		}
+		st.refreshKnown()
 	}
+}
+
+// refreshKnown fetches the records of connected peers that speak
+// InferenceProtocol and have no fresh record here (at most
+// capsFetchParallel a round; a peer whose record failed waits
+// CapabilityTTL), so KnownModels lists what neighbours serve before any
+// request asked for it.
+func (st *inferState) refreshKnown() {
+	n := st.n
+	now := n.cfg.Now()
+	var todo []peer.ID
+	for _, p := range n.host.Network().Peers() {
+		if len(todo) >= capsFetchParallel {
+			break
+		}
+		st.mu.Lock()
+		c, fresh := st.records[p]
+		failedAt, failed := st.capsFailed[p]
+		st.mu.Unlock()
+		if fresh && now.Before(c.expires) || failed && now.Before(failedAt.Add(CapabilityTTL)) {
+			continue
+		}
+		if protos, err := n.host.Peerstore().SupportsProtocols(p, InferenceProtocol); err != nil || len(protos) == 0 {
+			continue
+		}
+		todo = append(todo, p)
+	}
+	var wg sync.WaitGroup
+	for _, p := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := st.caps(n.ctx, p); err != nil && n.ctx.Err() == nil {
+				n.log.Debug("refreshing a capability record", "peer", p, "err", err)
+				st.mu.Lock()
+				if len(st.capsFailed) >= maxCapRecords {
+					clear(st.capsFailed)
+				}
+				st.capsFailed[p] = now
+				st.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // register installs the stream handler once.
@@ -923,6 +969,7 @@ func (st *inferState) caps(ctx context.Context, p peer.ID) (*capability.Signed, 
 		}
 	}
 	st.records[p] = cachedCaps{rec: s, expires: now.Add(CapabilityTTL)}
+	delete(st.capsFailed, p)
 	st.mu.Unlock()
 	return &s, nil
 }
@@ -934,8 +981,11 @@ func (st *inferState) forget(p peer.ID) {
 }
 
 // KnownModels lists the models of the admitted, unexpired capability
-// records this node holds (other nodes' only), one entry per model id (the
-// record of the smallest peer id wins), sorted by id.
+// records this node holds (other nodes' only: those FindModelProviders
+// fetched, and those of connected peers that speak InferenceProtocol,
+// refreshed in the background once this node uses the inference plane),
+// one entry per model id (the record of the smallest peer id wins), sorted
+// by id.
 func (n *Node) KnownModels() []capability.ModelCap {
 	st := n.inference()
 	now := n.cfg.Now()
