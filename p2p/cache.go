@@ -486,7 +486,10 @@ func (c *SharedCache) Lookup(ctx context.Context, requestHash string) ([]byte, s
 		}
 	}
 	if !found && !stop && c.n.dht != nil && lctx.Err() == nil {
-		provs, _ := c.n.FindProviders(lctx, CacheKey(requestHash), c.cfg.MaxProviders+1)
+		provs, err := c.n.FindProviders(lctx, CacheKey(requestHash), c.cfg.MaxProviders+1)
+		if len(provs) == 0 {
+			c.n.log.Debug("cache: no DHT provider", "request", requestHash, "err", err, "remaining", context.Cause(lctx))
+		}
 		for _, ai := range provs {
 			if try(ai.ID) {
 				break
@@ -509,6 +512,7 @@ func (c *SharedCache) fetch(ctx, lctx context.Context, p peer.ID, h string) (res
 	e, err := c.n.FetchCache(fctx, p, h)
 	cancel()
 	if err != nil {
+		c.n.log.Debug("cache fetch", "peer", p, "request", h, "err", err)
 		if reason := admission.ReasonOf(err); reason != "" {
 			c.reject(reason)
 			if reason != admission.ReasonInvalid { // forged or tampered: not an honest relay

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +69,9 @@ func startCacheNodes(t testing.TB, k int) []*cacheNode {
 	t.Helper()
 	ctx := context.Background()
 	o := p2ptest.Options{DHT: true}
+	if os.Getenv("CACHE_TEST_LOG") != "" {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	var out []*cacheNode
 	var boot string
 	for i := range k {
@@ -109,9 +114,9 @@ func (c *cacheNode) share(t testing.TB, cfg p2p.SharedCacheConfig) *p2p.SharedCa
 
 // waitAnnounceMesh waits until every node has a mesh peer on the
 // announcements topic.
-func waitAnnounceMesh(t *testing.T, nodes ...*cacheNode) {
+func waitAnnounceMesh(t testing.TB, nodes ...*cacheNode) {
 	t.Helper()
-	eventually(t, 10*time.Second, "announcement mesh", func() bool {
+	waitFor(t, "announcement mesh", func() bool {
 		for _, n := range nodes {
 			if n.m.Node.Stats().Mesh[p2p.TopicCacheAnnouncements] < 1 {
 				return false
@@ -119,6 +124,16 @@ func waitAnnounceMesh(t *testing.T, nodes ...*cacheNode) {
 		}
 		return true
 	})
+}
+
+// waitFor polls cond every 20ms for up to 10 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
 
 func TestCacheSharedAcrossPeers(t *testing.T) {
@@ -317,17 +332,19 @@ func TestCacheSampledRecomputeCatchesLiar(t *testing.T) {
 }
 
 // BenchmarkCacheLookup compares a local hit with a fetch from a loopback
-// peer (stream, admission with signature check, content check, store;
-// the entry is dropped again after each iteration) and a miss (the DHT of
+// peer that announced the entry (stream, admission with signature check,
+// content check, store; the entry is dropped again after each iteration) and a miss (the DHT of
 // two nodes finds no provider). x_local is the cost as a multiple of the
 // local hit measured in the same run.
 func BenchmarkCacheLookup(b *testing.B) {
 	ns := startCacheNodes(b, 2)
 	ns[0].share(b, p2p.SharedCacheConfig{SampleRate: -1})
 	ns[1].share(b, p2p.SharedCacheConfig{SampleRate: -1, NoReprovide: true, LookupTimeout: 500 * time.Millisecond})
+	waitAnnounceMesh(b, ns...)
 	ctx := context.Background()
 	h := requestHash("benchmark")
 	ns[0].cache.Put(ctx, h, "tiny-lm", honestRecord(h))
+	waitFor(b, "the announcement", func() bool { return ns[1].cache.Stats().AnnouncesHeard >= 1 })
 	if _, src, ok := ns[1].cache.Lookup(ctx, h); !ok || src != "peer" {
 		b.Fatalf("warm-up fetch: %s %v", src, ok)
 	}
@@ -349,7 +366,7 @@ func BenchmarkCacheLookup(b *testing.B) {
 		for b.Loop() {
 			ns[1].cache.Store().Delete(h)
 			if _, src, ok := ns[1].cache.Lookup(ctx, h); !ok || src != "peer" {
-				b.Fatal("not a peer hit")
+				b.Fatalf("not a peer hit: %+v", ns[1].cache.Stats())
 			}
 		}
 		ratio(b)
