@@ -54,8 +54,10 @@ func Rank(root merkle.Hash, i int, pool []peer.ID) []peer.ID {
 // Place assigns each of m's N chunks to replicas (<= 0: 1) distinct peers
 // of candidates (the peers with the storage capability), deterministically:
 // rendezvous hashing of (root, chunk index, peer id) with bounded load, so
-// every peer holds at most ceil(N·replicas/peers) chunks (an even spread)
-// and the same inputs always give the same placement. self (may be empty)
+// every peer holds about N·replicas/peers chunks (at most
+// ceil(N·replicas/peers) for one replica; with more, a chunk whose
+// remaining share is only on peers that already hold it goes to the least
+// loaded other peer), and the same inputs always give the same placement. self (may be empty)
 // is left out unless the other candidates are too few: fewer than
 // replicas, or so few that losing one of them would lose more than N-K
 // chunks. Duplicates in candidates count once. No candidates: an empty map.
@@ -81,31 +83,33 @@ func Place(m Manifest, candidates []peer.ID, self peer.ID, replicas int) map[int
 		return out
 	}
 	r := min(replicas, len(pool))
-	capacity := (m.N*r + len(pool) - 1) / len(pool)
-	load := map[peer.ID]int{}
+	ranked := make([][]peer.ID, m.N)
 	for i := range m.N {
-		ranked := Rank(m.Root, i, pool)
-		var got []peer.ID
-		for _, p := range ranked {
-			if len(got) == r {
-				break
+		ranked[i] = Rank(m.Root, i, pool)
+	}
+	// Replica by replica, each chunk takes its best-ranked peer that does
+	// not hold it yet and is below the round's even share; when none is
+	// (bounded load can strand the last chunks), the least loaded one.
+	load := map[peer.ID]int{}
+	for rep := range r {
+		capacity := (m.N*(rep+1) + len(pool) - 1) / len(pool)
+		for i := range m.N {
+			var best peer.ID
+			for _, p := range ranked[i] {
+				if slices.Contains(out[i], p) {
+					continue
+				}
+				if load[p] < capacity {
+					best = p
+					break
+				}
+				if best == "" || load[p] < load[best] {
+					best = p
+				}
 			}
-			if load[p] < capacity {
-				got = append(got, p)
-				load[p]++
-			}
+			out[i] = append(out[i], best)
+			load[best]++
 		}
-		// Bounded load can strand the last chunks: fill from the ranking.
-		for _, p := range ranked {
-			if len(got) == r {
-				break
-			}
-			if !slices.Contains(got, p) {
-				got = append(got, p)
-				load[p]++
-			}
-		}
-		out[i] = got
 	}
 	return out
 }
