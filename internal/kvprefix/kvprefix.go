@@ -282,6 +282,13 @@ func encode(model, prefixHash string, state []byte, k, n int) (Manifest, [][]byt
 	if err != nil {
 		return Manifest{}, nil, nil, err
 	}
+	// The state hash runs beside the coding and the commitment.
+	var stateHash merkle.Hash
+	hashed := make(chan struct{})
+	go func() {
+		stateHash = sha256.Sum256(state)
+		close(hashed)
+	}()
 	ss := ShardSizeFor(int64(len(state)), k)
 	buf := make([]byte, n*ss)
 	copy(buf, state)
@@ -290,11 +297,13 @@ func encode(model, prefixHash string, state []byte, k, n int) (Manifest, [][]byt
 		shards[i] = buf[i*ss : (i+1)*ss : (i+1)*ss]
 	}
 	if err := enc.Encode(shards); err != nil {
+		<-hashed
 		return Manifest{}, nil, nil, fmt.Errorf("kvprefix: encode: %w", err)
 	}
 	tree := commit(shards)
+	<-hashed
 	m := Manifest{Model: model, PrefixHash: prefixHash, Size: int64(len(state)), K: k, N: n, ShardSize: ss,
-		StateHash: sha256.Sum256(state), Root: tree.Root()}
+		StateHash: stateHash, Root: tree.Root()}
 	return m, shards, tree, nil
 }
 
