@@ -148,8 +148,10 @@ func (m Manifest) Validate() error {
 
 const manifestDomain = "hyperspace-kv-manifest/v1\n"
 
-// signingBytes is what the publisher signs: every field but the signature,
-// one per line (names cannot hold newlines).
+// SigningBytes is what the publisher signs: a domain line, then every
+// field but the signature, one per line (names cannot hold newlines).
+func (m Manifest) SigningBytes() []byte { return m.signingBytes() }
+
 func (m Manifest) signingBytes() []byte {
 	b := make([]byte, 0, 512)
 	b = append(b, manifestDomain...)
