@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/fraud/merkle"
@@ -568,41 +569,58 @@ func (s *KVPrefixStore) fetch(ctx context.Context, model, prefixHash string) ([]
 			}
 		}
 	}
-	provs, err := s.n.FindProviders(ctx, kvprefix.Key(model, prefixHash), maxKVProviders)
-	if err != nil {
-		return nil, err
+	if s.n.dht == nil {
+		return nil, ErrNoDHT
 	}
-	if len(provs) == 0 {
-		return nil, ErrKVNotFound
-	}
+	// Providers stream in from the DHT; each is asked for the manifest and
+	// its holder hints as it arrives, and chunks are fetched as soon as
+	// one set's hints cover k chunks (the first answer usually covers all
+	// of them), while later answers keep arriving for a second attempt.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	type answer struct {
 		m       kvprefix.Manifest
 		holders []KVHolder
-		from    peer.ID
+		ok      bool
 	}
-	answers := make([]*answer, len(provs))
+	answers := make(chan answer)
 	var wg sync.WaitGroup
-	for i, p := range provs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m, hs, err := s.n.GetKVManifest(ctx, p.ID, model, prefixHash)
-			if err != nil {
-				return
+	asked := 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for p := range s.n.dht.FindProvidersAsync(pctx, ContentID(kvprefix.Key(model, prefixHash)), maxKVProviders+1) {
+			if p.ID == "" || p.ID == s.n.ID() || asked >= maxKVProviders {
+				continue
 			}
-			answers[i] = &answer{m, hs, p.ID}
-		}()
-	}
-	wg.Wait()
-	// Group the hints by set and pick the best covered (then the newest).
+			asked++
+			if len(p.Addrs) > 0 {
+				s.n.host.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.RecentlyConnectedAddrTTL)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m, hs, err := s.n.GetKVManifest(pctx, p.ID, model, prefixHash)
+				select {
+				case answers <- answer{m, hs, err == nil}:
+				case <-pctx.Done():
+				}
+			}()
+		}
+	}()
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	defer func() { cancel(); <-allDone }()
+
 	type set struct {
 		m       kvprefix.Manifest
 		sources map[int][]peer.ID
 	}
 	sets := map[merkle.Hash]*set{}
-	for _, a := range answers {
-		if a == nil {
-			continue
+	var best *set
+	merge := func(a answer) {
+		if !a.ok {
+			return
 		}
 		st := sets[a.m.Root]
 		if st == nil {
@@ -616,34 +634,69 @@ func (s *KVPrefixStore) fetch(ctx context.Context, model, prefixHash string) ([]
 				}
 			}
 		}
-	}
-	var best *set
-	for _, st := range sets {
+		// The best covered set, then the newest.
 		if best == nil || len(st.sources) > len(best.sources) ||
 			(len(st.sources) == len(best.sources) && st.m.CreatedAt > best.m.CreatedAt) {
 			best = st
 		}
 	}
-	if best == nil {
-		return nil, fmt.Errorf("%w: none of %d providers answered with a manifest", ErrKVNotFound, len(provs))
+	var have []kvprefix.Chunk
+	var lastErr error
+	finished := false
+	tried := map[merkle.Hash]int{} // sources count at the last attempt
+	for {
+		if !finished && (best == nil || len(best.sources) < best.m.K || tried[best.m.Root] >= len(best.sources)) {
+			select {
+			case a := <-answers:
+				merge(a)
+			case <-allDone:
+				finished = true
+				// Drain nothing: every sender has returned.
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		if best == nil || tried[best.m.Root] >= len(best.sources) {
+			if lastErr != nil {
+				return nil, lastErr
+			}
+			if asked == 0 {
+				return nil, ErrKVNotFound
+			}
+			return nil, fmt.Errorf("%w: none of %d providers answered with a usable manifest", ErrKVNotFound, asked)
+		}
+		m := best.m
+		sources := make(map[int][]peer.ID, len(best.sources))
+		for i, ps := range best.sources {
+			sources[i] = slices.Clone(ps)
+		}
+		tried[m.Root] = len(sources)
+		s.tracker.Track(m, sources)
+		if len(have) > 0 && have[0].Index >= 0 && kvprefix.VerifyChunk(m, have[0]) != nil {
+			have = nil // chunks of another set
+		}
+		chunks, err := s.gather(ctx, m, sources, have)
+		if err == nil {
+			st, err := kvprefix.Decode(m, chunks)
+			if err != nil {
+				return nil, err
+			}
+			s.store.pin(m)
+			return st, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		have, lastErr = chunks, err
 	}
-	s.tracker.Track(best.m, best.sources)
-	chunks, err := s.gather(ctx, best.m, best.sources, nil)
-	if err != nil {
-		return nil, err
-	}
-	st, err := kvprefix.Decode(best.m, chunks)
-	if err != nil {
-		return nil, err
-	}
-	s.store.pin(best.m)
-	return st, nil
 }
 
 // gather collects m.K verified chunks: those in have first, then from
 // sources (index -> holders; data chunks first, so that decoding rarely
 // reconstructs), with up to parallel requests in flight; once k verify,
-// the outstanding requests are cancelled. A holder whose chunk is missing
+// the outstanding requests are cancelled. On failure it returns the
+// verified chunks it has. A holder whose chunk is missing
 // or does not verify is removed from the tracker's holders of that chunk.
 func (s *KVPrefixStore) gather(ctx context.Context, m kvprefix.Manifest, sources map[int][]peer.ID, have []kvprefix.Chunk) ([]kvprefix.Chunk, error) {
 	out := make([]kvprefix.Chunk, 0, m.K)
@@ -665,7 +718,7 @@ func (s *KVPrefixStore) gather(ctx context.Context, m kvprefix.Manifest, sources
 	}
 	slices.Sort(indices)
 	if len(out)+len(indices) < m.K {
-		return nil, fmt.Errorf("%w: %d chunks known, %d needed", kvprefix.ErrTooFewChunks, len(out)+len(indices), m.K)
+		return out, fmt.Errorf("%w: %d chunks known, %d needed", kvprefix.ErrTooFewChunks, len(out)+len(indices), m.K)
 	}
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -708,7 +761,7 @@ func (s *KVPrefixStore) gather(ctx context.Context, m kvprefix.Manifest, sources
 		case <-done:
 			// Every worker finished: a worker's send completes before it
 			// does, so no result is pending.
-			return nil, fmt.Errorf("%w: %d of %d verified", kvprefix.ErrTooFewChunks, len(out), m.K)
+			return out, fmt.Errorf("%w: %d of %d verified", kvprefix.ErrTooFewChunks, len(out), m.K)
 		case <-ctx.Done():
 			cancel()
 			<-done
