@@ -382,3 +382,11 @@ func BenchmarkCacheLookup(b *testing.B) {
 		ratio(b)
 	})
 }
+
+// inferenceCache is inference.Cache, which SharedCache implements.
+type inferenceCache interface {
+	Lookup(ctx context.Context, requestHash string) (record []byte, source string, ok bool)
+	Put(ctx context.Context, requestHash, model string, record []byte)
+}
+
+var _ inferenceCache = (*p2p.SharedCache)(nil)

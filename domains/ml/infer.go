@@ -108,7 +108,9 @@ func ckptErr(format string, a ...any) error {
 // LoadLM parses and validates a checkpoint written by training
 // (model.checkpoint, Checkpoint): the magic and version, the JSON header,
 // the config (complete, and valid for the domain's Validate), the
-// vocabulary (distinct ASCII bytes), the tensor layout (equal to the one
+// vocabulary (1 to 127 distinct ASCII bytes: the JSON header cannot carry
+// other bytes intact, and ASCII keeps every decoded piece valid UTF-8),
+// the tensor layout (equal to the one
 // training uses for that config and vocabulary), the parameter count and
 // byte length (exact), and every parameter finite. Sizes are checked
 // against the input's length before anything is allocated.
@@ -161,7 +163,7 @@ func LoadLM(ckpt []byte) (*LM, error) {
 	}
 	lm.nl = lm.ids['\n']
 	h := hyperFrom(cfg, len(vocab)+1)
-	n := paramCount(h)
+	m, n := newLayout(h) // the layout only: the parameters come after the size checks
 	if hdr.NumParams != n {
 		return nil, ckptErr("header numParams %d, the config has %d", hdr.NumParams, n)
 	}
@@ -175,8 +177,6 @@ func LoadLM(ckpt []byte) (*LM, error) {
 	if uint64(len(rest)) != 4*uint64(n) {
 		return nil, ckptErr("%d parameter bytes, want exactly %d", len(rest), 4*n)
 	}
-	m := newModel(h)
-	m.grads, m.m, m.v = nil, nil, nil
 	if len(hdr.Tensors) != len(m.tensors) {
 		return nil, ckptErr("%d tensors, the config has %d", len(hdr.Tensors), len(m.tensors))
 	}
@@ -186,6 +186,7 @@ func LoadLM(ckpt []byte) (*LM, error) {
 			return nil, ckptErr("tensor %d is %s@%d %dx%d, want %s@%d %dx%d", i, g.Name, g.Off, g.Rows, g.Cols, t.Name, t.Off, t.Rows, t.Cols)
 		}
 	}
+	m.params = make([]float32, n) // no gradients or optimizer moments
 	for i := range m.params {
 		v := math.Float32frombits(binary.LittleEndian.Uint32(rest[4*i:]))
 		if v != v || math.IsInf(float64(v), 0) {
@@ -205,18 +206,6 @@ func LoadLM(ckpt []byte) (*LM, error) {
 	lm.raw = sha256.Sum256(ckpt)
 	lm.hash = hex.EncodeToString(lm.raw[:])
 	return lm, nil
-}
-
-// paramCount is the length of newModel(h).params, computed without
-// allocating it.
-func paramCount(h hyper) int {
-	d, fi, f, V := h.DModel, h.ffIn(), h.ffHidden(), h.Vocab
-	norm := d
-	if h.Norm == normLayer {
-		norm = 2 * d
-	}
-	layer := norm + d*3*d + 3*d + d*d + d + norm + d*fi + fi + f*d + d
-	return V*d + h.Ctx*d + h.NLayers*layer + norm + d*V + V
 }
 
 // Info describes the model.

@@ -678,8 +678,11 @@ func TestGenerateEdges(t *testing.T) {
 }
 
 func TestGenerateConcurrent(t *testing.T) {
-	lm := testLM(t, inferConfig(), 8)
-	prompts := []string{"the boundary layer", "supersonic", "heat transfer in", "a"}
+	lm := testLM(t, inferConfig("contextLength", 64.0), 8)
+	// The long prompt takes the parallel paths (gemm over >= serialRows
+	// rows, attention heads in parallel).
+	prompts := []string{"the boundary layer", "supersonic", "heat transfer in", "a",
+		"an experimental study of the laminar boundary layer on a flat plate at mach 3"}
 	want := make([]string, len(prompts))
 	for i, p := range prompts {
 		r, _, err := collect(lm, nil, lm.Encode(p), GenOptions{MaxTokens: 40, Temperature: 0.7, Seed: int64(i), HasSeed: true})

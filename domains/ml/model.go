@@ -95,9 +95,23 @@ type model struct {
 	hasBias bool // norms have a bias (layernorm)
 }
 
+// newModel lays out h's tensors and allocates zeroed parameters,
+// gradients and AdamW moments.
 func newModel(h hyper) *model {
-	m := &model{h: h, hasBias: h.Norm == normLayer}
-	n := 0
+	m, n := newLayout(h)
+	m.params = make([]float32, n)
+	m.grads = make([]float32, n)
+	m.m = make([]float32, n)
+	m.v = make([]float32, n)
+	return m
+}
+
+// newLayout is newModel without the parameter, gradient and moment
+// vectors: the tensor layout of h and the parameter count n (so a
+// checkpoint's size can be checked before anything that large is
+// allocated).
+func newLayout(h hyper) (m *model, n int) {
+	m = &model{h: h, hasBias: h.Norm == normLayer}
 	add := func(name string, rows, cols int, fn func(*tensor)) tensor {
 		t := tensor{Name: name, Off: n, Rows: rows, Cols: cols}
 		if fn != nil {
@@ -142,11 +156,7 @@ func newModel(h hyper) *model {
 	}
 	m.wout = add("out.w", d, h.Vocab, mat(false))
 	m.bout = add("out.b", 1, h.Vocab, nil)
-	m.params = make([]float32, n)
-	m.grads = make([]float32, n)
-	m.m = make([]float32, n)
-	m.v = make([]float32, n)
-	return m
+	return m, n
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -91,7 +91,8 @@ func Layout(cfg domains.Config, vocabSize int) []TensorInfo {
 
 // NumParams is the length of cfg's parameter vector.
 func NumParams(cfg domains.Config, vocabSize int) int {
-	return len(newModel(hyperFrom(cfg, vocabSize)).params)
+	_, n := newLayout(hyperFrom(cfg, vocabSize))
+	return n
 }
 
 // Clone returns a deep copy of s.
