@@ -2,13 +2,163 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hyperspace-ai/hyperspace/internal/capability"
 	"github.com/hyperspace-ai/hyperspace/internal/inference"
 	"github.com/hyperspace-ai/hyperspace/internal/modelserve"
+	"github.com/hyperspace-ai/hyperspace/internal/respcache"
+	"github.com/hyperspace-ai/hyperspace/p2p"
 )
 
-// ServeInference makes svc this node's inference service on the mesh: its
-// responses carry the node's id as their system fingerprint.
-func (n *Node) ServeInference(ctx context.Context, svc *inference.Service, reg *modelserve.Registry) {
+// InferenceOptions tune ServeInference.
+type InferenceOptions struct {
+	// CacheSampleRate is the fraction of cache entries fetched from peers
+	// that this node re-computes to check them (default 0.05; <0: none).
+	CacheSampleRate float64
+	// NoPeerCache keeps the response cache local (no sharing).
+	NoPeerCache bool
+	// NoKVPrefix turns the erasure-coded KV-prefix cache off.
+	NoKVPrefix bool
+	// RegisterMetrics exports the inference, cache and KV metrics.
+	RegisterMetrics bool
+}
+
+// ServeInference makes svc this node's inference service on the mesh:
+//
+//   - the L1 response cache is shared with peers (p2p.SharedCache: signed
+//     entries, announcements, DHT providers, sampled re-computation through
+//     svc.Recompute, a mismatching provider dropped);
+//   - the models reg serves use the erasure-coded KV-prefix cache
+//     (p2p.KVPrefixStore) and are advertised to peers in signed capability
+//     records (DHT provider records model/<name>), re-advertised whenever
+//     the set changes;
+//   - requests for models this node does not serve are forwarded to a peer
+//     that does (hedged), and peers' requests are served here.
+func (n *Node) ServeInference(ctx context.Context, svc *inference.Service, reg *modelserve.Registry, o InferenceOptions) error {
 	svc.Fingerprint = "hs-" + n.P2P.ID().String()
+	if !o.NoPeerCache {
+		rate := o.CacheSampleRate
+		if rate == 0 {
+			rate = 0.05
+		}
+		sc, err := p2p.NewSharedCache(n.P2P, p2p.SharedCacheConfig{
+			CheckContent: func(h string, b []byte) error { _, err := inference.CheckRecord(h, b); return err },
+			Recompute:    svc.Recompute,
+			SampleRate:   rate,
+			// A miss (most requests) must not wait long on the network.
+			LookupTimeout: 400 * time.Millisecond,
+			FetchTimeout:  300 * time.Millisecond,
+			OnMismatch: func(p peer.ID, e respcache.Entry) {
+				n.log.Warn("a peer served a cached answer that does not re-compute: not served, peer skipped", "peer", p, "request", e.RequestHash)
+			},
+		})
+		if err != nil {
+			return err
+		}
+		svc.Cache = sc
+		if o.RegisterMetrics {
+			_ = prometheus.Register(p2p.NewCacheCollector(sc))
+		}
+	}
+	if !o.NoKVPrefix && reg != nil {
+		kv := p2p.NewKVPrefixStore(n.P2P, nil)
+		reg.Load = modelserve.LoadML(kv)
+		if o.RegisterMetrics {
+			_ = prometheus.Register(p2p.NewKVCollector(kv))
+		}
+	}
+	svc.Peers = &meshPeers{n: n.P2P}
+	n.P2P.ServeInference(func(ctx context.Context, from peer.ID, r p2p.InferenceRequest, w p2p.InferenceWriter) error {
+		fw := &frameWriter{w: w}
+		err := svc.Serve(ctx, r.Op, r.Body, fw, false)
+		if err != nil && !fw.started {
+			var e *inference.Error
+			if !errors.As(err, &e) {
+				n.log.Warn("serving a peer's inference request", "peer", from, "err", err)
+				e = inference.NewError(http.StatusInternalServerError, inference.TypeServer, "internal_error", "internal error on the serving peer")
+			}
+			b, _ := json.Marshal(inference.ErrorBody{Error: e})
+			if werr := w.WriteHeader(e.Status, "application/json"); werr != nil {
+				return werr
+			}
+			return w.WriteFrame(b)
+		}
+		return err
+	})
+	if o.RegisterMetrics {
+		_ = prometheus.Register(p2p.NewInferenceCollector(n.P2P))
+	}
+	advertise := func() {
+		var caps []capability.ModelCap
+		for _, m := range svc.Local() {
+			if m.Route != inference.RouteLocal {
+				continue // upstream routes are the operator's, not offered to the mesh
+			}
+			caps = append(caps, capability.ModelCap{ID: m.ID, Kind: m.Kind, Hash: m.Hash, OwnedBy: m.OwnedBy})
+		}
+		if err := n.P2P.AdvertiseModels(ctx, caps); err != nil {
+			n.log.Debug("advertising models", "err", err)
+		}
+	}
+	if reg != nil {
+		prev := reg.OnChange
+		reg.OnChange = func() {
+			if prev != nil {
+				prev()
+			}
+			go advertise()
+		}
+	}
+	go advertise()
+	return nil
+}
+
+// frameWriter adapts p2p's writer and records whether a header went out.
+type frameWriter struct {
+	w       p2p.InferenceWriter
+	started bool
+}
+
+func (f *frameWriter) WriteHeader(status int, ct string) error {
+	f.started = true
+	return f.w.WriteHeader(status, ct)
+}
+
+func (f *frameWriter) WriteFrame(b []byte) error {
+	if !f.started {
+		if err := f.WriteHeader(http.StatusOK, "application/json"); err != nil {
+			return err
+		}
+	}
+	return f.w.WriteFrame(b)
+}
+
+// meshPeers is inference.Peers over the node's libp2p routing.
+type meshPeers struct{ n *p2p.Node }
+
+func (m *meshPeers) Models(ctx context.Context) []inference.ModelInfo {
+	var out []inference.ModelInfo
+	for _, c := range m.n.KnownModels() {
+		kind := c.Kind
+		if kind == capability.KindCompletion {
+			kind = inference.KindChat
+		}
+		out = append(out, inference.ModelInfo{ID: c.ID, Kind: kind, OwnedBy: c.OwnedBy, Hash: c.Hash})
+	}
+	return out
+}
+
+func (m *meshPeers) Forward(ctx context.Context, op, model string, body []byte, stream bool, w inference.FrameWriter) error {
+	_, err := m.n.InferHedged(ctx, model, p2p.InferenceRequest{Op: op, Model: model, Body: body, Stream: stream}, p2p.HedgeOptions{}, w.WriteHeader, w.WriteFrame)
+	if errors.Is(err, p2p.ErrNoProvider) {
+		return inference.ErrNoProvider
+	}
+	return err
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/internal/devserver"
+	"github.com/hyperspace-ai/hyperspace/internal/inference"
 	"github.com/hyperspace-ai/hyperspace/internal/keystore"
 	"github.com/hyperspace-ai/hyperspace/internal/modelserve"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
@@ -150,16 +151,10 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, TemporalUIURL: uiURL,
 				Namespace: c.Namespace, Logger: log, DefaultBaselineSeeds: baselineSeeds,
 				DefaultPaperEvery: paperEvery, Archive: archInfo, Memory: mem, PublicReads: c.PublicReads, LLMAllow: c.LLMAllow}
-			isvc, reg, err := c.startInference(ctx, inf, st, b, log)
-			if err != nil {
-				return err
-			}
-			if isvc != nil {
-				srv.Inference, srv.Models = isvc, reg
-			}
 			// N P2P nodes on loopback, each with its own libp2p host, replica
 			// and worker on node-<peerID>: the gossip of a local run is real.
 			var bootstrap []string
+			var node1 *node.Node
 			for i := 0; i < nodes; i++ {
 				n, err := node.Start(ctx, node.Options{
 					Dir: filepath.Join(c.StateDir, "nodes", strconv.Itoa(i+1)), Bootstrap: bootstrap,
@@ -177,16 +172,24 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 					}
 					srv.Node = &api.NetworkNode{P2P: n.P2P, Replica: n.Replica}
 				}
-				if isvc != nil {
-					// Node 1 shares the API's service (its cache and models) with
-					// the mesh; the others serve their own, so a request can be
-					// routed between them.
-					if i == 0 {
-						n.ServeInference(ctx, isvc, reg)
-					} else if s2, r2, err := c.startInference(ctx, inferenceFlags{NoStarter: true, SyncEvery: inf.SyncEvery}, st, b, log); err == nil {
-						n.ServeInference(ctx, s2, r2)
-					}
+				if i == 0 {
+					// Node 1 serves the API's /v1 service on the mesh (its
+					// response cache and KV prefixes are shared with peers).
+					node1 = n
 				}
+			}
+			var bind func(*inference.Service, *modelserve.Registry) error
+			if node1 != nil {
+				bind = func(s *inference.Service, r *modelserve.Registry) error {
+					return node1.ServeInference(ctx, s, r, node.InferenceOptions{RegisterMetrics: true})
+				}
+			}
+			isvc, reg, err := c.startInference(ctx, inf, st, b, log, bind)
+			if err != nil {
+				return err
+			}
+			if isvc != nil {
+				srv.Inference, srv.Models = isvc, reg
 			}
 			apiURL, shutdown, err := serveHTTP(ctx, listen, srv.Handler(), log)
 			if err != nil {

@@ -38,7 +38,9 @@ func (f *inferenceFlags) add(cmd *cobra.Command) {
 // starter chat model (trained once into <state-dir>/models, in the
 // background), the site's published models (followed from the database)
 // and the upstream routes. It returns nil, nil when --no-inference.
-func (c *common) startInference(ctx context.Context, f inferenceFlags, st *store.Store, b *blob.Store, log *slog.Logger) (*inference.Service, *modelserve.Registry, error) {
+// bind, when set, attaches the service to a P2P node (node.ServeInference)
+// before anything is loaded.
+func (c *common) startInference(ctx context.Context, f inferenceFlags, st *store.Store, b *blob.Store, log *slog.Logger, bind func(*inference.Service, *modelserve.Registry) error) (*inference.Service, *modelserve.Registry, error) {
 	if f.Off {
 		return nil, nil, nil
 	}
@@ -65,6 +67,11 @@ func (c *common) startInference(ctx context.Context, f inferenceFlags, st *store
 		}
 	}
 	reg := &modelserve.Registry{Store: st, Blob: b, Service: svc, Logger: log, Load: modelserve.LoadML(nil)}
+	if bind != nil {
+		if err := bind(svc, reg); err != nil {
+			return nil, nil, err
+		}
+	}
 	if st != nil && b != nil {
 		go reg.Run(ctx, f.SyncEvery)
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hyperspace-ai/hyperspace/api"
+	"github.com/hyperspace-ai/hyperspace/internal/inference"
+	"github.com/hyperspace-ai/hyperspace/internal/modelserve"
 	"github.com/hyperspace-ai/hyperspace/internal/pow"
 	"github.com/hyperspace-ai/hyperspace/internal/pulse"
 	"github.com/hyperspace-ai/hyperspace/node"
@@ -78,12 +80,11 @@ node refuses connections to and from peers whose keys fall below its own
 				fmt.Printf("  listening: %s\n", a)
 			}
 			fmt.Printf("  task queue: %s\n", n.TaskQueue())
-			isvc, reg, err := c.startInference(ctx, inf, st, b, log)
+			isvc, reg, err := c.startInference(ctx, inf, st, b, log, func(s *inference.Service, r *modelserve.Registry) error {
+				return n.ServeInference(ctx, s, r, node.InferenceOptions{RegisterMetrics: true})
+			})
 			if err != nil {
 				return err
-			}
-			if isvc != nil {
-				n.ServeInference(ctx, isvc, reg)
 			}
 			if listen != "" {
 				srv := &api.Server{Store: st, Blob: b, Temporal: tc, Domains: acts.Domains, Namespace: c.Namespace, Logger: log,

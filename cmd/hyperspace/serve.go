@@ -149,7 +149,7 @@ built-in embedding model; a token with scope read is its API key.`,
 			if dir, err := findDataDir(c.DataDir, log); err == nil {
 				c.DataDir = dir
 			}
-			isvc, reg, err := c.startInference(ctx, inf, svc.Store, svc.Blob, log)
+			isvc, reg, err := c.startInference(ctx, inf, svc.Store, svc.Blob, log, nil)
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package modelserve
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/hyperspace-ai/hyperspace/domains/ml"
@@ -70,7 +71,10 @@ func (m *MLModel) Generate(ctx context.Context, prompt string, p inference.GenPa
 		boundary := (len(ids) - 1) / PrefixBlock * PrefixBlock
 		for l := boundary; l >= PrefixBlock && prefixTokens == 0; l -= PrefixBlock {
 			if blob, ok := m.prefixes.Get(ctx, hash, ml.PrefixHash(hash, ids[:l])); ok {
-				if s2, err := m.lm.UnmarshalState(blob); err == nil && s2.Len() == l {
+				// A state from the network is believed only after spot checks:
+				// three positions recomputed bit for bit from its tokens.
+				if s2, err := m.lm.UnmarshalState(blob); err == nil && s2.Len() == l && slices.Equal(s2.Tokens(), ids[:l]) &&
+					m.lm.VerifyState(s2, []int{0, l / 2, l - 1}) == nil {
 					st, rest, prefixTokens = s2, ids[l:], l
 				}
 			}
