@@ -38,6 +38,7 @@ const (
 	// maxKVProviders bounds the providers a fetch asks.
 	maxKVProviders = 20
 	maxKVMisses    = 4096
+	maxKVBudgets   = 1024
 	maxKVProvided  = 4096
 )
 
@@ -160,6 +161,7 @@ type KVPrefixStore struct {
 	mu       sync.Mutex
 	states   *kvLRU[string, []byte]
 	misses   map[string]time.Time
+	budgets  map[context.Context]time.Time // Get deadlines per caller context
 	inflight map[string]bool
 	provided map[string]bool
 	rng      *rand.Rand
@@ -188,7 +190,7 @@ func NewKVPrefixStore(n *Node, peers func() []peer.ID, opts ...KVOption) *KVPref
 	s := &KVPrefixStore{n: n, peers: peers, o: o, store: newKVStore(o.chunkBudget),
 		tracker: kvprefix.NewTracker(o.margin), inbound: make(chan struct{}, maxKVInbound),
 		bg: make(chan struct{}, o.background), states: newKVLRU[string, []byte](o.stateBudget, nil),
-		misses: map[string]time.Time{}, inflight: map[string]bool{}, provided: map[string]bool{},
+		misses: map[string]time.Time{}, budgets: map[context.Context]time.Time{}, inflight: map[string]bool{}, provided: map[string]bool{},
 		rng: rand.New(rand.NewPCG(o.seed, 0x6b76)), ctx: ctx, cancel: cancel}
 	if s.peers == nil {
 		s.peers = s.connectedStoragePeers
@@ -921,7 +923,10 @@ func (s *KVPrefixStore) Repair(ctx context.Context, root merkle.Hash) error {
 
 // Get returns the state of (modelHash, prefixHash) from the local state
 // cache, else fetches it within the Get timeout; a miss is remembered for
-// the miss TTL so a prompt's lookups do not wait on it again. The returned
+// the miss TTL so a prompt's lookups do not wait on it again. Gets with
+// the same context share one Get timeout: the model server looks a prompt
+// up at every prefix block boundary with the request's context, and a cold
+// prompt must cost it one timeout, not one per boundary. The returned
 // bytes are shared: the caller must not modify them.
 func (s *KVPrefixStore) Get(ctx context.Context, modelHash, prefixHash string) ([]byte, bool) {
 	if !kvprefix.ValidName(modelHash) || !kvprefix.ValidName(prefixHash) {
@@ -939,13 +944,39 @@ func (s *KVPrefixStore) Get(ctx context.Context, modelHash, prefixHash string) (
 		s.stats.getMisses.Add(1)
 		return nil, false
 	}
+	deadline, ok := s.budgets[ctx]
+	if !ok {
+		deadline = now.Add(s.o.getTimeout)
+		if len(s.budgets) >= maxKVBudgets {
+			for c, d := range s.budgets {
+				if !now.Before(d) {
+					delete(s.budgets, c)
+				}
+			}
+			if len(s.budgets) >= maxKVBudgets {
+				s.budgets = map[context.Context]time.Time{}
+			}
+		}
+		s.budgets[ctx] = deadline
+		context.AfterFunc(ctx, func() {
+			s.mu.Lock()
+			delete(s.budgets, ctx)
+			s.mu.Unlock()
+		})
+	}
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, s.o.getTimeout)
+	if !now.Before(deadline) {
+		s.stats.getMisses.Add(1)
+		return nil, false
+	}
+	fctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	st, err := s.Fetch(ctx, modelHash, prefixHash)
+	st, err := s.Fetch(fctx, modelHash, prefixHash)
 	if err != nil {
 		s.stats.getMisses.Add(1)
-		if s.o.missTTL > 0 {
+		// Remember answers (not found, unusable), not timeouts: a set that
+		// was slow to come is tried again by the next request.
+		if s.o.missTTL > 0 && fctx.Err() == nil {
 			s.mu.Lock()
 			if len(s.misses) >= maxKVMisses {
 				s.misses = map[string]time.Time{}
