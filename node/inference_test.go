@@ -19,7 +19,7 @@ import (
 
 // tinyCheckpoint trains a small ML model for a few steps (real weights of
 // the real trainer, deterministic).
-func tinyCheckpoint(t *testing.T) []byte {
+func tinyCheckpoint(t testing.TB) []byte {
 	t.Helper()
 	corpus, err := ml.LoadCorpus(testenv.DataDir(t))
 	if err != nil {
@@ -47,7 +47,7 @@ type meshMember struct {
 	api *httptest.Server
 }
 
-func member(t *testing.T, dir string, bootstrap []string, ck []byte) *meshMember {
+func member(t testing.TB, dir string, bootstrap []string, ck []byte) *meshMember {
 	t.Helper()
 	n := start(t, dir, bootstrap)
 	t.Cleanup(func() { n.Close() })

@@ -17,7 +17,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/p2p/p2ptest"
 )
 
-func start(t *testing.T, dir string, bootstrap []string) *node.Node {
+func start(t testing.TB, dir string, bootstrap []string) *node.Node {
 	t.Helper()
 	n, err := node.Start(context.Background(), node.Options{
 		Dir: dir, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: bootstrap, Domains: []string{p2ptest.Domain},
