@@ -12,6 +12,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/blob"
 	"github.com/hyperspace-ai/hyperspace/internal/inference"
 	"github.com/hyperspace-ai/hyperspace/internal/modelserve"
+	"github.com/hyperspace-ai/hyperspace/internal/respcache"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 )
 
@@ -21,6 +22,7 @@ type inferenceFlags struct {
 	UpstreamKey             string
 	NoStarter, Off          bool
 	SyncEvery               time.Duration
+	Semantic                float64
 }
 
 func (f *inferenceFlags) add(cmd *cobra.Command) {
@@ -31,6 +33,8 @@ func (f *inferenceFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.UpstreamKey, "upstream-api-key", "", "bearer token sent to the upstream routes (prefer HYPERSPACE_UPSTREAM_API_KEY)")
 	fl.BoolVar(&f.NoStarter, "no-starter-model", false, "do not train and serve the starter chat model ("+modelserve.StarterModelName+") on start")
 	fl.BoolVar(&f.Off, "no-inference", false, "do not serve the OpenAI-compatible /v1 API")
+	fl.Float64Var(&f.Semantic, "semantic-cache", 0, "answer a deterministic request whose exact cache key misses with the cached answer of a prompt at least this cosine-similar "+
+		"(built-in embeddings; same model and params only), e.g. 0.92; 0: off. It serves wrong answers on some hits (BENCHMARKS.md): only on purpose")
 	fl.DurationVar(&f.SyncEvery, "models-sync", 15*time.Second, "how often to pick up models published by other processes of the site")
 }
 
@@ -64,6 +68,16 @@ func (c *common) startInference(ctx context.Context, f inferenceFlags, st *store
 			log.Warn("no built-in embedding model", "err", err)
 		} else {
 			svc.SetEmbed(em)
+			if f.Semantic > 0 {
+				if f.Semantic >= 1 {
+					return nil, nil, fmt.Errorf("--semantic-cache: %v is not a cosine threshold in (0, 1)", f.Semantic)
+				}
+				idx, err := respcache.NewSemanticIndex(respcache.SemanticConfig{Embedder: em.LSA, Threshold: f.Semantic})
+				if err != nil {
+					return nil, nil, err
+				}
+				svc.Semantic = idx
+			}
 		}
 	}
 	reg := &modelserve.Registry{Store: st, Blob: b, Service: svc, Logger: log, Load: modelserve.LoadML(nil)}

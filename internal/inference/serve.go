@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hyperspace-ai/hyperspace/internal/respcache"
 )
 
 // Ops of the API (also the ops of forwarded requests).
@@ -521,6 +523,11 @@ func (s *Service) Recompute(ctx context.Context, requestHash string, record []by
 	return recordBytes(m.Info(), r.Op, r.Params.GenParams(), r.Prompt, out), nil
 }
 
+func canonJSON(p GenParams) string {
+	b, _ := json.Marshal(Canon(p))
+	return string(b)
+}
+
 func recordBytes(info ModelInfo, op string, p GenParams, prompt string, out GenOutput) []byte {
 	b, _ := json.Marshal(ResultRecord{Model: info.ID, ModelHash: info.Hash, Op: op, Params: Canon(p), Prompt: prompt, Text: out.Text,
 		FinishReason: out.FinishReason, PromptTokens: out.PromptTokens, CompletionTokens: out.CompletionTokens})
@@ -555,6 +562,18 @@ func (s *Service) generate(ctx context.Context, op string, m TextModel, body []b
 				return s.respond(g, info, w, out, func(emit func(string) error) error { return emit(r.Text) })
 			}
 		}
+		if s.Semantic != nil {
+			scope := respcache.Scope(info.Hash+"|"+op, canonJSON(g.params))
+			if m, ok, err := s.Semantic.Match(ctx, scope, g.prompt); err == nil && ok {
+				if rec, _, ok := s.Cache.Lookup(ctx, m.RequestHash); ok {
+					if r, err := CheckRecord(m.RequestHash, rec); err == nil && r.ModelHash == info.Hash {
+						s.count(func(st *Stats) { st.SemanticHits++ })
+						out := GenOutput{Text: r.Text, FinishReason: r.FinishReason, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, Deterministic: true}
+						return s.respond(g, info, w, out, func(emit func(string) error) error { return emit(r.Text) })
+					}
+				}
+			}
+		}
 		s.count(func(st *Stats) { st.CacheMisses++ })
 	}
 	var out GenOutput
@@ -571,6 +590,9 @@ func (s *Service) generate(ctx context.Context, op string, m TextModel, body []b
 	}
 	if key != "" && out.Deterministic {
 		s.Cache.Put(context.WithoutCancel(ctx), key, info.ID, recordBytes(info, op, g.params, g.prompt, out))
+		if s.Semantic != nil {
+			_ = s.Semantic.Add(ctx, respcache.Scope(info.Hash+"|"+op, canonJSON(g.params)), g.prompt, key)
+		}
 	}
 	return nil
 }

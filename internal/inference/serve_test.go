@@ -16,6 +16,7 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/internal/embed"
 	"github.com/hyperspace-ai/hyperspace/internal/llm/llmtest"
+	"github.com/hyperspace-ai/hyperspace/internal/respcache"
 )
 
 // reverser is a deterministic TextModel for the HTTP layer's tests: it
@@ -374,5 +375,34 @@ func TestRequestHashCanonical(t *testing.T) {
 	}
 	if _, err := CheckRecord(c, rec); err == nil {
 		t.Fatal("a record answered another request")
+	}
+}
+
+// TestSemanticOption: with the (off by default) semantic index, a prompt
+// near-identical to a cached one of the same model and params is answered
+// from the cache; a negated one is not.
+func TestSemanticOption(t *testing.T) {
+	s, rev, srv := newTestService(t)
+	lsa, err := embed.FitLSA([]string{"pressure distribution on a swept wing", "heat transfer in the laminar boundary layer", "shock wave interaction with the turbulent boundary layer", "flutter of a cantilever wing", "pressure on the wing surface"}, embed.LSAOptions{Dim: 4, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Semantic, err = respcache.NewSemanticIndex(respcache.SemanticConfig{Embedder: lsa})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(p string) string {
+		_, body := post(t, srv.URL+"/v1/chat/completions", `{"model":"rev","temperature":0,"messages":[{"role":"user","content":"`+p+`"}]}`)
+		var r ChatResponse
+		_ = json.Unmarshal(body, &r)
+		return r.Choices[0].Message.Content
+	}
+	first := ask("heat transfer in the laminar boundary layer")
+	if got := ask("heat transfer in the laminar boundary layer?"); got != first || s.Stats().SemanticHits != 1 || rev.calls != 1 {
+		t.Fatalf("near-duplicate: %q, stats %+v, calls %d", got, s.Stats(), rev.calls)
+	}
+	ask("heat transfer not in the laminar boundary layer")
+	if rev.calls != 2 {
+		t.Fatalf("a negation was answered from the cache: calls %d", rev.calls)
 	}
 }

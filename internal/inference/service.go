@@ -31,6 +31,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/hyperspace-ai/hyperspace/internal/respcache"
 )
 
 // Model kinds.
@@ -136,6 +138,11 @@ type Service struct {
 	Logger *slog.Logger
 	// Fingerprint is the system_fingerprint of responses (e.g. the node id).
 	Fingerprint string
+	// Semantic, when set (off by default: see BENCHMARKS.md for its
+	// false-hit rate), answers a deterministic request whose exact key
+	// misses with the cached answer of a near-identical prompt of the same
+	// model and parameters.
+	Semantic *respcache.SemanticIndex
 
 	mu       sync.RWMutex
 	text     map[string]TextModel
@@ -276,7 +283,7 @@ func modelObject(m ModelInfo, route string) ModelObject {
 // Stats counts what the service did.
 type Stats struct {
 	Requests, CacheHitsLocal, CacheHitsPeer, CacheMisses, Forwarded, Upstream int64
-	PrefixHits, PrefixTokens                                                  int64
+	PrefixHits, PrefixTokens, SemanticHits                                    int64
 }
 
 type stats struct {
