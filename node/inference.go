@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -28,6 +29,40 @@ type InferenceOptions struct {
 	NoKVPrefix bool
 	// RegisterMetrics exports the inference, cache and KV metrics.
 	RegisterMetrics bool
+	// KVMaintainEvery is how often the KV-prefix sets this node tracks are
+	// probed and, when live chunks fall to k + margin, repaired (default
+	// 5 minutes).
+	KVMaintainEvery time.Duration
+}
+
+// maintainKV probes every tracked KV-prefix set with ordinary-looking reads
+// (a failed probe lowers the holder's reputation and drops it) and repairs
+// the sets whose live chunks fell near k, until ctx ends.
+func (n *Node) maintainKV(ctx context.Context, kv *p2p.KVPrefixStore, every time.Duration) {
+	if every <= 0 {
+		every = 5 * time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, root := range kv.Tracker().Roots() {
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if ok, failed := kv.Probe(pctx, root); !ok || len(failed) > 0 {
+				n.log.Info("KV-prefix probe failed", "set", root.String()[:12], "failedHolders", len(failed))
+			}
+			if kv.Tracker().NeedsRepair(root) {
+				if err := kv.Repair(pctx, root); err != nil {
+					n.log.Warn("KV-prefix repair failed", "set", root.String()[:12], "err", err)
+				}
+			}
+			cancel()
+		}
+	}
 }
 
 // ServeInference makes svc this node's inference service on the mesh:
@@ -43,6 +78,7 @@ type InferenceOptions struct {
 //     that does (hedged), and peers' requests are served here.
 func (n *Node) ServeInference(ctx context.Context, svc *inference.Service, reg *modelserve.Registry, o InferenceOptions) error {
 	svc.Fingerprint = "hs-" + n.P2P.ID().String()
+	n.infer.Store(svc)
 	if !o.NoPeerCache {
 		rate := o.CacheSampleRate
 		if rate == 0 {
@@ -70,6 +106,7 @@ func (n *Node) ServeInference(ctx context.Context, svc *inference.Service, reg *
 	if !o.NoKVPrefix && reg != nil {
 		kv := p2p.NewKVPrefixStore(n.P2P, nil)
 		reg.Load = modelserve.LoadML(kv)
+		go n.maintainKV(ctx, kv, o.KVMaintainEvery)
 		if o.RegisterMetrics {
 			_ = prometheus.Register(p2p.NewKVCollector(kv))
 		}
@@ -161,4 +198,52 @@ func (m *meshPeers) Forward(ctx context.Context, op, model string, body []byte, 
 		return inference.ErrNoProvider
 	}
 	return err
+}
+
+// probeInference checks an inference claim as a pulse validator: the peer
+// must answer a deterministic completion (temperature 0, a prompt fresh for
+// the round) of a chat model this validator serves too, and, since our
+// models are deterministic, with exactly the text the validator computes
+// (a peer serving other weights under the name fails). A validator that
+// serves no chat model cannot verify the claim.
+func (n *Node) probeInference(ctx context.Context, pid peer.ID, round int64) (int, error) {
+	svc := n.infer.Load()
+	if svc == nil {
+		return 0, errors.New("this validator serves no inference, so it cannot check the claim")
+	}
+	var model inference.TextModel
+	for _, m := range svc.Local() {
+		if m.Route != inference.RouteLocal || m.Kind != inference.KindChat {
+			continue
+		}
+		if tm, ok := svc.Text(m.ID); ok && (model == nil || m.ID == modelserve.StarterModelName) {
+			model = tm
+		}
+	}
+	if model == nil {
+		return 0, errors.New("this validator serves no chat model to ask for")
+	}
+	prompt := fmt.Sprintf("the flow at mach %d over a wedge of %d degrees", round%9+1, round%45+1)
+	p := inference.GenParams{MaxTokens: 8, Temperature: 0, TopP: 1}
+	want, err := model.Generate(ctx, prompt, p, func(string) error { return nil })
+	if err != nil {
+		return 0, fmt.Errorf("computing the expected answer: %w", err)
+	}
+	body, _ := json.Marshal(map[string]any{"model": model.Info().ID, "prompt": prompt, "max_tokens": p.MaxTokens, "temperature": 0})
+	var status, size int
+	var got []byte
+	err = n.P2P.Infer(ctx, pid, p2p.InferenceRequest{Op: inference.OpCompletions, Model: model.Info().ID, Body: body},
+		func(s int, _ string) error { status = s; return nil },
+		func(b []byte) error { size += len(b); got = append(got, b...); return nil })
+	if err != nil {
+		return size, err
+	}
+	var r inference.CompletionResponse
+	if status != http.StatusOK || json.Unmarshal(got, &r) != nil || len(r.Choices) != 1 {
+		return size, fmt.Errorf("no completion from %s (status %d)", model.Info().ID, status)
+	}
+	if r.Choices[0].Text != want.Text {
+		return size, fmt.Errorf("answered %q where %s (%s) computes %q", r.Choices[0].Text, model.Info().ID, model.Info().Hash[:12], want.Text)
+	}
+	return size, nil
 }

@@ -152,6 +152,15 @@ func TestInferenceMesh(t *testing.T) {
 		t.Fatalf("C did not answer from A's cache entry: %+v", got)
 	}
 
+	// The pulse validator's inference probe: C computes what A computes; B
+	// serves no model.
+	if err := a.n.ProbeInferenceForTest(context.Background(), c.n.P2P.ID(), 7); err != nil {
+		t.Fatalf("probe of an honest provider: %v", err)
+	}
+	if err := a.n.ProbeInferenceForTest(context.Background(), b.n.P2P.ID(), 7); err == nil {
+		t.Fatal("a node serving no model passed the inference probe")
+	}
+
 	// C's new prompt shares A's first block-aligned prefix: the KV state
 	// comes from the erasure-coded chunks.
 	other := `{"model":"tiny","temperature":0,"max_tokens":4,"messages":[{"role":"user","content":"` + long + ` far downstream"}]}`

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -31,6 +32,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/crdt"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/inference"
 	"github.com/hyperspace-ai/hyperspace/internal/paper"
 	"github.com/hyperspace-ai/hyperspace/internal/pulse"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
@@ -91,6 +93,7 @@ type Node struct {
 	log     *slog.Logger
 
 	pulse pulseNode
+	infer atomic.Pointer[inference.Service] // set by ServeInference (probes)
 
 	certMu sync.Mutex
 	certs  map[string]p2p.AgentCert

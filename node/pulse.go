@@ -421,8 +421,10 @@ func (n *Node) probeCapability(ctx context.Context, pid peer.ID, round int64, c 
 		}
 		return 0, errors.New("not a live worker of this site")
 	}
-	// inference, proxy, memory: no probe yet (the inference plane brings
-	// the first), so the claim does not earn.
+	if c == pulse.CapInference {
+		return n.probeInference(ctx, pid, round)
+	}
+	// proxy, memory: no probe yet, so the claim does not earn.
 	return 0, fmt.Errorf("no probe for %s yet: the claim is not verified", c)
 }
 
