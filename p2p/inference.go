@@ -74,7 +74,7 @@ const (
 	latencySamples        = 64
 	capsFetchParallel     = 8
 	capsFetchTimeout      = 10 * time.Second
-	findProvidersTimeout  = 10 * time.Second
+	findProvidersTimeout  = 3 * time.Second // an unknown model answers 404 within this
 	provideRetryInterval  = 2 * time.Second
 	provideTimeout        = 30 * time.Second
 	defaultHedgeAfter     = 300 * time.Millisecond
