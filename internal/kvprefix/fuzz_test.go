@@ -24,7 +24,7 @@ func FuzzManifest(f *testing.F) {
 		if err := m.Validate(); err != nil {
 			t.Fatalf("decoded manifest invalid: %v", err)
 		}
-		if ShardSizeFor(m.Size, m.K)*m.K < int(m.Size) || m.ShardSize > MaxShardBytes {
+		if ShardSizeFor(m.Codec, m.Size, m.K)*m.K < int(m.Size) || m.ShardSize > MaxShardBytes {
 			t.Fatalf("shard size %d for %d/%d", m.ShardSize, m.Size, m.K)
 		}
 		b2, err := EncodeManifest(m)
