@@ -10,7 +10,7 @@ func FuzzManifest(f *testing.F) {
 	good, _ := EncodeManifest(m)
 	f.Add(good)
 	f.Add([]byte(`{}`))
-	f.Add([]byte(`{"model":"m","prefixHash":"p","size":1,"k":1,"n":2,"shardSize":1}`))
+	f.Add([]byte(`{"model":"m","prefixHash":"p","size":1,"k":1,"n":2,"codec":"rs-leopard-gf8","shardSize":64}`))
 	f.Add(bytes.Replace(good, []byte(`"k":32`), []byte(`"k":-1`), 1))
 	f.Add(bytes.Replace(good, []byte(`"size":1234`), []byte(`"size":99999999999`), 1))
 	f.Add([]byte(`null`))
