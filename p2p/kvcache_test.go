@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -278,7 +280,10 @@ func TestKVPutGet(t *testing.T) {
 
 // BenchmarkKVFetch: go test ./p2p -run XXX -bench KVFetch -benchtime 20x
 // Fetch of a 1 MiB state from 8 loopback holders (DHT lookup, manifests,
-// 32 chunks, decode) against a Get served by the local state cache.
+// 32 chunks, decode) against a Get served by the local state cache, and
+// the parts of a fetch: the DHT lookup, one manifest get, one chunk get,
+// and the 32 data chunks from known holders with 1, 4 and 16 requests in
+// flight.
 func BenchmarkKVFetch(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -310,7 +315,8 @@ func BenchmarkKVFetch(b *testing.B) {
 	}()
 	time.Sleep(500 * time.Millisecond)
 	state := kvState(1<<20, 9)
-	if _, err := stores[0].Publish(ctx, "model-x", "prefix-bench", state); err != nil {
+	m, err := stores[0].Publish(ctx, "model-x", "prefix-bench", state)
+	if err != nil {
 		b.Fatal(err)
 	}
 	fetcher := stores[9]
@@ -338,6 +344,49 @@ func BenchmarkKVFetch(b *testing.B) {
 			}
 		}
 	})
+	b.Run("manifest-one-holder", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := c[9].Node.GetKVManifest(ctx, holders[0], "model-x", "prefix-bench"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("one-chunk", func(b *testing.B) {
+		h := stores[0].Tracker().Holders(m.Root, 0)
+		b.SetBytes(int64(m.ShardSize))
+		for b.Loop() {
+			if _, _, err := c[9].Node.GetKVChunk(ctx, h[0], m.Root, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, par := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("32-chunks-known-holders-%d-in-flight", par), func(b *testing.B) {
+			b.SetBytes(int64(len(state)))
+			for b.Loop() {
+				var wg sync.WaitGroup
+				sem := make(chan struct{}, par)
+				errs := make(chan error, m.K)
+				for i := range m.K {
+					wg.Add(1)
+					sem <- struct{}{}
+					go func() {
+						defer wg.Done()
+						defer func() { <-sem }()
+						h := stores[0].Tracker().Holders(m.Root, i)
+						if _, _, err := c[9].Node.GetKVChunk(ctx, h[0], m.Root, i); err != nil {
+							errs <- err
+						}
+					}()
+				}
+				wg.Wait()
+				close(errs)
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("local-copy", func(b *testing.B) {
 		b.SetBytes(int64(len(state)))
 		for b.Loop() {

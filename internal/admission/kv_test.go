@@ -56,7 +56,7 @@ func TestKVAdmission(t *testing.T) {
 	// Tampered after signing (a cached good manifest must not help).
 	tm := m
 	tm.Size--
-	tm.ShardSize = kvprefix.ShardSizeFor(tm.Size, tm.K)
+	tm.ShardSize = kvprefix.ShardSizeFor(tm.Codec, tm.Size, tm.K)
 	if err := c.KVManifest(src, tm, 500); ReasonOf(err) != ReasonBadSignature {
 		t.Fatalf("tampered manifest: %v", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"testing"
+
+	"github.com/klauspost/reedsolomon"
 )
 
 // The figures of the report: go test ./internal/kvprefix -run XXX -bench . -benchtime 20x
@@ -19,40 +21,78 @@ func benchShards(b *testing.B, size int) (Manifest, [][]byte) {
 	return m, shards
 }
 
+// benchCodecs are the encoder in use (Leopard GF(2^8) for 32/64) and, for
+// the record, the classic one it replaced.
+func benchCodecs(b *testing.B) map[string]reedsolomon.Encoder {
+	leo, err := encoder(DefaultK, DefaultN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	classic, err := reedsolomon.New(DefaultK, DefaultN-DefaultK, reedsolomon.WithInversionCache(false))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return map[string]reedsolomon.Encoder{"leopard": leo, "classic": classic}
+}
+
+// BenchmarkRSEncode computes the 32 parity shards of a state's 32 data
+// shards.
 func BenchmarkRSEncode(b *testing.B) {
-	for _, size := range benchSizes {
-		b.Run(fmt.Sprintf("%dMiB", size>>20), func(b *testing.B) {
-			_, shards := benchShards(b, size)
-			enc, _ := encoder(DefaultK, DefaultN)
-			b.SetBytes(int64(size))
-			for b.Loop() {
-				if err := enc.Encode(shards); err != nil {
-					b.Fatal(err)
+	codecs := benchCodecs(b)
+	for _, codec := range []string{"leopard", "classic"} {
+		for _, size := range benchSizes {
+			b.Run(fmt.Sprintf("%s/%dMiB", codec, size>>20), func(b *testing.B) {
+				_, shards := benchShards(b, size)
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					if err := codecs[codec].Encode(shards); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
-// BenchmarkRSRebuild rebuilds the data from parity alone (all 32 data
-// shards lost: the worst case).
+// BenchmarkRSRebuild rebuilds lost data shards from 32 remaining shards:
+// all 32 data shards lost (the worst case: parity only) and 8 lost (a
+// fetch that met a few missing holders).
 func BenchmarkRSRebuild(b *testing.B) {
-	for _, size := range benchSizes {
-		b.Run(fmt.Sprintf("%dMiB", size>>20), func(b *testing.B) {
-			_, shards := benchShards(b, size)
-			enc, _ := encoder(DefaultK, DefaultN)
-			work := make([][]byte, DefaultN)
-			b.SetBytes(int64(size))
-			for b.Loop() {
-				copy(work, shards)
-				for i := range DefaultK {
-					work[i] = nil
-				}
-				if err := enc.ReconstructData(work); err != nil {
-					b.Fatal(err)
-				}
+	codecs := benchCodecs(b)
+	for _, codec := range []string{"leopard", "classic"} {
+		for _, lost := range []int{32, 8} {
+			for _, size := range benchSizes {
+				b.Run(fmt.Sprintf("%s/lost%d/%dMiB", codec, lost, size>>20), func(b *testing.B) {
+					state := randomState(1, size)
+					shards := make([][]byte, DefaultN)
+					ss := ShardSizeFor(CodecLeopardGF8, int64(size), DefaultK)
+					for i := range shards {
+						shards[i] = make([]byte, ss)
+						if i < DefaultK {
+							copy(shards[i], state[min(i*ss, size):min((i+1)*ss, size)])
+						}
+					}
+					enc := codecs[codec]
+					if err := enc.Encode(shards); err != nil {
+						b.Fatal(err)
+					}
+					work := make([][]byte, DefaultN)
+					b.SetBytes(int64(size))
+					for b.Loop() {
+						copy(work, shards)
+						for i := range lost {
+							work[i] = nil // data shards 0..lost-1
+						}
+						for i := DefaultK + lost; i < DefaultN; i++ {
+							work[i] = nil // and as many parity: 32 remain
+						}
+						if err := enc.ReconstructData(work); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
 			}
-		})
+		}
 	}
 }
 

@@ -10,7 +10,7 @@ func FuzzManifest(f *testing.F) {
 	good, _ := EncodeManifest(m)
 	f.Add(good)
 	f.Add([]byte(`{}`))
-	f.Add([]byte(`{"model":"m","prefixHash":"p","size":1,"k":1,"n":2,"shardSize":1}`))
+	f.Add([]byte(`{"model":"m","prefixHash":"p","size":1,"k":1,"n":2,"codec":"rs-leopard-gf8","shardSize":64}`))
 	f.Add(bytes.Replace(good, []byte(`"k":32`), []byte(`"k":-1`), 1))
 	f.Add(bytes.Replace(good, []byte(`"size":1234`), []byte(`"size":99999999999`), 1))
 	f.Add([]byte(`null`))
@@ -24,7 +24,7 @@ func FuzzManifest(f *testing.F) {
 		if err := m.Validate(); err != nil {
 			t.Fatalf("decoded manifest invalid: %v", err)
 		}
-		if ShardSizeFor(m.Size, m.K)*m.K < int(m.Size) || m.ShardSize > MaxShardBytes {
+		if ShardSizeFor(m.Codec, m.Size, m.K)*m.K < int(m.Size) || m.ShardSize > MaxShardBytes {
 			t.Fatalf("shard size %d for %d/%d", m.ShardSize, m.Size, m.K)
 		}
 		b2, err := EncodeManifest(m)

@@ -5,6 +5,14 @@
 // over the chunk hashes and described by a Manifest that the exporting node
 // signs with its libp2p key.
 //
+// The code is Reed-Solomon over GF(2^8) in the FFT-based "Leopard" form
+// (klauspost/reedsolomon's WithLeopardGF, CodecLeopardGF8) wherever (K, N)
+// allows it, which includes the default: with 32 parity shards its
+// O(N log N) encoder is several times faster than the classic
+// matrix-multiplying one (O(K·(N-K)) per byte), whose output differs. Other
+// shapes use the classic code (CodecClassicGF8). The manifest names its
+// codec and signs it, so a decoder never guesses.
+//
 // It also holds what a node needs to keep such a set alive across peers
 // without doing any I/O: availability probes that look like ordinary reads
 // (ProbePlan, ProbeMissProbability), deterministic placement by rendezvous
@@ -49,6 +57,41 @@ const (
 	MaxNameLen = 128
 )
 
+// Codecs: how the N chunks are computed from the K data chunks.
+const (
+	// CodecLeopardGF8 is klauspost/reedsolomon with WithLeopardGF(true):
+	// chunk sizes are multiples of 64 bytes. Used when LeopardFits(K, N).
+	CodecLeopardGF8 = "rs-leopard-gf8"
+	// CodecClassicGF8 is klauspost/reedsolomon's default systematic
+	// Vandermonde-derived code, for shapes Leopard cannot take.
+	CodecClassicGF8 = "rs-gf8"
+)
+
+// LeopardFits reports whether Leopard GF(2^8) takes k data chunks of n
+// (klauspost/reedsolomon's own rule: with m the parity count rounded up to
+// a power of two, the data rounded up to a multiple of m, plus m, must fit
+// in the field's 256 elements).
+func LeopardFits(k, n int) bool {
+	p := n - k
+	if k < 1 || p < 1 || k > 256 || p > 256 {
+		return false
+	}
+	m := 1
+	for m < p {
+		m <<= 1
+	}
+	blocks := (k + m - 1) / m
+	return blocks*m <= 256-m
+}
+
+// CodecFor is the codec Encode uses for k data chunks of n.
+func CodecFor(k, n int) string {
+	if LeopardFits(k, n) {
+		return CodecLeopardGF8
+	}
+	return CodecClassicGF8
+}
+
 // namePattern is what a model hash or prefix hash may look like: no
 // slashes (they name DHT keys "/kv-prefix/<model>/<prefix>"), no spaces,
 // no newlines (they are joined by newlines in the signed bytes).
@@ -62,7 +105,10 @@ type Manifest struct {
 	Size       int64  `json:"size"`       // bytes of the state
 	K          int    `json:"k"`          // data chunks
 	N          int    `json:"n"`          // all chunks (K data, N-K parity)
-	ShardSize  int    `json:"shardSize"`  // bytes of every chunk: ceil(Size/K)
+	// Codec is CodecFor(K, N): how the parity chunks were computed.
+	Codec string `json:"codec"`
+	// ShardSize is the bytes of every chunk: ShardSizeFor(Codec, Size, K).
+	ShardSize int `json:"shardSize"`
 	// StateHash is SHA-256 of the state.
 	StateHash merkle.Hash `json:"stateHash"`
 	// Root is the Merkle root (RFC 6962 shape) over the N leaves
@@ -101,12 +147,21 @@ var (
 // ValidName reports whether s may be a model hash or prefix hash.
 func ValidName(s string) bool { return namePattern.MatchString(s) }
 
-// ShardSizeFor is the chunk size of a state of size bytes in k data chunks.
-func ShardSizeFor(size int64, k int) int {
-	if k <= 0 || size <= 0 {
+// ShardSizeFor is the chunk size of a state of size bytes in k data chunks
+// under codec: ceil(size/k), rounded up to a multiple of 64 for Leopard (0
+// for an unknown codec or a size or k below 1).
+func ShardSizeFor(codec string, size int64, k int) int {
+	if k <= 0 || size <= 0 || size > MaxStateBytes {
 		return 0
 	}
-	return int((size + int64(k) - 1) / int64(k))
+	ss := int((size + int64(k) - 1) / int64(k))
+	switch codec {
+	case CodecLeopardGF8:
+		return (ss + 63) &^ 63
+	case CodecClassicGF8:
+		return ss
+	}
+	return 0
 }
 
 // checkCode validates k and n.
@@ -128,8 +183,11 @@ func (m Manifest) Validate() error {
 	if m.Size < 1 || m.Size > MaxStateBytes {
 		return fmt.Errorf("%w: size %d (want 1..%d)", ErrInvalid, m.Size, MaxStateBytes)
 	}
-	if want := ShardSizeFor(m.Size, m.K); m.ShardSize != want || m.ShardSize > MaxShardBytes {
-		return fmt.Errorf("%w: shard size %d, want ceil(%d/%d) = %d (at most %d)", ErrInvalid, m.ShardSize, m.Size, m.K, want, MaxShardBytes)
+	if want := CodecFor(m.K, m.N); m.Codec != want {
+		return fmt.Errorf("%w: codec %q, want %q for k=%d n=%d", ErrInvalid, m.Codec, want, m.K, m.N)
+	}
+	if want := ShardSizeFor(m.Codec, m.Size, m.K); m.ShardSize != want || m.ShardSize > MaxShardBytes {
+		return fmt.Errorf("%w: shard size %d, want %d for %d bytes in %d chunks (%s; at most %d)", ErrInvalid, m.ShardSize, want, m.Size, m.K, m.Codec, MaxShardBytes)
 	}
 	if m.StateHash.IsZero() || m.Root.IsZero() {
 		return fmt.Errorf("%w: zero state hash or root", ErrInvalid)
@@ -146,7 +204,8 @@ func (m Manifest) Validate() error {
 	return nil
 }
 
-const manifestDomain = "hyperspace-kv-manifest/v1\n"
+// manifestDomain is v2 since the codec is signed (v1 had none).
+const manifestDomain = "hyperspace-kv-manifest/v2\n"
 
 // SigningBytes is what the publisher signs: a domain line, then every
 // field but the signature, one per line (names cannot hold newlines).
@@ -156,7 +215,7 @@ func (m Manifest) signingBytes() []byte {
 	b := make([]byte, 0, 512)
 	b = append(b, manifestDomain...)
 	for _, f := range []string{m.Model, m.PrefixHash, strconv.FormatInt(m.Size, 10), strconv.Itoa(m.K),
-		strconv.Itoa(m.N), strconv.Itoa(m.ShardSize), m.StateHash.String(), m.Root.String(),
+		strconv.Itoa(m.N), m.Codec, strconv.Itoa(m.ShardSize), m.StateHash.String(), m.Root.String(),
 		strconv.FormatInt(m.CreatedAt, 10), m.Publisher} {
 		b = append(b, f...)
 		b = append(b, '\n')
@@ -218,8 +277,11 @@ func LeafOf(i int, data []byte) merkle.Hash {
 	return out
 }
 
-// encoders caches one Reed-Solomon encoder per (k, n): building one
-// inverts matrices; using one is safe for concurrent calls.
+// encoders caches one Reed-Solomon encoder per (k, n) (the codec follows
+// from them): building one builds its matrices or tables; using one is
+// safe for concurrent calls. Their inversion caches are off: they keep one
+// entry per loss pattern met, without a bound, and a long-lived node meets
+// many (recomputing one costs microseconds beside a shard's bytes).
 var encoders sync.Map // [2]int -> reedsolomon.Encoder
 
 func encoder(k, n int) (reedsolomon.Encoder, error) {
@@ -227,7 +289,11 @@ func encoder(k, n int) (reedsolomon.Encoder, error) {
 	if e, ok := encoders.Load(key); ok {
 		return e.(reedsolomon.Encoder), nil
 	}
-	e, err := reedsolomon.New(k, n-k)
+	opts := []reedsolomon.Option{reedsolomon.WithInversionCache(false)}
+	if CodecFor(k, n) == CodecLeopardGF8 {
+		opts = append(opts, reedsolomon.WithLeopardGF(true))
+	}
+	e, err := reedsolomon.New(k, n-k, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kvprefix: reed-solomon(%d, %d): %w", k, n, err)
 	}
@@ -236,7 +302,8 @@ func encoder(k, n int) (reedsolomon.Encoder, error) {
 }
 
 // Encode pads state to k·ShardSize bytes, splits it into k data shards and
-// computes n-k parity shards (k, n of 0 take DefaultK, DefaultN). The
+// computes n-k parity shards (k, n of 0 take DefaultK, DefaultN) with
+// CodecFor(k, n). The
 // manifest it returns is unsigned: the caller sets CreatedAt and calls
 // Sign. The shards share one backing array.
 func Encode(model, prefixHash string, state []byte, k, n int) (Manifest, [][]byte, error) {
@@ -280,6 +347,11 @@ func encode(model, prefixHash string, state []byte, k, n int) (Manifest, [][]byt
 	if len(state) == 0 || len(state) > MaxStateBytes {
 		return Manifest{}, nil, nil, fmt.Errorf("%w: state of %d bytes (want 1..%d)", ErrInvalid, len(state), MaxStateBytes)
 	}
+	codec := CodecFor(k, n)
+	ss := ShardSizeFor(codec, int64(len(state)), k)
+	if ss > MaxShardBytes {
+		return Manifest{}, nil, nil, fmt.Errorf("%w: %d bytes in %d chunks make chunks of %d bytes, at most %d", ErrInvalid, len(state), k, ss, MaxShardBytes)
+	}
 	enc, err := encoder(k, n)
 	if err != nil {
 		return Manifest{}, nil, nil, err
@@ -291,7 +363,6 @@ func encode(model, prefixHash string, state []byte, k, n int) (Manifest, [][]byt
 		stateHash = sha256.Sum256(state)
 		close(hashed)
 	}()
-	ss := ShardSizeFor(int64(len(state)), k)
 	buf := make([]byte, n*ss)
 	copy(buf, state)
 	shards := make([][]byte, n)
@@ -304,7 +375,7 @@ func encode(model, prefixHash string, state []byte, k, n int) (Manifest, [][]byt
 	}
 	tree := commit(shards)
 	<-hashed
-	m := Manifest{Model: model, PrefixHash: prefixHash, Size: int64(len(state)), K: k, N: n, ShardSize: ss,
+	m := Manifest{Model: model, PrefixHash: prefixHash, Size: int64(len(state)), K: k, N: n, Codec: codec, ShardSize: ss,
 		StateHash: stateHash, Root: tree.Root()}
 	return m, shards, tree, nil
 }

@@ -184,6 +184,49 @@ func TestInconsistentParity(t *testing.T) {
 	}
 }
 
+// The default shape uses Leopard (chunks a multiple of 64 bytes); shapes
+// Leopard cannot take use the classic code, and both survive the loss of
+// any N-K chunks.
+func TestCodecs(t *testing.T) {
+	if CodecFor(DefaultK, DefaultN) != CodecLeopardGF8 || CodecFor(4, 8) != CodecLeopardGF8 {
+		t.Fatal("default shapes are not Leopard's")
+	}
+	if CodecFor(200, 256) != CodecClassicGF8 || CodecFor(1, 256) != CodecClassicGF8 {
+		t.Fatal("200/256 and 1/256 do not fit Leopard GF(2^8)")
+	}
+	for _, tc := range []struct {
+		k, n  int
+		codec string
+	}{{32, 64, CodecLeopardGF8}, {3, 5, CodecLeopardGF8}, {200, 256, CodecClassicGF8}, {10, 250, CodecClassicGF8}} {
+		state := randomState(uint64(tc.k), 50_001)
+		m, chunks := signed(t, state, tc.k, tc.n)
+		if m.Codec != tc.codec {
+			t.Fatalf("%d/%d: codec %s, want %s", tc.k, tc.n, m.Codec, tc.codec)
+		}
+		want := (50_001 + tc.k - 1) / tc.k
+		if tc.codec == CodecLeopardGF8 {
+			want = (want + 63) / 64 * 64
+		}
+		if m.ShardSize != want {
+			t.Fatalf("%d/%d: shard size %d, want %d", tc.k, tc.n, m.ShardSize, want)
+		}
+		r := rand.New(rand.NewPCG(uint64(tc.n), 9))
+		for range 3 {
+			keep := r.Perm(tc.n)[:tc.k]
+			got, err := Decode(m, pick(chunks, keep))
+			if err != nil || !bytes.Equal(got, state) {
+				t.Fatalf("%d/%d: decode from %v: %v", tc.k, tc.n, keep, err)
+			}
+		}
+		// Worst case: only parity (and the last data chunks, if parity is
+		// fewer than k).
+		got, err := Decode(m, pick(chunks, span(tc.n-tc.k, tc.n)))
+		if err != nil || !bytes.Equal(got, state) {
+			t.Fatalf("%d/%d: decode from the last k chunks: %v", tc.k, tc.n, err)
+		}
+	}
+}
+
 func TestManifestTampering(t *testing.T) {
 	m, _ := signed(t, randomState(5, 5000), 32, 64)
 	other, _ := peer.IDFromPrivateKey(testKey(t, 2))
@@ -194,6 +237,7 @@ func TestManifestTampering(t *testing.T) {
 		"k":         func(m *Manifest) { m.K = 31 },
 		"n":         func(m *Manifest) { m.N = 63 },
 		"shard":     func(m *Manifest) { m.ShardSize++ },
+		"codec":     func(m *Manifest) { m.Codec = CodecClassicGF8 },
 		"statehash": func(m *Manifest) { m.StateHash[0] ^= 1 },
 		"root":      func(m *Manifest) { m.Root[31] ^= 1 },
 		"created":   func(m *Manifest) { m.CreatedAt++ },
@@ -219,6 +263,9 @@ func TestManifestTampering(t *testing.T) {
 		func(m *Manifest) { m.PrefixHash = "x\ny" },
 		func(m *Manifest) { m.CreatedAt = 0 },
 		func(m *Manifest) { m.Publisher = "nobody" },
+		func(m *Manifest) { m.Codec = CodecClassicGF8 }, // 32/64 is Leopard's
+		func(m *Manifest) { m.Codec = "" },
+		func(m *Manifest) { m.ShardSize = (int(m.Size) + m.K - 1) / m.K }, // not a multiple of 64
 	}
 	for i, f := range bad {
 		c := m
