@@ -90,31 +90,19 @@ func (n *Node) ServeCache(lookup func(requestHash string) (respcache.Entry, bool
 			return
 		}
 		defer func() { <-sem }()
-		if !n.track() {
-			_ = s.Reset()
-			return
-		}
-		defer n.wg.Done()
-		defer s.Close()
-		_ = s.SetDeadline(time.Now().Add(cacheStreamTimeout))
-		r, w := bufio.NewReader(s), bufio.NewWriter(s)
-		b, _, err := readFrame(r, maxCacheRequest)
-		if err != nil {
-			_ = s.Reset()
-			return
-		}
-		h, err := ParseCacheRequest(b)
-		if err != nil {
-			_ = s.Reset()
-			return
-		}
-		var out []byte
-		if e, ok := lookup(h); ok {
-			if out, err = json.Marshal(e); err != nil || len(out) > MaxCacheFrame {
-				out = nil
+		n.serveOneFrame(s, cacheStreamTimeout, maxCacheRequest, func(b []byte) ([]byte, bool) {
+			h, err := ParseCacheRequest(b)
+			if err != nil {
+				return nil, false
 			}
-		}
-		_, _ = writeFrame(w, out)
+			var out []byte
+			if e, ok := lookup(h); ok {
+				if out, err = json.Marshal(e); err != nil || len(out) > MaxCacheFrame {
+					out = nil
+				}
+			}
+			return out, true
+		})
 	})
 }
 

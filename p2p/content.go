@@ -1,11 +1,14 @@
 package p2p
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
+	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	mh "github.com/multiformats/go-multihash"
@@ -62,4 +65,30 @@ func (n *Node) FindProviders(ctx context.Context, key string, max int) ([]peer.A
 		}
 	}
 	return out, nil
+}
+
+// serveOneFrame serves a one-request, one-reply stream: it reads one frame
+// of at most limit bytes under a deadline of timeout, and writes the frame
+// handle returns (handle's false resets the stream instead). The stream is
+// tracked so that Close waits for it.
+func (n *Node) serveOneFrame(s network.Stream, timeout time.Duration, limit int, handle func(req []byte) ([]byte, bool)) {
+	if !n.track() {
+		_ = s.Reset()
+		return
+	}
+	defer n.wg.Done()
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(timeout))
+	r, w := bufio.NewReader(s), bufio.NewWriter(s)
+	b, _, err := readFrame(r, limit)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	out, ok := handle(b)
+	if !ok {
+		_ = s.Reset()
+		return
+	}
+	_, _ = writeFrame(w, out)
 }

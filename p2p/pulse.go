@@ -283,31 +283,20 @@ func (n *Node) ServeProbes(h func(ctx context.Context, from peer.ID, req ProbeRe
 	n.pulse.probe = h
 	n.pulse.mu.Unlock()
 	n.host.SetStreamHandler(ProbeProtocol, func(s network.Stream) {
-		if !n.track() {
-			_ = s.Reset()
-			return
-		}
-		defer n.wg.Done()
-		defer s.Close()
-		_ = s.SetDeadline(time.Now().Add(probeTimeout))
-		r, w := bufio.NewReader(s), bufio.NewWriter(s)
-		b, _, err := readFrame(r, MaxProbeBytes)
-		if err != nil {
-			_ = s.Reset()
-			return
-		}
-		var resp ProbeResponse
-		req, err := UnmarshalProbeRequest(b)
-		if err != nil {
-			resp.Error = err.Error()
-		} else {
-			n.pulse.mu.Lock()
-			h := n.pulse.probe
-			n.pulse.mu.Unlock()
-			resp = h(n.ctx, s.Conn().RemotePeer(), req)
-		}
-		out, _ := json.Marshal(resp)
-		_, _ = writeFrame(w, out)
+		n.serveOneFrame(s, probeTimeout, MaxProbeBytes, func(b []byte) ([]byte, bool) {
+			var resp ProbeResponse
+			req, err := UnmarshalProbeRequest(b)
+			if err != nil {
+				resp.Error = err.Error()
+			} else {
+				n.pulse.mu.Lock()
+				h := n.pulse.probe
+				n.pulse.mu.Unlock()
+				resp = h(n.ctx, s.Conn().RemotePeer(), req)
+			}
+			out, _ := json.Marshal(resp)
+			return out, true
+		})
 	})
 }
 

@@ -558,8 +558,7 @@ func (s *Service) generate(ctx context.Context, op string, m TextModel, body []b
 						st.CacheHitsPeer++
 					}
 				})
-				out := GenOutput{Text: r.Text, FinishReason: r.FinishReason, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, Deterministic: true}
-				return s.respond(g, info, w, out, func(emit func(string) error) error { return emit(r.Text) })
+				return s.respondRecord(g, info, w, r)
 			}
 		}
 		if s.Semantic != nil {
@@ -568,8 +567,7 @@ func (s *Service) generate(ctx context.Context, op string, m TextModel, body []b
 				if rec, _, ok := s.Cache.Lookup(ctx, m.RequestHash); ok {
 					if r, err := CheckRecord(m.RequestHash, rec); err == nil && r.ModelHash == info.Hash {
 						s.count(func(st *Stats) { st.SemanticHits++ })
-						out := GenOutput{Text: r.Text, FinishReason: r.FinishReason, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, Deterministic: true}
-						return s.respond(g, info, w, out, func(emit func(string) error) error { return emit(r.Text) })
+						return s.respondRecord(g, info, w, r)
 					}
 				}
 			}
@@ -577,11 +575,11 @@ func (s *Service) generate(ctx context.Context, op string, m TextModel, body []b
 		s.count(func(st *Stats) { st.CacheMisses++ })
 	}
 	var out GenOutput
-	err = s.respond(g, info, w, out, func(emit func(string) error) error {
+	err = s.respond(g, info, w, &out, func(emit func(string) error) error {
 		o, err := m.Generate(ctx, g.prompt, g.params, emit)
 		out = o
 		return err
-	}, &out)
+	})
 	if err != nil {
 		return err
 	}
@@ -597,17 +595,17 @@ func (s *Service) generate(ctx context.Context, op string, m TextModel, body []b
 	return nil
 }
 
+// respondRecord answers from a cached record.
+func (s *Service) respondRecord(g genRequest, info ModelInfo, w FrameWriter, r ResultRecord) error {
+	out := GenOutput{Text: r.Text, FinishReason: r.FinishReason, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, Deterministic: true}
+	return s.respond(g, info, w, &out, func(emit func(string) error) error { return emit(r.Text) })
+}
+
 // respond writes a generation's response: run produces the text through
-// emit; the final output is read from *final after run returns (or is out
-// itself for a cached answer).
-func (s *Service) respond(g genRequest, info ModelInfo, w FrameWriter, out GenOutput, run func(emit func(string) error) error, final ...*GenOutput) error {
+// emit, and *out holds the final output once run has returned.
+func (s *Service) respond(g genRequest, info ModelInfo, w FrameWriter, out *GenOutput, run func(emit func(string) error) error) error {
 	created := time.Now().Unix()
-	result := func() GenOutput {
-		if len(final) > 0 {
-			return *final[0]
-		}
-		return out
-	}
+	result := func() GenOutput { return *out }
 	usage := func(o GenOutput) *Usage {
 		return &Usage{PromptTokens: o.PromptTokens, CompletionTokens: o.CompletionTokens, TotalTokens: o.PromptTokens + o.CompletionTokens}
 	}
