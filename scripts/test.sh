@@ -16,6 +16,9 @@ bash scripts/ensure-torch.sh
 export HYPERSPACE_TORCH_REQUIRED=1
 # The official openai npm package (e2e/openai-client), for the /v1 tests.
 bash scripts/ensure-node.sh
+# Headless Chromium (Debian's chromium) for the browser tests.
+bash scripts/ensure-chromium.sh
+export HYPERSPACE_CHROMIUM="${HYPERSPACE_CHROMIUM:-/usr/bin/chromium}"
 export HYPERSPACE_TEST_PG_ADMIN_URL="$PG_ADMIN_URL"
 export HYPERSPACE_VERSITYGW="$HS_BIN/versitygw"
 # The domain data: $HYPERSPACE_DATA_DIR if set, else the shared copy beside
