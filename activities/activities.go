@@ -80,6 +80,11 @@ type Activities struct {
 	Disputes func(ctx context.Context, d Dispute) error
 	// Cheat makes this worker's node a cheating defender (tests only).
 	Cheat Cheat
+	// Recompute re-runs a cached inference request on this worker's node
+	// and returns the record bytes it computes ((*inference.Service).
+	// Recompute), for refereeing inference challenges (nil: this worker
+	// cannot referee them).
+	Recompute func(ctx context.Context, requestHash string, record []byte) ([]byte, error)
 }
 
 // Network is what the activities need from a P2P node: publish a receipt

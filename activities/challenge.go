@@ -1,11 +1,14 @@
 package activities
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -15,6 +18,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/fraud"
 	"github.com/hyperspace-ai/hyperspace/internal/pulse"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
+	"github.com/hyperspace-ai/hyperspace/internal/respcache"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
@@ -215,6 +219,9 @@ func (a *Activities) ChallengeMove(ctx context.Context, in workflows.ChallengeMo
 // disputed op from the opened inputs (ML), or re-runs the whole evaluation
 // (the cheap domains).
 func (a *Activities) ChallengeJudge(ctx context.Context, in workflows.ChallengeJudgeInput) (fraud.Verdict, error) {
+	if in.Inference {
+		return a.judgeInference(ctx, in)
+	}
 	s, err := a.challengedReceipt(ctx, in.ReceiptID)
 	if err != nil {
 		return fraud.Verdict{}, err
@@ -261,17 +268,34 @@ func (a *Activities) ChallengeFinish(ctx context.Context, in workflows.Challenge
 	if v.Loser == "" && v.Winner != "" {
 		v.Loser = v.Winner.Other()
 	}
-	winner, loser := peerOf(v.Winner), peerOf(v.Loser)
+	var winner, loser string
+	if v.Winner != "" {
+		winner, loser = peerOf(v.Winner), peerOf(v.Loser)
+	}
 	res := workflows.ChallengeResult{Winner: winner, Loser: loser, Verdict: v, Bytes: in.Bytes}
-	ev, _ := json.Marshal(map[string]any{"challenge": in.ID, "receipt": in.ReceiptID, "stage": v.Stage, "step": v.Step, "op": v.OpName, "reason": v.Reason})
+	ev, _ := json.Marshal(map[string]any{"challenge": in.ID, "receipt": in.ReceiptID, "kind": in.Kind, "stage": v.Stage, "step": v.Step, "op": v.OpName, "reason": v.Reason})
 	key := "challenge/" + in.ID
 	var entries []store.LedgerEntry
-	if v.Winner == fraud.Defender {
+	switch {
+	case v.Winner == "":
+		// Nobody could judge it: the challenger's bond comes back.
+		entries = append(entries,
+			store.LedgerEntry{Key: key + "/bond/release", PeerID: in.Challenger, Bucket: "bond", Amount: -in.Bond, Reason: "challenge-bond", Evidence: ev},
+			store.LedgerEntry{Key: key + "/bond/return", PeerID: in.Challenger, Amount: in.Bond, Reason: "challenge-bond", Evidence: ev})
+	case in.Kind == workflows.ChallengeKindInference && v.Winner == fraud.Challenger:
+		// A signed answer that does not re-compute: the signer pays the
+		// challenger as much as the challenger risked.
+		entries = append(entries,
+			store.LedgerEntry{Key: key + "/bond/release", PeerID: in.Challenger, Bucket: "bond", Amount: -in.Bond, Reason: "challenge-bond", Evidence: ev},
+			store.LedgerEntry{Key: key + "/bond/return", PeerID: in.Challenger, Amount: in.Bond, Reason: "challenge-bond", Evidence: ev},
+			store.LedgerEntry{Key: key + "/penalty", PeerID: in.Defender, Amount: -in.Bond, Reason: "inference-fraud", Evidence: ev},
+			store.LedgerEntry{Key: key + "/compensation", PeerID: in.Challenger, Amount: in.Bond, Reason: "compensation", Evidence: ev})
+	case v.Winner == fraud.Defender:
 		// The challenger was wrong: its bond goes to the defender.
 		entries = append(entries,
 			store.LedgerEntry{Key: key + "/bond/slash", PeerID: in.Challenger, Bucket: "bond", Amount: -in.Bond, Reason: "slash", Evidence: ev},
 			store.LedgerEntry{Key: key + "/compensation", PeerID: in.Defender, Amount: in.Bond, Reason: "compensation", Evidence: ev})
-	} else {
+	default:
 		entries = append(entries,
 			store.LedgerEntry{Key: key + "/bond/release", PeerID: in.Challenger, Bucket: "bond", Amount: -in.Bond, Reason: "challenge-bond", Evidence: ev},
 			store.LedgerEntry{Key: key + "/bond/return", PeerID: in.Challenger, Amount: in.Bond, Reason: "challenge-bond", Evidence: ev})
@@ -295,7 +319,7 @@ func (a *Activities) ChallengeFinish(ctx context.Context, in workflows.Challenge
 		Referee: in.Referee, Winner: winner, Loser: loser, Stage: string(v.Stage), Step: v.Step, Op: v.Op, OpName: v.OpName, Reason: v.Reason,
 		StepRounds: v.StepRounds, OpRounds: v.OpRounds, Bytes: in.Bytes, Timestamp: activity.GetInfo(ctx).StartedTime.UnixMilli()}
 	var rec []byte
-	if a.Network != nil && a.Network.PeerID() == in.Referee {
+	if a.Network != nil && a.Network.PeerID() == in.Referee && winner != "" {
 		so, err := pulse.SignOutcome(o, a.Network.NodeKey())
 		if err != nil {
 			return res, err
@@ -310,7 +334,11 @@ func (a *Activities) ChallengeFinish(ctx context.Context, in workflows.Challenge
 	} else {
 		rec, _ = json.Marshal(map[string]any{"outcome": o})
 	}
-	err := a.Store.FinishChallenge(ctx, store.Challenge{ID: in.ID, Status: "done", Winner: winner, Loser: loser, Reason: v.Reason,
+	status := "done"
+	if winner == "" {
+		status = "void"
+	}
+	err := a.Store.FinishChallenge(ctx, store.Challenge{ID: in.ID, Status: status, Winner: winner, Loser: loser, Reason: v.Reason,
 		Record: rec, Rounds: v.StepRounds + v.OpRounds, Bytes: in.Bytes})
 	return res, err
 }
@@ -354,4 +382,118 @@ func PlanChallenge(ctx context.Context, st *store.Store, d Dispute, k, moveTimeo
 	ref := others[int(s.ID[0])%len(others)]
 	return workflows.ChallengeInput{ID: id, ReceiptID: s.ID, Domain: s.Receipt.Domain, Defender: s.Vouch.Node, Challenger: d.Challenger,
 		Referee: ref, K: k, MoveTimeoutSec: moveTimeoutSec, Source: d.Source}, nil
+}
+
+// judgeInference is the referee of an inference challenge: the disputed
+// entry must be the defender's signed answer to its request (else the
+// challenge had no ground: the defender wins), and the referee re-computes
+// the request with the same model (by hash); the defender loses when the
+// bytes it signed differ from the referee's.
+func (a *Activities) judgeInference(ctx context.Context, in workflows.ChallengeJudgeInput) (fraud.Verdict, error) {
+	v := fraud.Verdict{Stage: fraud.StageFull, Step: -1, Op: -1}
+	if a.Recompute == nil {
+		return v, errors.New("this node serves no inference: it cannot referee an inference challenge")
+	}
+	b, err := a.Blob.Get(ctx, in.EntryKey)
+	if err != nil {
+		return v, err
+	}
+	e, err := respcache.UnmarshalEntry(b)
+	if err == nil {
+		// Expiry is not the question: was it valid when it was served?
+		err = respcache.Verify(e, e.RequestHash, time.UnixMilli(e.Proof.ComputedAt))
+	}
+	ch, _ := a.Store.GetChallenge(ctx, in.ID)
+	switch {
+	case err != nil:
+		v.Winner, v.Loser = fraud.Defender, fraud.Challenger
+		v.Reason = "the disputed entry is not a valid signed cache entry: " + err.Error()
+		return v, nil
+	case e.Proof.ProofHash != in.ReceiptID:
+		v.Winner, v.Loser = fraud.Defender, fraud.Challenger
+		v.Reason = fmt.Sprintf("the stored entry has proof %s, the challenge names %s", e.Proof.ProofHash, in.ReceiptID)
+		return v, nil
+	case ch.Defender != "" && e.Proof.Provider != ch.Defender:
+		v.Winner, v.Loser = fraud.Defender, fraud.Challenger
+		v.Reason = fmt.Sprintf("the entry was signed by %s, not by the defender %s", e.Proof.Provider, ch.Defender)
+		return v, nil
+	}
+	stop := keepAlive(ctx)
+	got, err := a.Recompute(ctx, e.RequestHash, e.Response)
+	stop()
+	if err != nil {
+		return v, fmt.Errorf("re-computing request %s: %w", e.RequestHash, err)
+	}
+	sum := sha256.Sum256(got)
+	h := fraud.Hash(sum)
+	v.Computed = &h
+	if bytes.Equal(got, e.Response) {
+		v.Winner, v.Loser = fraud.Defender, fraud.Challenger
+		v.Reason = fmt.Sprintf("the referee's re-computation of request %s matches the signed response %s", e.RequestHash[:12], e.Proof.ResponseHash[:12])
+		return v, nil
+	}
+	v.Winner, v.Loser = fraud.Challenger, fraud.Defender
+	v.Reason = fmt.Sprintf("the referee's re-computation of request %s hashes to %s, the defender signed %s", e.RequestHash[:12],
+		respcache.HashResponse(got)[:12], e.Proof.ResponseHash[:12])
+	return v, nil
+}
+
+// InferenceDispute is a cache entry a node fetched from a peer and
+// re-computed with other bytes.
+type InferenceDispute struct {
+	Entry      respcache.Entry
+	Challenger string // the node that re-computed it
+	// Referees are peers known to serve the entry's model (by hash),
+	// preferred as referee; when none of them is a live node of the site,
+	// any third live node is chosen.
+	Referees []string
+}
+
+// PlanInferenceChallenge turns an inference dispute into a challenge's
+// input, like PlanChallenge: the defender is the entry's signer, the
+// challenger the node that re-computed it, both live nodes of this site,
+// and the referee a third (one serving the model when possible, chosen by
+// the proof hash). The entry itself goes to S3 under the returned EntryKey
+// (the caller stores it).
+func PlanInferenceChallenge(ctx context.Context, st *store.Store, d InferenceDispute, moveTimeoutSec int) (workflows.ChallengeInput, error) {
+	p := d.Entry.Proof
+	if !respcache.IsRequestHash(p.ProofHash) || p.Provider == "" {
+		return workflows.ChallengeInput{}, errors.New("the entry has no proof to dispute")
+	}
+	live, err := st.LiveNodes(ctx, NodeLiveness)
+	if err != nil {
+		return workflows.ChallengeInput{}, err
+	}
+	serves := map[string]bool{}
+	for _, r := range d.Referees {
+		serves[r] = true
+	}
+	have := map[string]bool{}
+	var others, serving []string
+	for _, n := range live {
+		have[n.PeerID] = true
+		if n.PeerID != p.Provider && n.PeerID != d.Challenger {
+			others = append(others, n.PeerID)
+			if serves[n.PeerID] {
+				serving = append(serving, n.PeerID)
+			}
+		}
+	}
+	switch {
+	case !have[p.Provider]:
+		return workflows.ChallengeInput{}, fmt.Errorf("the entry's signer %s is not a live node of this site", p.Provider)
+	case !have[d.Challenger]:
+		return workflows.ChallengeInput{}, fmt.Errorf("the challenger %s is not a live node of this site", d.Challenger)
+	case d.Challenger == p.Provider:
+		return workflows.ChallengeInput{}, errors.New("a node cannot challenge its own cache entry")
+	case len(others) == 0:
+		return workflows.ChallengeInput{}, ErrNoReferee
+	}
+	if len(serving) > 0 {
+		others = serving
+	}
+	id := "inf-" + p.ProofHash[:16] + "-" + d.Challenger[len(d.Challenger)-8:]
+	return workflows.ChallengeInput{ID: id, ReceiptID: p.ProofHash, Domain: "inference", Defender: p.Provider, Challenger: d.Challenger,
+		Referee: others[int(p.ProofHash[0])%len(others)], MoveTimeoutSec: moveTimeoutSec, Source: "cache-recompute",
+		Kind: workflows.ChallengeKindInference, EntryKey: "challenges/" + id + "/entry.json"}, nil
 }

@@ -358,3 +358,39 @@ func TestCampaignLLMAllowList(t *testing.T) {
 		t.Fatalf("listed endpoint: %d %s", a.status, a.body)
 	}
 }
+
+// TestAPIKeyCache: /v1 trusts a verified key for APIKeyCacheTTL (so a
+// node's cached answers are not bounded by PostgreSQL round trips): a key
+// revoked in the database keeps working there until the TTL passes, then
+// fails; /api/v1 routes see the revocation at once; with a negative TTL
+// /v1 checks every request too.
+func TestAPIKeyCache(t *testing.T) {
+	ctx := context.Background()
+	for _, ttl := range []time.Duration{2 * time.Second, -1} {
+		e := newAPI(t, func(s *api.Server) { s.APIKeyCacheTTL = ttl })
+		tk, key, err := e.st.CreateToken(ctx, "client", []token.Scope{token.Read}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No inference service here: /v1 answers 503 in OpenAI's shape
+		// once the key passes, 401 when it does not.
+		if a := e.call(http.MethodGet, "/v1/models", key, "", ""); a.status != http.StatusServiceUnavailable {
+			t.Fatalf("ttl %v: valid key: %d %s", ttl, a.status, a.body)
+		}
+		if _, err := e.st.RevokeToken(ctx, tk.ID); err != nil {
+			t.Fatal(err)
+		}
+		want401(t, e.call(http.MethodGet, "/api/v1/campaigns", key, "", ""), "revoked")
+		a := e.call(http.MethodGet, "/v1/models", key, "", "")
+		if ttl > 0 && a.status != http.StatusServiceUnavailable {
+			t.Fatalf("within the TTL: %d %s", a.status, a.body)
+		}
+		if ttl < 0 && a.status != http.StatusUnauthorized {
+			t.Fatalf("uncached: revoked key answered %d %s", a.status, a.body)
+		}
+		time.Sleep(max(ttl, 0) + 50*time.Millisecond)
+		if a := e.call(http.MethodGet, "/v1/models", key, "", ""); a.status != http.StatusUnauthorized {
+			t.Fatalf("ttl %v: after the TTL the revoked key answered %d %s", ttl, a.status, a.body)
+		}
+	}
+}

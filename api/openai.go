@@ -20,6 +20,10 @@ import (
 // key), or none under PublicReads; errors are in OpenAI's shape so the
 // official clients raise the matching exceptions.
 func (s *Server) openAIRoutes(r *gin.Engine) {
+	s.apiKeys = &keyCache{ttl: s.APIKeyCacheTTL}
+	if s.apiKeys.ttl == 0 {
+		s.apiKeys.ttl = DefaultAPIKeyCacheTTL
+	}
 	var h http.Handler
 	if s.Inference != nil {
 		h = s.Inference.Handler("/v1")
@@ -51,6 +55,7 @@ func openAINoRoute(c *gin.Context) bool {
 
 // openAIAuth is authenticate with OpenAI-shaped errors: every /v1 call
 // needs scope read (the API changes no state; tokens meter who computes).
+// A verified key is trusted for APIKeyCacheTTL (keyCache).
 func (s *Server) openAIAuth(c *gin.Context) {
 	raw, present := bearer(c.Request)
 	fail := func(status int, typ, code, msg string) {
@@ -75,7 +80,7 @@ func (s *Server) openAIAuth(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
 	defer cancel()
-	t, err := s.Store.VerifyToken(ctx, raw)
+	t, err := s.apiKeys.verify(ctx, s.Store, raw)
 	switch {
 	case errors.Is(err, store.ErrTokenRevoked), errors.Is(err, store.ErrTokenExpired), errors.Is(err, store.ErrTokenInvalid):
 		fail(http.StatusUnauthorized, inference.TypeAuthentication, "invalid_api_key", "Incorrect API key provided: "+err.Error()+tokenHelp)

@@ -60,6 +60,11 @@ type Server struct {
 	// PublicReads opens GET endpoints to requests without a token
 	// (--public-reads); state-changing ones always need one.
 	PublicReads bool
+	// APIKeyCacheTTL is how long /v1 trusts a verified API key before
+	// checking the database again (0: DefaultAPIKeyCacheTTL; < 0: every
+	// request). A revoked key keeps working on /v1 for at most this long.
+	APIKeyCacheTTL time.Duration
+	apiKeys        *keyCache
 	// LLMAllow is the operator's allow-list of LLM endpoints
 	// (--llm-allow): a campaign naming another is refused with 422. nil
 	// allows none.

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hyperspace-ai/hyperspace/activities"
 	"github.com/hyperspace-ai/hyperspace/internal/capability"
 	"github.com/hyperspace-ai/hyperspace/internal/inference"
 	"github.com/hyperspace-ai/hyperspace/internal/modelserve"
@@ -33,7 +34,13 @@ type InferenceOptions struct {
 	// probed and, when live chunks fall to k + margin, repaired (default
 	// 5 minutes).
 	KVMaintainEvery time.Duration
+	// KVOptions tune the KV-prefix store (tests).
+	KVOptions []p2p.KVOption
 }
+
+// KVPrefix is the node's erasure-coded KV-prefix store (nil before
+// ServeInference, or with NoKVPrefix).
+func (n *Node) KVPrefix() *p2p.KVPrefixStore { return n.kv.Load() }
 
 // maintainKV probes every tracked KV-prefix set with ordinary-looking reads
 // (a failed probe lowers the holder's reputation and drops it) and repairs
@@ -93,6 +100,7 @@ func (n *Node) ServeInference(ctx context.Context, svc *inference.Service, reg *
 			FetchTimeout:  300 * time.Millisecond,
 			OnMismatch: func(p peer.ID, e respcache.Entry) {
 				n.log.Warn("a peer served a cached answer that does not re-compute: not served, peer skipped", "peer", p, "request", e.RequestHash)
+				n.challengeEntry(ctx, e)
 			},
 		})
 		if err != nil {
@@ -104,7 +112,8 @@ func (n *Node) ServeInference(ctx context.Context, svc *inference.Service, reg *
 		}
 	}
 	if !o.NoKVPrefix && reg != nil {
-		kv := p2p.NewKVPrefixStore(n.P2P, nil)
+		kv := p2p.NewKVPrefixStore(n.P2P, nil, o.KVOptions...)
+		n.kv.Store(kv)
 		reg.Load = modelserve.LoadML(kv)
 		go n.maintainKV(ctx, kv, o.KVMaintainEvery)
 		if o.RegisterMetrics {
@@ -155,6 +164,34 @@ func (n *Node) ServeInference(ctx context.Context, svc *inference.Service, reg *
 	}
 	go advertise()
 	return nil
+}
+
+// challengeEntry starts an inference challenge against the signer of e, a
+// cache entry that did not re-compute here (in the background: the
+// request being served does not wait). Without Temporal and the site
+// database there is nobody to settle it: the mismatch stays logged and the
+// provider skipped.
+func (n *Node) challengeEntry(ctx context.Context, e respcache.Entry) {
+	if n.disputeInference == nil {
+		return
+	}
+	d := activities.InferenceDispute{Entry: e, Challenger: n.P2P.ID().String()}
+	if r, err := inference.CheckRecord(e.RequestHash, e.Response); err == nil {
+		for _, p := range n.P2P.ModelServers(r.Model, r.ModelHash) {
+			d.Referees = append(d.Referees, p.String())
+		}
+	}
+	n.wg.Add(1)
+	go func() { // owned by the node
+		defer n.wg.Done()
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := n.disputeInference(cctx, d); err != nil {
+			n.log.Warn("could not start an inference challenge", "provider", e.Proof.Provider, "request", e.RequestHash, "err", err)
+			return
+		}
+		n.log.Info("inference challenge started", "provider", e.Proof.Provider, "request", e.RequestHash)
+	}()
 }
 
 // frameWriter adapts p2p's writer and records whether a header went out.

@@ -48,12 +48,16 @@ type meshMember struct {
 }
 
 func member(t testing.TB, dir string, bootstrap []string, ck []byte) *meshMember {
+	return memberWith(t, dir, bootstrap, ck, node.InferenceOptions{CacheSampleRate: -1})
+}
+
+func memberWith(t testing.TB, dir string, bootstrap []string, ck []byte, o node.InferenceOptions) *meshMember {
 	t.Helper()
 	n := start(t, dir, bootstrap)
 	t.Cleanup(func() { n.Close() })
 	m := &meshMember{n: n, svc: &inference.Service{}, reg: &modelserve.Registry{Load: modelserve.LoadML(nil)}}
 	m.reg.Service = m.svc
-	if err := n.ServeInference(context.Background(), m.svc, m.reg, node.InferenceOptions{CacheSampleRate: -1}); err != nil {
+	if err := n.ServeInference(context.Background(), m.svc, m.reg, o); err != nil {
 		t.Fatal(err)
 	}
 	if ck != nil {
@@ -171,4 +175,61 @@ func TestInferenceMesh(t *testing.T) {
 		}
 		return c.svc.Stats().PrefixHits > 0
 	})
+}
+
+// TestKVMaintenance: the node's own maintenance loop (ServeInference's,
+// every 300 ms here) keeps an erasure-coded KV-prefix set alive. A
+// publishes the prefix state of a long prompt over B and C; C goes away;
+// A's periodic probes, ordinary-looking chunk reads, find C's chunks gone
+// and drop C as a holder, and since that leaves the set near k the loop
+// rebuilds the missing chunks and places them on B, back to all 64.
+func TestKVMaintenance(t *testing.T) {
+	ck := tinyCheckpoint(t)
+	dir := t.TempDir()
+	o := node.InferenceOptions{CacheSampleRate: -1, KVMaintainEvery: 300 * time.Millisecond}
+	a := memberWith(t, filepath.Join(dir, "a"), nil, ck, o)
+	b := memberWith(t, filepath.Join(dir, "b"), addrs(a.n), ck, o)
+	c := memberWith(t, filepath.Join(dir, "c"), addrs(a.n), ck, o)
+	eventually(t, "peers connected", 15*time.Second, func() bool {
+		return len(a.n.P2P.Peers()) >= 2 && len(b.n.P2P.Peers()) >= 2 && len(c.n.P2P.Peers()) >= 2
+	})
+	long := "the boundary layer on a flat plate at supersonic speed with heat transfer and a shock wave near the leading edge"
+	req := `{"model":"tiny","temperature":0,"max_tokens":4,"messages":[{"role":"user","content":"` + long + `"}]}`
+	if code, _, raw := chat(t, a, req); code != 200 {
+		t.Fatalf("A: %d %s", code, raw)
+	}
+	kv := a.n.KVPrefix()
+	tr := kv.Tracker()
+	eventually(t, "A's prefix state placed on its peers", 20*time.Second, func() bool {
+		roots := tr.Roots()
+		return len(roots) == 1 && tr.Live(roots[0]) == 64
+	})
+	root := tr.Roots()[0]
+	onC := 0
+	for i := range 64 {
+		for _, p := range tr.Holders(root, i) {
+			if p == c.n.P2P.ID() {
+				onC++
+			}
+		}
+	}
+	if onC == 0 {
+		t.Fatal("C holds no chunk of A's set")
+	}
+	c.n.Close()
+	eventually(t, "A's maintenance loop repairs the set", 30*time.Second, func() bool {
+		st := kv.Stats()
+		return st.ProbesFailed > 0 && st.Repairs > 0 && tr.Live(root) == 64
+	})
+	if r := tr.Reputation(c.n.P2P.ID()); r >= 1 {
+		t.Fatalf("C's reputation %v after failing probes", r)
+	}
+	for i := range 64 {
+		for _, p := range tr.Holders(root, i) {
+			if p == c.n.P2P.ID() {
+				t.Fatalf("C still listed as a holder of chunk %d", i)
+			}
+		}
+	}
+	t.Logf("C held %d chunks; A's KV stats after the repair: %+v", onC, kv.Stats())
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,10 @@ type Node struct {
 
 	pulse pulseNode
 	infer atomic.Pointer[inference.Service] // set by ServeInference (probes)
+	kv    atomic.Pointer[p2p.KVPrefixStore] // set by ServeInference
+	// disputeInference starts an inference challenge (set when the node
+	// has Temporal, the site database and S3).
+	disputeInference func(ctx context.Context, d activities.InferenceDispute) error
 
 	certMu sync.Mutex
 	certs  map[string]p2p.AgentCert
@@ -201,6 +206,34 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 			acts.Disputes = func(ctx context.Context, d activities.Dispute) error {
 				in, err := activities.PlanChallenge(ctx, st, d, 0, 0)
 				if err != nil {
+					return err
+				}
+				_, err = tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ChallengeWorkflowID(in.ID), TaskQueue: workflows.TaskQueue},
+					workflows.ChallengeWorkflow, in)
+				return err
+			}
+		}
+		if acts.Recompute == nil {
+			acts.Recompute = func(ctx context.Context, h string, rec []byte) ([]byte, error) {
+				svc := n.infer.Load()
+				if svc == nil {
+					return nil, errors.New("this node serves no inference")
+				}
+				return svc.Recompute(ctx, h, rec)
+			}
+		}
+		if o.Store != nil && acts.Blob != nil {
+			tc, st, bs := o.Temporal, o.Store, acts.Blob
+			n.disputeInference = func(ctx context.Context, d activities.InferenceDispute) error {
+				in, err := activities.PlanInferenceChallenge(ctx, st, d, 0)
+				if err != nil {
+					return err
+				}
+				b, err := json.Marshal(d.Entry)
+				if err != nil {
+					return err
+				}
+				if err := bs.Put(ctx, in.EntryKey, b, "application/json"); err != nil {
 					return err
 				}
 				_, err = tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ChallengeWorkflowID(in.ID), TaskQueue: workflows.TaskQueue},

@@ -1008,6 +1008,29 @@ func (n *Node) KnownModels() []capability.ModelCap {
 	return out
 }
 
+// ModelServers lists the peers whose admitted, unexpired capability
+// records (of those this node holds) serve model with hash, sorted.
+func (n *Node) ModelServers(model, hash string) []peer.ID {
+	st := n.inference()
+	now := n.cfg.Now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []peer.ID
+	for _, p := range slices.Sorted(maps.Keys(st.records)) {
+		c := st.records[p]
+		if !now.Before(c.expires) {
+			continue
+		}
+		for _, m := range c.rec.Models {
+			if m.ID == model && m.Hash == hash {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // InferHedged sends req (its Model set to model) to the best provider of
 // model; when no header has come within HedgeAfter it sends it to the next
 // provider too, and so on up to MaxProviders. The first header (below 500)

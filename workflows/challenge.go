@@ -20,6 +20,12 @@ import (
 // referee re-runs the whole evaluation. Every move is an activity on the
 // mover's node queue with a deadline: a party that does not answer in
 // time loses (a chess clock).
+//
+// An inference challenge (Kind ChallengeKindInference) disputes a signed
+// response-cache entry instead of a receipt: a node that fetched the entry
+// re-computed it and got other bytes. Our models are deterministic, so the
+// referee settles it by re-computing the request itself: the entry's signer
+// (the defender) loses when the referee's bytes differ from what it signed.
 
 // Challenge activity names.
 const (
@@ -37,6 +43,14 @@ const (
 	// defender was right.
 	DefaultChallengeBond = 50.0
 )
+
+// ChallengeKindInference marks a challenge over a response-cache entry
+// (ChallengeInput.Kind; empty: a receipt).
+const ChallengeKindInference = "inference"
+
+// StageVoid is the stage of a challenge nobody could judge (the referee
+// could not re-compute it): bonds are returned, nobody wins.
+const StageVoid fraud.Stage = "void"
 
 // ChallengeWorkflowID is the workflow id of challenge id.
 func ChallengeWorkflowID(id string) string { return "challenge-" + id }
@@ -56,6 +70,11 @@ type ChallengeInput struct {
 	MoveTimeoutSec int     `json:"moveTimeoutSec,omitempty"`
 	Bond           float64 `json:"bond,omitempty"`
 	Source         string  `json:"source,omitempty"` // who raised it: validator, api, ...
+	// Kind is "" for a receipt and ChallengeKindInference for a cache
+	// entry; then ReceiptID is the entry's proof hash and EntryKey the S3
+	// key of the disputed entry (JSON, as fetched).
+	Kind     string `json:"kind,omitempty"`
+	EntryKey string `json:"entryKey,omitempty"`
 }
 
 // ChallengeStartResult is the challenger's opening: for ML the game's
@@ -93,6 +112,10 @@ type ChallengeJudgeInput struct {
 	Full            bool    `json:"full,omitempty"`
 	DefenderClaim   float64 `json:"defenderClaim,omitempty"`
 	ChallengerClaim float64 `json:"challengerClaim,omitempty"`
+	// Inference: re-compute the cache entry stored under EntryKey and rule
+	// on it (ChallengeKindInference).
+	Inference bool   `json:"inference,omitempty"`
+	EntryKey  string `json:"entryKey,omitempty"`
 }
 
 // ChallengeFinishInput records the outcome and settles the ledger.
@@ -153,6 +176,17 @@ func ChallengeWorkflow(ctx workflow.Context, in ChallengeInput) (*ChallengeResul
 			return nil, err
 		}
 		return &res, nil
+	}
+	if in.Kind == ChallengeKindInference {
+		// The challenger's claim is its re-computation, which the referee
+		// repeats: there is nothing to bisect.
+		var v fraud.Verdict
+		err := workflow.ExecuteActivity(on(in.Referee), ActChallengeJudge, ChallengeJudgeInput{ID: in.ID, ReceiptID: in.ReceiptID,
+			Inference: true, EntryKey: in.EntryKey}).Get(ctx, &v)
+		if err != nil {
+			return finish(fraud.Verdict{Stage: StageVoid, Step: -1, Op: -1, Reason: "the referee could not re-compute the entry: " + short(err.Error())})
+		}
+		return finish(v)
 	}
 	var start ChallengeStartResult
 	if err := workflow.ExecuteActivity(on(in.Challenger), ActChallengeStart, ChallengeMoveInput{ID: in.ID, ReceiptID: in.ReceiptID, Party: fraud.Challenger}).Get(ctx, &start); err != nil {

@@ -22,7 +22,9 @@ func benchShards(b *testing.B, size int) (Manifest, [][]byte) {
 }
 
 // benchCodecs are the encoder in use (Leopard GF(2^8) for 32/64) and, for
-// the record, the classic one it replaced.
+// the record, the classic one it replaced. "leopard" runs as the package
+// does (byte ranges coded in parallel on GOMAXPROCS cores, parallel.go);
+// "leopard-1core" is the same codec in one call, the baseline.
 func benchCodecs(b *testing.B) map[string]reedsolomon.Encoder {
 	leo, err := encoder(DefaultK, DefaultN)
 	if err != nil {
@@ -32,20 +34,24 @@ func benchCodecs(b *testing.B) map[string]reedsolomon.Encoder {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return map[string]reedsolomon.Encoder{"leopard": leo, "classic": classic}
+	return map[string]reedsolomon.Encoder{"leopard": leo, "leopard-1core": leo, "classic": classic}
 }
 
 // BenchmarkRSEncode computes the 32 parity shards of a state's 32 data
 // shards.
 func BenchmarkRSEncode(b *testing.B) {
 	codecs := benchCodecs(b)
-	for _, codec := range []string{"leopard", "classic"} {
+	for _, codec := range []string{"leopard", "leopard-1core", "classic"} {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%dMiB", codec, size>>20), func(b *testing.B) {
 				_, shards := benchShards(b, size)
 				b.SetBytes(int64(size))
+				enc := codecs[codec].Encode
+				if codec == "leopard" {
+					enc = func(s [][]byte) error { return encodeParallel(codecs[codec], s) }
+				}
 				for b.Loop() {
-					if err := codecs[codec].Encode(shards); err != nil {
+					if err := enc(shards); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -59,7 +65,7 @@ func BenchmarkRSEncode(b *testing.B) {
 // fetch that met a few missing holders).
 func BenchmarkRSRebuild(b *testing.B) {
 	codecs := benchCodecs(b)
-	for _, codec := range []string{"leopard", "classic"} {
+	for _, codec := range []string{"leopard", "leopard-1core", "classic"} {
 		for _, lost := range []int{32, 8} {
 			for _, size := range benchSizes {
 				b.Run(fmt.Sprintf("%s/lost%d/%dMiB", codec, lost, size>>20), func(b *testing.B) {
@@ -86,7 +92,11 @@ func BenchmarkRSRebuild(b *testing.B) {
 						for i := DefaultK + lost; i < DefaultN; i++ {
 							work[i] = nil // and as many parity: 32 remain
 						}
-						if err := enc.ReconstructData(work); err != nil {
+						rebuild := enc.ReconstructData
+						if codec == "leopard" {
+							rebuild = func(s [][]byte) error { return reconstructParallel(enc, s, DefaultK, true) }
+						}
+						if err := rebuild(work); err != nil {
 							b.Fatal(err)
 						}
 					}

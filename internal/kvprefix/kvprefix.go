@@ -369,7 +369,7 @@ func encode(model, prefixHash string, state []byte, k, n int) (Manifest, [][]byt
 	for i := range shards {
 		shards[i] = buf[i*ss : (i+1)*ss : (i+1)*ss]
 	}
-	if err := enc.Encode(shards); err != nil {
+	if err := encodeParallel(enc, shards); err != nil {
 		<-hashed
 		return Manifest{}, nil, nil, fmt.Errorf("kvprefix: encode: %w", err)
 	}
@@ -473,7 +473,7 @@ func Decode(m Manifest, chunks []Chunk) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := enc.ReconstructData(in); err != nil {
+		if err := reconstructParallel(enc, in, m.K, true); err != nil {
 			return nil, fmt.Errorf("kvprefix: reconstruct: %w", err)
 		}
 		shards = in
@@ -512,7 +512,7 @@ func Repair(m Manifest, chunks []Chunk, missing []int) ([]Chunk, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := enc.Reconstruct(in); err != nil {
+	if err := reconstructParallel(enc, in, m.K, false); err != nil {
 		return nil, fmt.Errorf("kvprefix: repair: reconstruct: %w", err)
 	}
 	tree := commit(in)
