@@ -60,15 +60,20 @@ func (n *Node) dialAll(ctx context.Context, peers []peer.AddrInfo) int {
 // keepPeers is the peer keeper: every DiscoveryInterval it re-advertises
 // the node under the rendezvous namespace in the DHT, and while the node
 // has fewer than MinPeers peers it dials bootstrap peers, DHT routing-table
-// peers and rendezvous providers. It also dials peers found by mDNS.
+// peers and rendezvous providers. It also dials peers found by mDNS, and
+// redials lost peers with backoff (redial.go).
 func (n *Node) keepPeers() {
 	t := time.NewTicker(n.cfg.DiscoveryInterval)
 	defer t.Stop()
+	rt := time.NewTicker(redialTick)
+	defer rt.Stop()
 	var advertisedUntil time.Time
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
+		case <-rt.C:
+			n.redialDue()
 		case ai := <-n.found:
 			n.dialAll(n.ctx, []peer.AddrInfo{ai})
 		case <-t.C:

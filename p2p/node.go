@@ -131,8 +131,9 @@ type Node struct {
 	subs    map[uint64]chan Finding
 	rawSubs map[uint64]chan RawMessage
 
-	kick  chan peer.ID       // connection events for sync-on-connect
-	found chan peer.AddrInfo // mDNS discoveries
+	kick   chan peer.ID       // connection events for sync-on-connect
+	redial redialer           // lost peers, redialled with backoff (redial.go)
+	found  chan peer.AddrInfo // mDNS discoveries
 
 	syncMu     sync.Mutex
 	inflight   map[peer.ID]bool

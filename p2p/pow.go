@@ -187,9 +187,13 @@ func (n *Node) powConnected(c network.Conn) {
 }
 
 func (n *Node) powDisconnected(_ network.Network, c network.Conn) {
-	if n.dyn != nil && n.host.Network().Connectedness(c.RemotePeer()) != network.Connected {
+	if n.host.Network().Connectedness(c.RemotePeer()) == network.Connected {
+		return
+	}
+	if n.dyn != nil {
 		n.dyn.forget(c.RemotePeer())
 	}
+	n.peerLost(c.RemotePeer())
 }
 
 func (n *Node) sendProof(ctx context.Context, p peer.ID) error {
@@ -256,5 +260,6 @@ func direction(c network.Conn) string {
 func (n *Node) refuseDynamic(p peer.ID, dir, reason string, err error) {
 	n.stats.powRefuse(dir, reason)
 	n.log.Debug("peer disconnected: dynamic identity puzzle", "peer", p, "reason", reason, "err", err)
+	n.noRedial(p)
 	_ = n.host.Network().ClosePeer(p)
 }

@@ -32,6 +32,8 @@ type Stats struct {
 	SyncBytesReceived uint64
 	SyncAdded         uint64 // records this node added through sync
 	SyncRefused       uint64 // inbound sync streams reset because the peer (or the node) had too many open
+	// Redialed counts lost peers reconnected by the redialer.
+	Redialed uint64
 
 	// PoWRefused counts connections refused (or closed) because the peer's
 	// identity failed a puzzle, by "<direction>/<reason>" (PoWInbound or
@@ -48,6 +50,7 @@ type counters struct {
 	published, delivered, duplicates, subscriberDrops atomic.Uint64
 	syncRounds, syncServed, syncFailures              atomic.Uint64
 	syncSent, syncReceived, syncAdded, syncRefused    atomic.Uint64
+	redialed                                          atomic.Uint64
 
 	mu         sync.Mutex
 	rejected   map[string]uint64
@@ -89,6 +92,7 @@ func (c *counters) snapshot() Stats {
 		SyncBytesReceived: c.syncReceived.Load(),
 		SyncAdded:         c.syncAdded.Load(),
 		SyncRefused:       c.syncRefused.Load(),
+		Redialed:          c.redialed.Load(),
 	}
 }
 

@@ -299,6 +299,7 @@ func (n *Node) SyncAll(ctx context.Context) error {
 // side need not).
 func (n *Node) connected(_ network.Network, c network.Conn) {
 	n.powConnected(c)
+	n.peerBack(c.RemotePeer())
 	if n.cfg.DisableSyncOnConnect || c.Stat().Direction != network.DirOutbound {
 		return
 	}
