@@ -12,7 +12,7 @@ import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { generateKeyPairFromSeed, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import * as ed from '@noble/ed25519'
-import { msgId, staticBits, verifyEnvelope, signReceipt, newReceipt, certBytes, b64, RESEARCH_PREFIX } from './verify.js'
+import { msgId, staticBits, verifyEnvelope, signReceipt, newReceipt, certBytes, b64, unb64, canonicalize, agentId, RESEARCH_PREFIX } from './verify.js'
 
 const $ = (id) => document.getElementById(id)
 const enc = new TextEncoder()
@@ -181,7 +181,17 @@ function meshPeers (topic) {
   return state.node ? state.node.services.pubsub.getMeshPeers(topic).map(String) : []
 }
 
-window.hsMesh = { state, start, publish, topicPeers, meshPeers, get received () { return state.received }, get rejected () { return state.rejected } }
+// The verification functions, for tests that check them against Go's
+// (byte strings as base64).
+const verify = {
+  canonicalize: (json) => canonicalize(JSON.parse(json)),
+  msgId: (topic, data) => new TextDecoder().decode(msgId(topic, unb64(data))),
+  staticBits: (key) => staticBits(unb64(key)),
+  agentId: (pub) => agentId(unb64(pub)),
+  verifyEnvelope: (data, publisher, domain) => verifyEnvelope(unb64(data), publisher, domain).then(() => 'ok', (e) => e.reason ?? String(e))
+}
+
+window.hsMesh = { state, start, publish, topicPeers, meshPeers, verify, get received () { return state.received }, get rejected () { return state.rejected } }
 
 function init () {
   const q = new URLSearchParams(location.hash.slice(1))
