@@ -102,9 +102,7 @@ func openTab(tb testing.TB, target *goNode) *tab {
 		chromedp.UserDataDir(tb.TempDir()),
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelB := chromedp.NewContext(actx)
-	tb.Cleanup(func() { cancelB(); cancelA() })
-	chromedp.ListenTarget(ctx, func(ev any) {
+	ctx, cancelB := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
 		switch e := ev.(type) {
 		case *runtime.EventConsoleAPICalled:
 			var parts []string
@@ -113,11 +111,17 @@ func openTab(tb testing.TB, target *goNode) *tab {
 			}
 			tb.Logf("tab console.%s: %s", e.Type, strings.Join(parts, " "))
 		case *runtime.EventExceptionThrown:
-			tb.Logf("tab exception: %s", e.ExceptionDetails.Error())
+			d := e.ExceptionDetails
+			if d.Exception != nil {
+				tb.Logf("tab exception: %s %s", d.Text, d.Exception.Description)
+			} else {
+				tb.Logf("tab exception: %s", d.Text)
+			}
 		}
-	})
+	}))
+	tb.Cleanup(func() { cancelB(); cancelA() })
 	t := &tab{tb: tb, ctx: ctx}
-	if err := chromedp.Run(ctx, chromedp.Navigate(hs.URL+"/mesh/"), chromedp.WaitReady("#join", chromedp.ByID)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(hs.URL+"/mesh/"), chromedp.WaitReady("#join")); err != nil {
 		tb.Fatalf("opening %s/mesh/: %v", hs.URL, err)
 	}
 	return t
@@ -128,10 +132,7 @@ func openTab(tb testing.TB, target *goNode) *tab {
 func (t *tab) eval(expr string, out any) error {
 	ctx, cancel := context.WithTimeout(t.ctx, 60*time.Second)
 	defer cancel()
-	var raw json.RawMessage
-	err := chromedp.Run(ctx, chromedp.Evaluate(expr, &raw, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
-		return p.WithAwaitPromise(true)
-	}))
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		return fmt.Errorf("evaluating %s: %w", expr, err)
 	}

@@ -3,12 +3,17 @@
 // p2p/envelope.go's message ids, internal/pow's static puzzle). Pure
 // functions: no libp2p here, so node --test can check them against vectors
 // written by Go (web/mesh/test/vectors.json).
-import { sha256 } from '@noble/hashes/sha2'
+import { sha256, sha512 } from '@noble/hashes/sha2'
 import * as ed from '@noble/ed25519'
 import { base58btc } from 'multiformats/bases/base58'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
+
+// SHA-512 for Ed25519 from @noble/hashes rather than WebCrypto, which pages
+// outside a secure context (plain http from another host) do not have.
+ed.etc.sha512Async = async (...m) => sha512(ed.etc.concatBytes(...m))
+ed.etc.sha512Sync = (...m) => sha512(ed.etc.concatBytes(...m))
 
 export const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
 export const b64 = (b) => btoa(String.fromCharCode(...b))
