@@ -60,6 +60,34 @@ export function agentId (pub) {
   return 'hs1' + out
 }
 
+// verifyEd25519 checks an Ed25519 signature with WebCrypto (native code:
+// BoringSSL's ref10-derived verifier in Chromium, like Go's crypto/ed25519
+// cofactorless and strict about S), falling back to @noble/ed25519 (RFC 8032
+// strict mode) where WebCrypto has no Ed25519 or the page is not a secure
+// context. Imported keys are cached: a tab sees the same agents and nodes
+// again and again.
+const webKeys = new Map()
+let webCrypto = globalThis.crypto?.subtle != null
+export async function verifyEd25519 (sig, msg, pub) {
+  if (sig.length !== 64 || pub.length !== 32) return false
+  if (webCrypto) {
+    try {
+      const k = hex(pub)
+      let key = webKeys.get(k)
+      if (key == null) {
+        key = await crypto.subtle.importKey('raw', pub, { name: 'Ed25519' }, false, ['verify'])
+        if (webKeys.size > 4096) webKeys.clear()
+        webKeys.set(k, key)
+      }
+      return await crypto.subtle.verify({ name: 'Ed25519' }, key, sig, msg)
+    } catch (e) {
+      if (e?.name !== 'NotSupportedError') return false // e.g. a key that is not a curve point
+      webCrypto = false
+    }
+  }
+  try { return await ed.verifyAsync(sig, msg, pub, { zip215: false }) } catch { return false }
+}
+
 const isReceiptId = (id) => typeof id === 'string' && /^[0-9a-fA-F]{64}$/.test(id)
 
 export const RESEARCH_PREFIX = 'hyperspace/research/'
@@ -142,9 +170,7 @@ export async function verifyEnvelope (data, publisher, domain) {
   let pub, sig
   try { pub = unb64(r.publicKey); sig = unb64(s.signature) } catch { fail('bad_signature', 'key or signature not base64') }
   if (pub.length !== 32 || sig.length !== 64) fail('bad_signature', 'bad key or signature length')
-  let ok = false
-  try { ok = await ed.verifyAsync(sig, canon, pub, { zip215: false }) } catch { ok = false }
-  if (!ok) fail('bad_signature', 'receipt signature')
+  if (!(await verifyEd25519(sig, canon, pub))) fail('bad_signature', 'receipt signature')
   if (r.peerId !== agentId(pub)) fail('bad_signature', 'peerId does not match the key')
   const c = env.cert
   if (c == null || typeof c !== 'object') fail('unvouched', 'no cert')
@@ -152,9 +178,7 @@ export async function verifyEnvelope (data, publisher, domain) {
   if (c.agentPublicKey !== r.publicKey) fail('signer_mismatch', 'cert is for another key')
   let nodePub, csig
   try { nodePub = ed25519PublicKeyOfPeer(c.node); csig = unb64(c.signature) } catch (e) { fail('signer_mismatch', String(e.message)) }
-  let cok = false
-  try { cok = csig.length === 64 && await ed.verifyAsync(csig, certBytes(c.agentPublicKey, c.node), nodePub, { zip215: false }) } catch { cok = false }
-  if (!cok) fail('signer_mismatch', 'bad cert signature')
+  if (!(await verifyEd25519(csig, certBytes(c.agentPublicKey, c.node), nodePub))) fail('signer_mismatch', 'bad cert signature')
   return env
 }
 
