@@ -19,6 +19,8 @@ import (
 
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/internal/pow"
+	"github.com/hyperspace-ai/hyperspace/internal/testenv"
+	"github.com/hyperspace-ai/hyperspace/internal/token"
 	"github.com/hyperspace-ai/hyperspace/p2p"
 	"github.com/hyperspace-ai/hyperspace/p2p/memreplica"
 	"github.com/hyperspace-ai/hyperspace/p2p/p2ptest"
@@ -76,8 +78,13 @@ type tab struct {
 
 func openTab(tb testing.TB, target *goNode) *tab {
 	tb.Helper()
+	return openTabOn(tb, &api.Server{Node: &api.NetworkNode{P2P: target.Node}, PublicReads: true})
+}
+
+// openTabOn opens the page served by srv.
+func openTabOn(tb testing.TB, srv *api.Server) *tab {
+	tb.Helper()
 	exe := chromium(tb)
-	srv := &api.Server{Node: &api.NetworkNode{P2P: target.Node}, PublicReads: true}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -153,8 +160,14 @@ func (t *tab) mustEval(expr string, out any) {
 // on the research topic.
 func (t *tab) join(target *goNode) string {
 	t.tb.Helper()
+	return t.joinWith(target, "")
+}
+
+// joinWith is join, sending tok to the bootstrap endpoint.
+func (t *tab) joinWith(target *goNode, tok string) string {
+	t.tb.Helper()
 	var id string
-	t.mustEval(`hsMesh.start({})`, &id)
+	t.mustEval(fmt.Sprintf(`hsMesh.start({token: %q})`, tok), &id)
 	topic := p2p.TopicForDomain(p2ptest.Domain)
 	waitFor(t.tb, 30*time.Second, "the tab and the node to see each other on "+topic, func() bool {
 		var peers []string
@@ -331,4 +344,22 @@ func TestMeshPage(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("bootstrap without a token: %d, want 401", res.StatusCode)
 	}
+}
+
+// TestBrowserPeerToken: without --public-reads the page needs a read token
+// for the bootstrap endpoint; it is refused without one and joins with one.
+func TestBrowserPeerToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	chromium(t)
+	st, _ := testenv.Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a := startNode(t, ctx, true)
+	tb := openTabOn(t, &api.Server{Store: st, Node: &api.NetworkNode{P2P: a.Node}})
+	if err := tb.eval(`hsMesh.start({})`, nil); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("start without a token: %v, want a 401", err)
+	}
+	tb.joinWith(a, testenv.Token(t, st, token.Read))
 }
