@@ -57,6 +57,19 @@ func BenchmarkBrowserLatency(b *testing.B) {
 	}
 	fmt.Printf("tab clock offset %s (round trip %s), subtracted\n", offset.Round(10*time.Microsecond), best.Round(10*time.Microsecond))
 
+	// What joining costs the tab: minting a key that passes the identity
+	// puzzle at the default difficulty (2^12 tries expected).
+	var tries, ms float64
+	const mints = 5
+	for range mints {
+		var m struct{ Tries, Ms float64 }
+		tb.mustEval(fmt.Sprintf(`hsMesh.mint(%d)`, p2p.DefaultPoWDifficulty), &m)
+		tries += m.Tries
+		ms += m.Ms
+	}
+	fmt.Printf("tab identity at difficulty %d: %.0f tries, %.0f ms per mint (mean of %d; %.0f µs per try)\n",
+		p2p.DefaultPoWDifficulty, tries/mints, ms/mints, mints, 1000*ms/tries)
+
 	for b.Loop() {
 		sent := map[string]time.Time{}
 		goLat := []time.Duration{}

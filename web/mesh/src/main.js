@@ -191,7 +191,14 @@ const verify = {
   verifyEnvelope: (data, publisher, domain) => verifyEnvelope(unb64(data), publisher, domain).then(() => 'ok', (e) => e.reason ?? String(e))
 }
 
-window.hsMesh = { state, start, publish, topicPeers, meshPeers, verify, get received () { return state.received }, get rejected () { return state.rejected } }
+// mint times minting an identity at difficulty d (benchmarks).
+async function mint (d) {
+  const t0 = performance.now()
+  await mintKey(d)
+  return { tries: state.powTries, ms: performance.now() - t0 }
+}
+
+window.hsMesh = { state, start, publish, topicPeers, meshPeers, verify, mint, get received () { return state.received }, get rejected () { return state.rejected } }
 
 function init () {
   const q = new URLSearchParams(location.hash.slice(1))
