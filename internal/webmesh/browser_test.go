@@ -15,10 +15,15 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hyperspace-ai/hyperspace/api"
 	"github.com/hyperspace-ai/hyperspace/internal/pow"
+	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/internal/testenv"
 	"github.com/hyperspace-ai/hyperspace/internal/token"
 	"github.com/hyperspace-ai/hyperspace/p2p"
@@ -362,4 +367,96 @@ func TestBrowserPeerToken(t *testing.T) {
 		t.Fatalf("start without a token: %v, want a 401", err)
 	}
 	tb.joinWith(a, testenv.Token(t, st, token.Read))
+}
+
+// TestBrowserRejects: a peer that does not validate (a raw go-libp2p host
+// with the nodes' message ids, listening on WebSockets) sends the tab an
+// honest finding and forged ones; the tab shows the honest one and rejects
+// and counts the others, by the reasons a Go node would give.
+func TestBrowserRejects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a := startNode(t, ctx, true)
+	tb := openTab(t, a)
+	tb.join(a)
+
+	topic := p2p.TopicForDomain(p2ptest.Domain)
+	key, err := pow.MintKey(ctx, p2ptest.Difficulty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(p2p.DefaultWebSocketListenAddr), libp2p.DisableRelay(), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithFloodPublish(true),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string { return p2p.MessageID(m.GetTopic(), m.GetData()) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := ps.Join(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := top.Subscribe(); err != nil {
+		t.Fatal(err)
+	}
+	addrs, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	tb.mustEval(fmt.Sprintf(`hsMesh.dial(%q)`, addrs[0].String()), nil)
+	waitFor(t, 20*time.Second, "the raw peer to see the tab on "+topic, func() bool { return len(top.ListPeers()) > 0 })
+
+	agent := p2ptest.AgentKey("raw")
+	cert := p2p.NewAgentCert(key, agent.Public())
+	mk := func(run int, mutate func(*receipt.Signed, *p2p.AgentCert)) ([]byte, string) {
+		s, err := p2ptest.Receipt(agent, p2ptest.Domain, run, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cert
+		if mutate != nil {
+			mutate(&s, &c)
+		}
+		data, err := p2p.Envelope{Receipt: s, Cert: c}.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data, s.ID
+	}
+	honest, honestID := mk(1, nil)
+	tampered, _ := mk(2, func(s *receipt.Signed, _ *p2p.AgentCert) { s.Receipt.Hypothesis += " (tampered)" })
+	foreign, _ := mk(3, func(_ *receipt.Signed, c *p2p.AgentCert) { *c = p2p.NewAgentCert(a.key, agent.Public()) })
+	for _, d := range [][]byte{tampered, foreign, honest} {
+		if err := top.Publish(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "the tab to show the honest finding", func() bool {
+		return slices.ContainsFunc(tb.received(), func(r received) bool { return r.ID == honestID })
+	})
+	var rejected []struct{ Reason, From string }
+	waitFor(t, 10*time.Second, "the tab to reject both forgeries", func() bool {
+		tb.mustEval(`hsMesh.rejected`, &rejected)
+		return len(rejected) >= 2
+	})
+	var reasons []string
+	for _, r := range rejected {
+		if r.From != h.ID().String() {
+			t.Errorf("rejected a message from %s, want only the raw peer's", r.From)
+		}
+		reasons = append(reasons, r.Reason)
+	}
+	slices.Sort(reasons)
+	if want := []string{p2p.ReasonBadID, p2p.ReasonSignerMismatch}; !slices.Equal(reasons, want) {
+		t.Errorf("tab rejected for %v, want %v", reasons, want)
+	}
+	var shown int
+	tb.mustEval(`document.querySelectorAll('#findings li').length`, &shown)
+	if shown != 1 {
+		t.Errorf("the page lists %d findings, want 1", shown)
+	}
 }

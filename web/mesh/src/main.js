@@ -198,7 +198,13 @@ async function mint (d) {
   return { tries: state.powTries, ms: performance.now() - t0 }
 }
 
-window.hsMesh = { state, start, publish, topicPeers, meshPeers, verify, mint, get received () { return state.received }, get rejected () { return state.rejected } }
+// dial connects to one more peer (a multiaddr with /p2p/<id>).
+async function dial (addr) {
+  if (!state.node) throw new Error('not started')
+  await state.node.dial(multiaddr(addr))
+}
+
+window.hsMesh = { state, start, publish, topicPeers, meshPeers, verify, mint, dial, get received () { return state.received }, get rejected () { return state.rejected } }
 
 function init () {
   const q = new URLSearchParams(location.hash.slice(1))
