@@ -136,6 +136,7 @@ func (s *Server) Handler() http.Handler {
 	s.pointsRoutes(v1)
 	s.modelRoutes(v1)
 	s.openAIRoutes(r)
+	s.meshRoutes(r, v1) // the browser peer (mesh.go)
 	return r
 }
 

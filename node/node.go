@@ -47,9 +47,12 @@ type Options struct {
 	// Dir holds node.key (the libp2p identity) and replica/ (the CRDT log).
 	Dir         string
 	ListenAddrs []string
-	Bootstrap   []string
-	Domains     []string
-	EnableMDNS  bool
+	// WebSocketListenAddrs: p2p.Config's (listen for browser peers; empty:
+	// off).
+	WebSocketListenAddrs []string
+	Bootstrap            []string
+	Domains              []string
+	EnableMDNS           bool
 	// EnableRelay turns on circuit relay v2 (client and service, for peers
 	// behind NATs); EnableHolePunching adds DCUtR hole punching and UPnP
 	// port mapping.
@@ -123,6 +126,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if len(o.ListenAddrs) > 0 {
 		cfg.ListenAddrs = o.ListenAddrs
 	}
+	cfg.WebSocketListenAddrs = o.WebSocketListenAddrs
 	cfg.Bootstrap = o.Bootstrap
 	cfg.Domains = o.Domains
 	cfg.EnableMDNS = o.EnableMDNS

@@ -55,6 +55,11 @@ var DefaultListenAddrs = []string{
 	"/ip4/127.0.0.1/udp/0/quic-v1",
 }
 
+// DefaultWebSocketListenAddr is the WebSocket listen address that
+// `hyperspace dev` gives its first node so a browser tab on the same machine
+// can join (see Config.WebSocketListenAddrs): loopback, a random port.
+const DefaultWebSocketListenAddr = "/ip4/127.0.0.1/tcp/0/ws"
+
 // RateLimit is a per-publisher token bucket: Rate messages per second on
 // average with bursts of up to Burst messages.
 type RateLimit struct {
@@ -102,6 +107,12 @@ type Config struct {
 	// ListenAddrs are multiaddrs to listen on (default: TCP and QUIC on
 	// 127.0.0.1, random ports).
 	ListenAddrs []string
+	// WebSocketListenAddrs are extra listen multiaddrs of the WebSocket
+	// transport, the one browsers can dial (e.g. /ip4/127.0.0.1/tcp/0/ws;
+	// see DefaultWebSocketListenAddr and the /mesh/ page). Empty (the
+	// default): the node does not listen for browser peers. The transport
+	// is always registered, so a node can dial peers' /ws addresses.
+	WebSocketListenAddrs []string
 	// Bootstrap peers: full multiaddrs ending in /p2p/<id>. They are
 	// dialled at start, re-dialled whenever the node has fewer than
 	// MinPeers peers, seed the DHT, and are trusted for peer exchange.

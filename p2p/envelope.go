@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 
@@ -87,3 +88,17 @@ func hashMsgID(m *pb.Message) string {
 	sum := sha256.Sum256(m.GetData())
 	return "x" + hex.EncodeToString(sum[:])
 }
+
+// MessageID returns the GossipSub message id the nodes give data published
+// on topic: receiptMsgID on research topics, hashMsgID on the others. Other
+// implementations (the browser peer) must compute the same.
+func MessageID(topic string, data []byte) string {
+	m := &pb.Message{Data: data, Topic: &topic}
+	if strings.HasPrefix(topic, researchTopicPrefix) {
+		return receiptMsgID(m)
+	}
+	return hashMsgID(m)
+}
+
+// researchTopicPrefix starts every TopicForDomain.
+const researchTopicPrefix = "hyperspace/research/"

@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/libp2p/go-libp2p/p2p/transport/websocket"
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -173,9 +174,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
-		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.ListenAddrStrings(append(slices.Clone(cfg.ListenAddrs), cfg.WebSocketListenAddrs...)...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
+		// Browser peers (the /mesh/ page) dial WebSockets.
+		libp2p.Transport(websocket.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.Ping(true),
@@ -506,6 +509,23 @@ func (n *Node) Addrs() []multiaddr.Multiaddr {
 	}
 	return addrs
 }
+
+// WebSocketAddrs returns the node's WebSocket listen addresses with
+// /p2p/<id>: what a browser peer dials (empty unless
+// Config.WebSocketListenAddrs is set).
+func (n *Node) WebSocketAddrs() []multiaddr.Multiaddr {
+	var out []multiaddr.Multiaddr
+	for _, a := range n.Addrs() {
+		if _, err := a.ValueForProtocol(multiaddr.P_WS); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Domains returns the research domains this node gossips about (its
+// topics are TopicForDomain of each).
+func (n *Node) Domains() []string { return slices.Clone(n.cfg.Domains) }
 
 // Connect dials a peer given a multiaddr with /p2p/<id>.
 func (n *Node) Connect(ctx context.Context, addr string) error {

@@ -19,6 +19,10 @@ bash scripts/ensure-node.sh
 # Headless Chromium (Debian's chromium) for the browser tests.
 bash scripts/ensure-chromium.sh
 export HYPERSPACE_CHROMIUM="${HYPERSPACE_CHROMIUM:-/usr/bin/chromium}"
+# The browser peer's committed bundle (internal/webmesh/dist) must be what
+# web/mesh's lockfile builds, byte for byte.
+log "browser peer bundle: rebuilt from web/mesh/package-lock.json, byte-identical"
+bash scripts/build-mesh.sh --check
 export HYPERSPACE_TEST_PG_ADMIN_URL="$PG_ADMIN_URL"
 export HYPERSPACE_VERSITYGW="$HS_BIN/versitygw"
 # The domain data: $HYPERSPACE_DATA_DIR if set, else the shared copy beside

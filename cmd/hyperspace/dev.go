@@ -23,13 +23,14 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/modelserve"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/node"
+	"github.com/hyperspace-ai/hyperspace/p2p"
 	"github.com/hyperspace-ai/hyperspace/workers"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
 
 func devCmd() *cobra.Command {
 	var c common
-	var listen, demoDomain string
+	var listen, wsListen, demoDomain string
 	var temporalPort, uiPort, slots, demoAgents, demoExperiments, baselineSeeds, nodes int
 	var noUI, demo bool
 	var demoBudget float64
@@ -156,8 +157,12 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			var bootstrap []string
 			var node1 *node.Node
 			for i := 0; i < nodes; i++ {
+				var ws []string
+				if i == 0 { // the API's node: browser tabs (/mesh/) dial it
+					ws = splitList(wsListen)
+				}
 				n, err := node.Start(ctx, node.Options{
-					Dir: filepath.Join(c.StateDir, "nodes", strconv.Itoa(i+1)), Bootstrap: bootstrap,
+					Dir: filepath.Join(c.StateDir, "nodes", strconv.Itoa(i+1)), Bootstrap: bootstrap, WebSocketListenAddrs: ws,
 					Domains: registry().Names(), Temporal: tc, Activities: acts, Store: st, Logger: log,
 					RegisterMetrics: i == 0, PoWDifficulty: nodeOpts.PoWDifficulty, PoWDynamic: nodeOpts.PoWDynamic,
 					PulseInterval: pulseEvery, NoPulse: pulseEvery <= 0,
@@ -243,6 +248,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 	f.Lookup("temporal-address").Usage = "use this Temporal cluster instead of the embedded server (host:port; empty: embedded)"
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "API listen address (loopback by default; see the README before exposing it)")
 	c.addPublicReads(cmd)
+	f.StringVar(&wsListen, "ws-listen", p2p.DefaultWebSocketListenAddr, "comma-separated WebSocket listen multiaddrs of the first node, for browser peers (the /mesh/ page; empty: off)")
 	f.IntVar(&temporalPort, "temporal-port", 7233, "embedded Temporal frontend port (0: any free port)")
 	f.IntVar(&uiPort, "ui-port", 8233, "embedded Temporal Web UI port, on 127.0.0.1 (0: any free port); the UI has no authentication of its own")
 	f.BoolVar(&noUI, "no-ui", false, "do not serve the Temporal Web UI")

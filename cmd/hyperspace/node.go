@@ -19,7 +19,7 @@ import (
 
 func nodeCmd() *cobra.Command {
 	var c common
-	var listen, bootstrap, p2pListen, domainList, joinTraining, capabilities string
+	var listen, bootstrap, p2pListen, wsListen, domainList, joinTraining, capabilities string
 	var pulseEvery time.Duration
 	var mdns, relay, holePunch bool
 	var pw powFlags
@@ -45,7 +45,7 @@ node refuses connections to and from peers whose keys fall below its own
 			ctx := cmd.Context()
 			log := c.logger()
 			opts := node.Options{
-				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), Bootstrap: splitList(bootstrap),
+				Dir: filepath.Join(c.StateDir, "node"), ListenAddrs: splitList(p2pListen), WebSocketListenAddrs: splitList(wsListen), Bootstrap: splitList(bootstrap),
 				Domains: domainsOrAll(domainList), EnableMDNS: mdns, EnableRelay: relay, EnableHolePunching: holePunch,
 				Logger: log, RegisterMetrics: true, JoinTraining: splitList(joinTraining),
 				Capabilities: splitList(capabilities), PulseInterval: pulseEvery,
@@ -109,6 +109,7 @@ node refuses connections to and from peers whose keys fall below its own
 	c.addFlags(cmd, "127.0.0.1:7233")
 	f := cmd.Flags()
 	f.StringVar(&p2pListen, "p2p-listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1", "comma-separated libp2p listen multiaddrs")
+	f.StringVar(&wsListen, "ws-listen", "", "comma-separated WebSocket listen multiaddrs for browser peers (the /mesh/ page), e.g. "+p2p.DefaultWebSocketListenAddr+" (empty: off)")
 	f.StringVar(&bootstrap, "bootstrap", "", "comma-separated multiaddrs (with /p2p/<id>) of peers to join through")
 	f.StringVar(&domainList, "domains", "", "comma-separated domains to gossip (default: every domain this build knows)")
 	f.BoolVar(&mdns, "mdns", false, "discover peers on the LAN with mDNS")
