@@ -348,7 +348,7 @@ async function paperView(root, id) {
   const p = r.paper;
   root.append(h('h1', null, p.title || 'Paper'),
     h('div', { class: 'cards' }, card('Status', h('span', { class: 'status ' + p.status }, p.status)), card('Score', fmt(p.score, 1)),
-      card('Breakthrough', p.breakthrough ? 'yes' : 'no'), card('Campaign', campLink(p.campaignId)), card('Agent', p.agent + ' #' + p.number)),
+      card('Breakthrough', p.breakthrough ? 'yes' : 'no'), card('Campaign', campLink(p.campaignId)), card('Agent', p.agent + ' #' + p.number), card('Review workflow', temporalLink('review-' + p.id))),
     section('Paper', renderMarkdown(h('article', { class: 'markdown' }), r.markdown)),
     section('Reviews', r.reviews.length ? h('div', { class: 'reviews' }, r.reviews.map((sr) => reviewCard(sr.review))) : h('p', { class: 'muted' }, 'No reviews yet.')));
   return 'paper';
@@ -533,6 +533,9 @@ async function route() {
       const name = await view(root, m[1] && decodeURIComponent(m[1]), query || '');
       if (gen !== generation) return;
       main.replaceChildren(root);
+      // Milliseconds since the page's navigation started: its load time
+      // when this view was the first (the benchmark loads each view afresh).
+      document.body.dataset.readyMs = performance.now().toFixed(1);
       document.body.dataset.ready = name;
     } catch (e) {
       if (gen !== generation) return;
