@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/hyperspace-ai/hyperspace/api"
@@ -95,9 +94,8 @@ func BenchmarkDashboardPages(b *testing.B) {
 	srv := &api.Server{Store: st, Domains: domains.NewRegistry(search.New(), finance.New()), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ts := httptest.NewServer(srv.Handler())
 	b.Cleanup(ts.Close)
-	if err := chromedp.Run(ctx, chromedp.Navigate(ts.URL+"/login"), chromedp.WaitVisible(`#token`, chromedp.ByID),
-		chromedp.SendKeys(`#token`, tok, chromedp.ByID), chromedp.Click(`#login button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`body[data-ready="campaigns"]`, chromedp.ByQuery)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/login"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), tok), chromedp.Click(chromedp.CSS(`#login button[type=submit]`)), ready("campaigns")); err != nil {
 		b.Fatal(err)
 	}
 	measure := func(last string) (page, raw map[string]float64) {
@@ -106,17 +104,19 @@ func BenchmarkDashboardPages(b *testing.B) {
 			hash, path := strings.ReplaceAll(p.hash, "{last}", last), strings.ReplaceAll(p.json, "{last}", last)
 			var ms, fetchMs []float64
 			for range repeats {
-				var readyMs string
-				var f float64
-				err := chromedp.Run(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(ts.URL+"/"+hash),
-					chromedp.WaitVisible(`body[data-ready="`+p.ready+`"]`, chromedp.ByQuery),
-					chromedp.AttributeValue(`body`, "data-ready-ms", &readyMs, nil, chromedp.ByQuery),
-					chromedp.Evaluate(`(async () => { const t = performance.now(); const r = await fetch('/api/v1/`+path+`'); await r.json(); return performance.now() - t; })()`,
-						&f, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
-				if err != nil {
+				if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(ts.URL+"/"+hash), ready(p.ready)); err != nil {
 					b.Fatalf("%s: %v", hash, err)
 				}
-				v, _ := strconv.ParseFloat(readyMs, 64)
+				readyMs, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("body"), "data-ready-ms"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				f, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(async () => { const t = performance.now(); const r = await fetch('/api/v1/`+path+`'); await r.json(); return performance.now() - t; })()`,
+					chromedp.EvalAwaitPromise))
+				if err != nil {
+					b.Fatal(err)
+				}
+				v, _ := strconv.ParseFloat(readyMs.Value, 64)
 				ms, fetchMs = append(ms, v), append(fetchMs, f)
 			}
 			page[p.ready], raw[p.ready] = median(ms), median(fetchMs)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -40,7 +41,7 @@ func chromium(t testing.TB) context.Context {
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelB(); cancelA() })
-	if err := chromedp.Run(ctx); err != nil {
+	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
 	return ctx
@@ -63,23 +64,52 @@ func artifacts(t testing.TB) string {
 
 // view shows a dashboard view by its hash and waits until its data is on
 // screen (the page sets <body data-ready=name>).
-func view(hash, name string) chromedp.Tasks {
-	return chromedp.Tasks{
-		chromedp.Evaluate(fmt.Sprintf(`delete document.body.dataset.ready; location.hash = %q; true`, hash), nil),
-		chromedp.WaitVisible(`body[data-ready="`+name+`"]`, chromedp.ByQuery),
+func view(hash, name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		discard(chromedp.Evaluate[bool](fmt.Sprintf(`delete document.body.dataset.ready; location.hash = %q; true`, hash))),
+		ready(name),
+	)
+}
+
+// ready waits until the view name has its data on screen.
+func ready(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(`body[data-ready="` + name + `"]`))
+}
+
+func discard[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := a(ctx, t)
+		return chromedp.Void{}, err
 	}
+}
+
+// do runs steps with a time limit; on failure it reports the page's state.
+func do(t testing.TB, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`'ready=' + (document.body.dataset.ready || '') + ' at ' + location.href`))
+		t.Fatalf("%s: %v (page %s: %.1000s)", what, err, state, pageText(ctx))
+	}
+}
+
+// pageText is the text of the dashboard's main area, for failure messages.
+func pageText(ctx context.Context) string {
+	s, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("main")))
+	return s
 }
 
 // screenshot saves a full-page PNG and checks it is not blank: many
 // colours and a good share of pixels that are not the background.
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
-	var buf []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&buf, 100)); err != nil {
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
 	path := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(path, buf, 0o644); err != nil {
+	if err = os.WriteFile(path, buf, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	img, err := png.Decode(bytes.NewReader(buf))
@@ -113,8 +143,8 @@ func inkOf(img image.Image) (colours, busy, total int) {
 
 func count(ctx context.Context, t *testing.T, sel string) int {
 	t.Helper()
-	var n int
-	if err := chromedp.Run(ctx, chromedp.Evaluate(fmt.Sprintf(`document.querySelectorAll(%q).length`, sel), &n)); err != nil {
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)))
+	if err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -132,49 +162,42 @@ func TestDashboard(t *testing.T) {
 	s.serve(&api.Server{Store: s.st, Blob: s.blob, Temporal: s.tc, Domains: s.registry, Logger: s.acts.Logger,
 		Namespace: s.ts.GetDefaultNamespace(), TemporalUIURL: "http://127.0.0.1:8233",
 		Node: &api.NetworkNode{P2P: nodes[0].P2P, Replica: nodes[0].Replica}})
-	ctx, cancel := context.WithTimeout(ctx, 150*time.Second)
-	defer cancel()
 	start := time.Now()
 
 	// Not logged in: the page sends the browser to /login.
-	var loc string
-	if err := chromedp.Run(ctx, chromedp.Navigate(s.api.URL+"/"), chromedp.WaitVisible(`#token`, chromedp.ByID), chromedp.Location(&loc)); err != nil {
+	do(t, ctx, "open /", chromedp.Navigate(s.api.URL+"/"), chromedp.WaitVisible(chromedp.ID("token")))
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasSuffix(loc, "/login") {
 		t.Fatalf("not redirected to /login: %s", loc)
 	}
-	if err := chromedp.Run(ctx, chromedp.SendKeys(`#token`, s.token, chromedp.ByID), chromedp.Click(`#login button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`body[data-ready="campaigns"]`, chromedp.ByQuery)); err != nil {
-		t.Fatalf("log in: %v", err)
-	}
+	do(t, ctx, "log in", chromedp.SendKeys(chromedp.ID("token"), s.token), chromedp.Click(chromedp.CSS(`#login button[type=submit]`)), ready("campaigns"))
 	screenshot(t, ctx, dir, "01-campaigns-empty")
 
 	// A value the API refuses: its field error appears beside the field.
-	var msg string
-	if err := chromedp.Run(ctx,
-		chromedp.SetValue(`#start-campaign select[name=domain]`, "search", chromedp.ByQuery),
-		chromedp.SendKeys(`#start-campaign input[name=agents]`, "0", chromedp.ByQuery),
-		chromedp.Click(`#start-campaign button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`[data-error-for="agents"]:not(:empty)`, chromedp.ByQuery),
-		chromedp.Text(`[data-error-for="agents"]`, &msg, chromedp.ByQuery)); err != nil {
-		t.Fatalf("field error: %v", err)
+	do(t, ctx, "field error",
+		chromedp.SetValue(chromedp.CSS(`#start-campaign select[name=domain]`), "search"),
+		chromedp.SendKeys(chromedp.CSS(`#start-campaign input[name=agents]`), "0"),
+		chromedp.Click(chromedp.CSS(`#start-campaign button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-error-for="agents"]:not(:empty)`)))
+	msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-error-for="agents"]`)))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if !strings.Contains(msg, "agents: must be between 1") {
 		t.Fatalf("field error %q", msg)
 	}
 	screenshot(t, ctx, dir, "02-form-error")
 	// The form starts a campaign and shows its page.
-	if err := chromedp.Run(ctx,
-		chromedp.SetValue(`#start-campaign input[name=agents]`, "1", chromedp.ByQuery),
-		chromedp.SendKeys(`#start-campaign input[name=id]`, "dash", chromedp.ByQuery),
-		chromedp.SendKeys(`#start-campaign input[name=experiments]`, "3", chromedp.ByQuery),
-		chromedp.SendKeys(`#start-campaign input[name=baselineSeeds]`, "2", chromedp.ByQuery),
-		chromedp.SendKeys(`#start-campaign input[name=seed]`, "7", chromedp.ByQuery),
-		chromedp.SendKeys(`#start-campaign input[name=paperEvery]`, "3", chromedp.ByQuery),
-		chromedp.Click(`#start-campaign button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`body[data-ready="campaign"]`, chromedp.ByQuery), chromedp.Location(&loc)); err != nil {
-		t.Fatalf("start from the form: %v", err)
+	in := func(name string) chromedp.CSS { return chromedp.CSS(`#start-campaign input[name=` + name + `]`) }
+	do(t, ctx, "start from the form",
+		chromedp.SetValue(in("agents"), "1"), chromedp.SendKeys(in("id"), "dash"), chromedp.SendKeys(in("experiments"), "3"),
+		chromedp.SendKeys(in("baselineSeeds"), "3"), chromedp.SendKeys(in("seed"), "7"), chromedp.SendKeys(in("paperEvery"), "3"),
+		chromedp.Click(chromedp.CSS(`#start-campaign button[type=submit]`)), ready("campaign"))
+	if loc, err = chromedp.Run(ctx, chromedp.Location()); err != nil {
+		t.Fatal(err)
 	}
 	if !strings.HasSuffix(loc, "#/campaigns/dash") {
 		t.Fatalf("after starting: %s", loc)
@@ -202,7 +225,10 @@ func TestDashboard(t *testing.T) {
 	// An experiment with a parent, for the diff and the lineage.
 	var child string
 	for _, e := range s.allExperiments("dash") {
-		if !e.Baseline && strings.Contains(string(e.Record), `"parents":["`) {
+		var sr struct {
+			Receipt struct{ Parents []string } `json:"receipt"`
+		}
+		if err := json.Unmarshal(e.Record, &sr); err == nil && !e.Baseline && len(sr.Receipt.Parents) > 0 {
 			child = e.ID
 		}
 	}
@@ -227,40 +253,26 @@ func TestDashboard(t *testing.T) {
 		{"#/peers", "peers", `table[data-table=peers] tbody tr`},
 	}
 	for i, p := range pages {
-		if err := chromedp.Run(ctx, view(p.hash, p.ready)); err != nil {
-			var body string
-			_ = chromedp.Run(ctx, chromedp.Text(`#main`, &body, chromedp.ByID))
-			t.Fatalf("%s: %v (page: %.500s)", p.hash, err, body)
-		}
+		do(t, ctx, p.hash, view(p.hash, p.ready))
 		if n := count(ctx, t, p.want); n == 0 {
-			var body string
-			_ = chromedp.Run(ctx, chromedp.Text(`#main`, &body, chromedp.ByID))
-			t.Fatalf("%s: nothing matches %s (page: %.800s)", p.hash, p.want, body)
+			t.Fatalf("%s: nothing matches %s (page: %.800s)", p.hash, p.want, pageText(ctx))
 		}
 		if n := count(ctx, t, `[role=alert]`); n > 0 {
 			t.Fatalf("%s shows an error", p.hash)
 		}
 		screenshot(t, ctx, dir, fmt.Sprintf("%02d-%s", i+3, p.ready))
 	}
-	// Workflows link to the Temporal UI.
-	if n := count(ctx, t, `a.temporal[href^="http://127.0.0.1:8233/namespaces/"]`); n == 0 {
-		if err := chromedp.Run(ctx, view("#/campaigns/dash", "campaign")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := count(ctx, t, `a.temporal[href="http://127.0.0.1:8233/namespaces/`+s.ts.GetDefaultNamespace()+`/workflows/campaign-dash"]`); n == 0 {
-		if err := chromedp.Run(ctx, view("#/campaigns/dash", "campaign")); err != nil {
-			t.Fatal(err)
-		}
-		if n := count(ctx, t, `a.temporal[href$="/workflows/campaign-dash"]`); n == 0 {
-			t.Fatal("no Temporal UI link to the campaign's workflow")
+	// Workflows link to their pages in the Temporal UI: the campaign's and its agent's.
+	do(t, ctx, "campaign page", view("#/campaigns/dash", "campaign"))
+	ui := "http://127.0.0.1:8233/namespaces/" + s.ts.GetDefaultNamespace() + "/workflows/"
+	for _, wf := range []string{"campaign-dash", "dash%2F" + workflows.AgentName(0)} {
+		if n := count(ctx, t, `a.temporal[href="`+ui+wf+`"]`); n == 0 {
+			t.Fatalf("no Temporal UI link to %s", wf)
 		}
 	}
 
 	// The live feed: a finding gossiped by node 1 appears within seconds.
-	if err := chromedp.Run(ctx, view("#/feed", "feed"), chromedp.WaitVisible(`#feed-state[data-live="1"]`, chromedp.ByQuery)); err != nil {
-		t.Fatalf("feed: %v", err)
-	}
+	do(t, ctx, "feed", view("#/feed", "feed"), chromedp.WaitVisible(chromedp.CSS(`#feed-state[data-live="1"]`)))
 	key := p2ptest.AgentKey("dashboard")
 	deadline = time.Now().Add(30 * time.Second)
 	for run := 1; ; run++ {
@@ -273,7 +285,7 @@ func TestDashboard(t *testing.T) {
 			t.Fatal(err)
 		}
 		wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
-		err = chromedp.Run(wctx, chromedp.WaitVisible(`tr[data-finding="`+rec.ID+`"]`, chromedp.ByQuery))
+		err = chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(`tr[data-finding="`+rec.ID+`"]`)))
 		wcancel()
 		if err == nil {
 			t.Logf("finding %s on the feed %s after its gossip", rec.ID[:12], time.Since(shared).Round(time.Millisecond))
