@@ -88,12 +88,13 @@ func insertExperiments(tb testing.TB, st *store.Store, id string, from, to int) 
 //	go test ./e2e -run '^$' -bench DashboardPages -benchtime=1x
 func BenchmarkDashboardPages(b *testing.B) {
 	const repeats = 7
-	ctx := chromium(b)
+	ctx, stopBrowser := chromium(b)
 	st, _ := testenv.Database(b)
 	tok := testenv.Token(b, st, token.Read)
 	srv := &api.Server{Store: st, Domains: domains.NewRegistry(search.New(), finance.New()), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ts := httptest.NewServer(srv.Handler())
 	b.Cleanup(ts.Close)
+	b.Cleanup(stopBrowser)
 	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/login"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), tok), chromedp.Click(chromedp.CSS(`#login button[type=submit]`)), ready("campaigns")); err != nil {
 		b.Fatal(err)

@@ -22,8 +22,9 @@ import (
 )
 
 // chromium returns a headless Chromium context (skipping when there is
-// none); it only reaches 127.0.0.1.
-func chromium(t testing.TB) context.Context {
+// none); it only reaches 127.0.0.1. The browser stops at the test's end, or
+// when stop is called (before a server it holds an EventSource on can close).
+func chromium(t testing.TB) (ctx context.Context, stop func()) {
 	t.Helper()
 	bin := os.Getenv("HYPERSPACE_CHROMIUM")
 	if bin == "" {
@@ -40,11 +41,12 @@ func chromium(t testing.TB) context.Context {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelB(); cancelA() })
+	stop = func() { cancelB(); cancelA() }
+	t.Cleanup(stop)
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
-	return ctx
+	return ctx, stop
 }
 
 // artifacts is where screenshots go: $HYPERSPACE_ARTIFACTS/<test> or a
@@ -155,13 +157,16 @@ func count(ctx context.Context, t *testing.T, sel string) int {
 // start a search campaign from the form, then open every view with its
 // data, and see a gossiped finding arrive on the live feed.
 func TestDashboard(t *testing.T) {
-	ctx := chromium(t)
+	ctx, stopBrowser := chromium(t)
 	dir := artifacts(t)
 	s := newStack(t, []string{workflows.TaskQueue, workflows.ExperimentsQueue}, 0)
 	nodes := s.startNodes(t, 2)
 	s.serve(&api.Server{Store: s.st, Blob: s.blob, Temporal: s.tc, Domains: s.registry, Logger: s.acts.Logger,
 		Namespace: s.ts.GetDefaultNamespace(), TemporalUIURL: "http://127.0.0.1:8233",
 		Node: &api.NetworkNode{P2P: nodes[0].P2P, Replica: nodes[0].Replica}})
+	// The feed's EventSource keeps a request open: stop the browser before
+	// the API server closes (cleanups run last registered first).
+	t.Cleanup(stopBrowser)
 	start := time.Now()
 
 	// Not logged in: the page sends the browser to /login.

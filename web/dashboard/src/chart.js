@@ -6,7 +6,8 @@ const colours = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2
 
 // lineChart draws xs against each series {label, values} into el.
 export function lineChart(el, { xLabel, yLabel, xs, series, width, points }) {
-  const w = width || Math.max(320, Math.min(900, (el.clientWidth || 800) - 10));
+  const main = document.getElementById('main');
+  const w = width || Math.max(320, Math.min(1100, (el.clientWidth || (main && main.clientWidth) || 800) - 40));
   const opts = {
     width: w,
     height: 260,
