@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hyperspace-ai/hyperspace/internal/dashboard"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/internal/token"
 )
 
@@ -70,7 +72,14 @@ func (s *Server) dashboardIndex(c *gin.Context) {
 			return
 		}
 		if present {
-			if t, err := s.Store.VerifyToken(c.Request.Context(), raw); err != nil || !token.Allows(t.Scopes, token.Read) {
+			t, err := s.Store.VerifyToken(c.Request.Context(), raw)
+			stale := errors.Is(err, store.ErrTokenInvalid) || errors.Is(err, store.ErrTokenRevoked) || errors.Is(err, store.ErrTokenExpired)
+			if err != nil && !stale {
+				s.log().Error("verify session token", "error", err)
+				s.writeErr(c, newErr(http.StatusServiceUnavailable, CodeUnavailable, "cannot check the session now (is PostgreSQL up?); try again"))
+				return
+			}
+			if stale || !token.Allows(t.Scopes, token.Read) {
 				clearSession(c)
 				if !s.PublicReads {
 					c.Redirect(http.StatusFound, "/login?expired=1")
