@@ -88,9 +88,20 @@ func unauthorized(c *gin.Context, invalid bool, msg string) {
 // take effect on the next request) and checks the scope the route needs.
 // With PublicReads, GET and HEAD requests without an Authorization header
 // pass; a request that does send a token always has it checked.
+//
+// GET and HEAD requests without an Authorization header may instead carry
+// the dashboard's session cookie (dashboard.go): a browser cannot put a
+// header on a page load or an EventSource. The cookie never authorises
+// anything else, so a state-changing request always needs the header,
+// which a cross-site page cannot set (no CSRF).
 func (s *Server) authenticate(c *gin.Context) {
 	need := requiredScope(c.Request.Method, c.FullPath())
 	raw, present := bearer(c.Request)
+	if !present {
+		if ck, ok := sessionCookie(c.Request); ok && readOnly(c.Request.Method) {
+			raw, present = ck, true
+		}
+	}
 	if !present {
 		if s.PublicReads && need == token.Read {
 			c.Next()
@@ -103,22 +114,8 @@ func (s *Server) authenticate(c *gin.Context) {
 		unauthorized(c, true, "malformed Authorization header: want `Bearer <token>`"+tokenHelp)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
-	defer cancel()
-	t, err := s.Store.VerifyToken(ctx, raw)
-	switch {
-	case errors.Is(err, store.ErrTokenRevoked):
-		unauthorized(c, true, "token "+t.ID+" has been revoked"+tokenHelp)
-		return
-	case errors.Is(err, store.ErrTokenExpired):
-		unauthorized(c, true, "token "+t.ID+" expired at "+t.ExpiresAt.UTC().Format(time.RFC3339)+tokenHelp)
-		return
-	case errors.Is(err, store.ErrTokenInvalid):
-		unauthorized(c, true, "invalid token"+tokenHelp)
-		return
-	case err != nil:
-		s.log().Error("verify token", "error", err)
-		s.writeErr(c, newErr(http.StatusServiceUnavailable, CodeUnavailable, "cannot check the token now (is PostgreSQL up?); try again"))
+	t, ok := s.verifyToken(c, raw)
+	if !ok {
 		return
 	}
 	if !token.Allows(t.Scopes, need) {
@@ -133,6 +130,30 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.log().Info("authorised", "method", c.Request.Method, "route", c.FullPath(), "token", t.ID, "tokenName", t.Name)
 	}
 	c.Next()
+}
+
+func readOnly(method string) bool { return method == http.MethodGet || method == http.MethodHead }
+
+// verifyToken checks raw against the database; on failure it has answered
+// the request (401, or 503 when the database cannot tell).
+func (s *Server) verifyToken(c *gin.Context, raw string) (store.Token, bool) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
+	defer cancel()
+	t, err := s.Store.VerifyToken(ctx, raw)
+	switch {
+	case errors.Is(err, store.ErrTokenRevoked):
+		unauthorized(c, true, "token "+t.ID+" has been revoked"+tokenHelp)
+	case errors.Is(err, store.ErrTokenExpired):
+		unauthorized(c, true, "token "+t.ID+" expired at "+t.ExpiresAt.UTC().Format(time.RFC3339)+tokenHelp)
+	case errors.Is(err, store.ErrTokenInvalid):
+		unauthorized(c, true, "invalid token"+tokenHelp)
+	case err != nil:
+		s.log().Error("verify token", "error", err)
+		s.writeErr(c, newErr(http.StatusServiceUnavailable, CodeUnavailable, "cannot check the token now (is PostgreSQL up?); try again"))
+	default:
+		return t, true
+	}
+	return t, false
 }
 
 func scopeList(scopes []token.Scope) string {

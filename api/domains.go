@@ -72,6 +72,8 @@ type LeaderboardEntry struct {
 	IsNewBest    bool           `json:"isNewBest"`
 	Config       map[string]any `json:"config"`
 	RunNumber    int            `json:"runNumber"`
+	// NoiseFloor is the floor the run's campaign measured (null before one was).
+	NoiseFloor *receipt.NoiseFloor `json:"noiseFloor"`
 }
 
 func (s *Server) leaderboard(c *gin.Context) {
@@ -96,7 +98,7 @@ func (s *Server) leaderboard(c *gin.Context) {
 		out = append(out, LeaderboardEntry{
 			Rank: i + 1, ExperimentID: r.ID, CampaignID: r.CampaignID, Agent: r.Agent, PeerID: sr.Receipt.PeerID,
 			Metric: r.Metric, TestMetric: r.TestMetric, Hypothesis: sr.Receipt.Hypothesis, Baseline: r.Baseline,
-			IsNewBest: r.IsNewBest, Config: sr.Receipt.Config, RunNumber: r.RunNumber,
+			IsNewBest: r.IsNewBest, Config: sr.Receipt.Config, RunNumber: r.RunNumber, NoiseFloor: sr.Receipt.NoiseFloor,
 		})
 	}
 	c.JSON(http.StatusOK, gin.H{"domain": d.Name(), "metric": d.Metric(), "entries": out})

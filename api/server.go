@@ -5,7 +5,8 @@
 // Every route of /api/v1 (but the OpenAPI document) and /metrics needs a
 // bearer token (see auth.go): read for GETs, run to start and stop
 // campaigns, admin for the rest. /healthz, /readyz and the OpenAPI
-// document are open.
+// document are open. The dashboard is served at / (dashboard.go): its
+// pages and session cookie follow the same scopes.
 package api
 
 import (
@@ -137,6 +138,7 @@ func (s *Server) Handler() http.Handler {
 	s.modelRoutes(v1)
 	s.openAIRoutes(r)
 	s.meshRoutes(r, v1) // the browser peer (mesh.go)
+	s.dashboardRoutes(r, v1)
 	return r
 }
 

@@ -42,6 +42,10 @@ if command -v docker-compose >/dev/null; then
   log "docker-compose.yml: docker-compose config -q"
   HYPERSPACE_SITE_SECRET="${HYPERSPACE_SITE_SECRET:-validation-only-secret-0123456789}" docker-compose config -q
 fi
+# The dashboard's committed bundle (internal/dashboard/dist) must be what
+# its lockfile builds, byte for byte.
+log "dashboard: rebuild from web/dashboard/package-lock.json and compare"
+bash scripts/build-dashboard.sh --check
 log "gofmt"
 unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.hyperspace/*'))"
 [[ -z "$unformatted" ]] || die "gofmt would change: $unformatted"

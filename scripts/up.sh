@@ -60,6 +60,7 @@ else
     "curl -sf -H \"Authorization: Bearer \$(cat '$STATE_DIR/admin.token')\" http://$API_LISTEN/v1/models | grep -q hyperspace-starter"
 fi
 echo
+# hyperspace dev's banner: API, dashboard (http://$API_LISTEN/), Temporal UI, ...
 sed -n '/Hyperspace is running/,/^$/p' "$RUN_DIR/dev.log" | grep -v '^time='
 echo "  Token file:   $STATE_DIR/admin.token  (bin/hyperspace campaign ... reads it; curl -H \"Authorization: Bearer \$(cat $STATE_DIR/admin.token)\" ...)"
 echo "  Train:        bin/hyperspace train start --workers 4 --inner-steps 50 --rounds 10 --watch   (DiLoCo; README, \"DiLoCo\")"

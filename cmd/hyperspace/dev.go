@@ -203,6 +203,7 @@ PostgreSQL and an S3 server must be reachable (make up starts both).`,
 			defer shutdown()
 
 			fmt.Printf("\nHyperspace is running.\n  API:          %s/api/v1  (OpenAPI: %s/api/v1/openapi.json)\n", apiURL, apiURL)
+			fmt.Printf("  Dashboard:    %s/  (log in with the admin token below, or a read token)\n", apiURL)
 			fmt.Printf("  Admin token:  %s\n                (in %s, mode 0600; send it as Authorization: Bearer ...; the campaign commands read it from there)\n",
 				adminToken, adminTokenFile(c.StateDir))
 			if uiURL != "" {
