@@ -8,8 +8,14 @@ import (
 	"github.com/klauspost/reedsolomon"
 )
 
-// splitMinBytes is the shortest byte range worth its own goroutine.
-const splitMinBytes = 8 << 10
+// splitMinBytes is the shortest byte range worth its own goroutine for a
+// rebuild; encoding, several times faster per byte, needs longer ranges
+// (encodeSplitMinBytes) before splitting pays (measured: BenchmarkRSEncode,
+// BenchmarkRSRebuild).
+const (
+	splitMinBytes       = 8 << 10
+	encodeSplitMinBytes = 64 << 10
+)
 
 // Reed-Solomon codes every byte position of the shards independently (the
 // Leopard codec every 64-byte block), so the shards' byte ranges can be
@@ -18,9 +24,10 @@ const splitMinBytes = 8 << 10
 // but runs Leopard GF(2^8) on one core; these split every call over
 // GOMAXPROCS ranges of at least splitMinBytes, 64-byte aligned.
 
-// ranges returns the [lo, hi) byte ranges to code shards of size bytes in.
-func ranges(size int) [][2]int {
-	parts := min(runtime.GOMAXPROCS(0), size/splitMinBytes)
+// ranges returns the [lo, hi) byte ranges, at least minLen long, to code
+// shards of size bytes in.
+func ranges(size, minLen int) [][2]int {
+	parts := min(runtime.GOMAXPROCS(0), size/minLen)
 	if parts < 2 {
 		return [][2]int{{0, size}}
 	}
@@ -34,8 +41,8 @@ func ranges(size int) [][2]int {
 
 // inRanges runs code on every range of shards in parallel; sub's entries
 // are the shards' sub-slices (nil where build leaves them nil).
-func inRanges(shards [][]byte, size int, code func(sub [][]byte) error) error {
-	rs := ranges(size)
+func inRanges(shards [][]byte, size, minLen int, code func(sub [][]byte) error) error {
+	rs := ranges(size, minLen)
 	if len(rs) == 1 {
 		return code(shards)
 	}
@@ -65,13 +72,14 @@ func inRanges(shards [][]byte, size int, code func(sub [][]byte) error) error {
 // encodeParallel is enc.Encode over byte ranges in parallel (shards all
 // allocated, parity to be overwritten).
 func encodeParallel(enc reedsolomon.Encoder, shards [][]byte) error {
-	return inRanges(shards, len(shards[0]), enc.Encode)
+	return inRanges(shards, len(shards[0]), encodeSplitMinBytes, enc.Encode)
 }
 
 // reconstructParallel is enc.ReconstructData (dataOnly) or
-// enc.Reconstruct over byte ranges in parallel. The missing shards it
-// rebuilds get one new backing array; with dataOnly, missing parity stays
-// nil.
+// enc.Reconstruct over byte ranges in parallel. A missing shard given as
+// an empty slice with room for a shard is rebuilt in place (as reedsolomon
+// does); the others get one new backing array; with dataOnly, missing
+// parity stays nil.
 func reconstructParallel(enc reedsolomon.Encoder, shards [][]byte, k int, dataOnly bool) error {
 	size := 0
 	for _, s := range shards {
@@ -84,7 +92,7 @@ func reconstructParallel(enc reedsolomon.Encoder, shards [][]byte, k int, dataOn
 	if dataOnly {
 		whole = enc.ReconstructData
 	}
-	if size == 0 || len(ranges(size)) == 1 {
+	if size == 0 || len(ranges(size, splitMinBytes)) == 1 {
 		return whole(shards)
 	}
 	var missing []int
@@ -96,11 +104,18 @@ func reconstructParallel(enc reedsolomon.Encoder, shards [][]byte, k int, dataOn
 	if len(missing) == 0 {
 		return nil
 	}
-	buf := make([]byte, len(missing)*size)
+	var buf []byte
 	for j, i := range missing {
+		if cap(shards[i]) >= size { // the caller's buffer, as reedsolomon reuses it
+			shards[i] = shards[i][:0:size]
+			continue
+		}
+		if buf == nil {
+			buf = make([]byte, len(missing)*size)
+		}
 		shards[i] = buf[j*size : j*size : (j+1)*size] // empty: an output
 	}
-	err := inRanges(shards, size, whole)
+	err := inRanges(shards, size, splitMinBytes, whole)
 	for _, i := range missing {
 		if err != nil {
 			shards[i] = nil

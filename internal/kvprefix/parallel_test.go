@@ -19,7 +19,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	}
 	rng := rand.New(rand.NewPCG(7, 9))
-	for _, c := range []struct{ k, n, size int }{{32, 64, 1 << 20}, {32, 64, 3*splitMinBytes + 64*5}, {32, 64, 64}, {10, 14, 200_001}} {
+	for _, c := range []struct{ k, n, size int }{{32, 64, 1 << 20}, {32, 64, 3*encodeSplitMinBytes + 64*5}, {32, 64, 64}, {10, 14, 200_001}} {
 		enc, err := encoder(c.k, c.n)
 		if err != nil {
 			t.Fatal(err)
