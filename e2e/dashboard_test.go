@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,26 +242,76 @@ func TestDashboard(t *testing.T) {
 		t.Fatal("no experiment with a parent")
 	}
 
+	// An ML campaign (its experiments carry loss curves) and a DiLoCo
+	// training run (loss by round, bytes, contributors), both through the
+	// API, and a pulse round with ledger entries, for the views that show
+	// them with real data.
+	ml := s.startCampaign(map[string]any{"domain": "ml", "id": "dash-ml", "agents": 1, "experiments": 1, "baselineSeeds": 3, "seed": 5, "budget": 4, "baseline": tinyML, "paperEvery": 0})
+	code, body := s.do(http.MethodPost, "/api/v1/training-runs", map[string]any{"id": "dash-dl", "config": tinyML, "workers": 2, "innerSteps": 20,
+		"rounds": 2, "seed": 3, "minDeadlineSec": 3})
+	if code != http.StatusCreated {
+		t.Fatalf("start training run: %d %s", code, body)
+	}
+	if v := s.waitCampaign(ml.ID, 3*time.Minute); v.Status != store.StatusCompleted {
+		t.Fatalf("ML campaign %s: %s", v.Status, v.Error)
+	}
+	var mlExp string
+	for _, e := range s.allExperiments(ml.ID) {
+		if strings.Contains(string(e.Record), `"lossCurve":[[`) {
+			mlExp = e.ID
+		}
+	}
+	if mlExp == "" {
+		t.Fatal("no ML experiment with a loss curve")
+	}
+	for deadline := time.Now().Add(3 * time.Minute); ; {
+		code, body := s.do(http.MethodGet, "/api/v1/training-runs/dash-dl", nil)
+		if code == http.StatusOK && strings.Contains(string(body), `"status":"completed"`) {
+			break
+		}
+		if time.Now().After(deadline) || strings.Contains(string(body), `"status":"failed"`) {
+			t.Fatalf("training run: %d %.600s", code, body)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	pctx := context.Background()
+	if err := s.st.StartPulseRound(pctx, 1, 90000, "pulse-1"); err != nil {
+		t.Fatal(err)
+	}
+	r1 := int64(1)
+	if _, _, err := s.st.AppendLedger(pctx, []store.LedgerEntry{{Key: "presence/1/" + nodes[0].PeerID(), PeerID: nodes[0].PeerID(), Round: &r1, Amount: 12.5, Reason: "presence"}}); err != nil {
+		t.Fatal(err)
+	}
+
 	pages := []struct {
 		hash, ready, want string // want: a selector that must match something
+		also              string // and another (optional)
 	}{
-		{"#/campaigns", "campaigns", `table[data-table=campaigns] a[href="#/campaigns/dash"]`},
-		{"#/campaigns/dash", "campaign", `table[data-table=experiments] tbody tr`},
-		{"#/leaderboards", "leaderboards", `ul.domains a[href="#/leaderboard/search"]`},
-		{"#/leaderboard/search", "leaderboard", `table[data-table=noise-floor] tbody tr`},
-		{"#/experiments", "experiments", `table[data-table=experiments] tbody tr`},
-		{"#/experiments/" + child, "experiment", `ol.lineage li + li`},
-		{"#/papers", "papers", `table[data-table=papers] a[href="#/papers/` + paperID + `"]`},
-		{"#/papers/" + paperID, "paper", `.review`},
-		{"#/breakthroughs", "breakthroughs", `table[data-table=breakthroughs]`},
-		{"#/training", "training", `table[data-table=training]`},
-		{"#/points", "points", `table[data-table=pulse]`},
-		{"#/peers", "peers", `table[data-table=peers] tbody tr`},
+		{"#/experiments/" + mlExp, "experiment", `[data-chart=loss] .uplot`, ""},
+		{"#/training/dash-dl", "training-run", `[data-chart=rounds] .uplot`, `table[data-table=contributors] tbody tr:not(.empty)`},
+		{"#/points", "points", `table[data-table=balances] tbody tr:not(.empty)`, ""},
+		{"#/campaigns", "campaigns", `table[data-table=campaigns] a[href="#/campaigns/dash"]`, ""},
+		{"#/campaigns/dash", "campaign", `table[data-table=experiments] tbody tr`, ""},
+		{"#/leaderboards", "leaderboards", `ul.domains a[href="#/leaderboard/search"]`, ""},
+		{"#/leaderboard/search", "leaderboard", `table[data-table=noise-floor] tbody tr`, ""},
+		{"#/experiments", "experiments", `table[data-table=experiments] tbody tr`, ""},
+		{"#/experiments/" + child, "experiment", `ol.lineage li + li`, ""},
+		{"#/papers", "papers", `table[data-table=papers] a[href="#/papers/` + paperID + `"]`, ""},
+		{"#/papers/" + paperID, "paper", `.review`, ""},
+		{"#/breakthroughs", "breakthroughs", `table[data-table=breakthroughs]`, ""},
+		{"#/training", "training", `table[data-table=training] a[href="#/training/dash-dl"]`, ""},
+		{"#/points", "points", `table[data-table=pulse] tbody tr:not(.empty)`, ""},
+		{"#/peers", "peers", `table[data-table=peers] tbody tr`, ""},
 	}
 	for i, p := range pages {
 		do(t, ctx, p.hash, view(p.hash, p.ready))
-		if n := count(ctx, t, p.want); n == 0 {
-			t.Fatalf("%s: nothing matches %s (page: %.800s)", p.hash, p.want, pageText(ctx))
+		for _, want := range []string{p.want, p.also} {
+			if want == "" {
+				continue
+			}
+			if n := count(ctx, t, want); n == 0 {
+				t.Fatalf("%s: nothing matches %s (page: %.800s)", p.hash, want, pageText(ctx))
+			}
 		}
 		if n := count(ctx, t, `[role=alert]`); n > 0 {
 			t.Fatalf("%s shows an error", p.hash)
