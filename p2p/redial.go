@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Redialling lost peers. A partition (or a flaky link) closes connections
@@ -35,6 +36,10 @@ type lostPeer struct {
 	since, next time.Time
 	wait        time.Duration
 	dialing     bool
+	// addrs are the peer's addresses when it was lost: the peerstore
+	// forgets addresses of peers it is not connected to after a while
+	// (2 minutes for some), and the redialer outlives that.
+	addrs []ma.Multiaddr
 }
 
 type redialer struct {
@@ -48,7 +53,8 @@ func (n *Node) peerLost(p peer.ID) {
 	if n.ctx.Err() != nil || p == n.ID() || n.host.Network().Connectedness(p) == network.Connected {
 		return
 	}
-	if len(n.host.Peerstore().Addrs(p)) == 0 {
+	addrs := n.host.Peerstore().Addrs(p)
+	if len(addrs) == 0 {
 		return // nowhere to dial
 	}
 	now := n.cfg.Now()
@@ -64,7 +70,7 @@ func (n *Node) peerLost(p peer.ID) {
 	if _, ok := r.lost[p]; ok || len(r.lost) >= maxLostPeers {
 		return
 	}
-	r.lost[p] = &lostPeer{since: now, next: now.Add(redialBase), wait: redialBase}
+	r.lost[p] = &lostPeer{since: now, next: now.Add(redialBase), wait: redialBase, addrs: addrs}
 }
 
 // peerBack forgets p as lost (it is connected again).
@@ -96,7 +102,7 @@ func (n *Node) redialDue() {
 	}
 	now := n.cfg.Now()
 	r := &n.redial
-	var due []peer.ID
+	var due []peer.AddrInfo
 	r.mu.Lock()
 	for p, l := range r.lost {
 		switch {
@@ -104,17 +110,18 @@ func (n *Node) redialDue() {
 			delete(r.lost, p)
 		case !l.dialing && !now.Before(l.next):
 			l.dialing = true
-			due = append(due, p)
+			due = append(due, peer.AddrInfo{ID: p, Addrs: l.addrs})
 		}
 	}
 	r.mu.Unlock()
-	for _, p := range due {
+	for _, ai := range due {
+		p := ai.ID
 		n.goOwned("redial", func() {
 			if sw, ok := n.host.Network().(*swarm.Swarm); ok {
 				sw.Backoff().Clear(p) // our own backoff paces these dials
 			}
 			ctx, cancel := context.WithTimeout(n.ctx, redialTimeout)
-			err := n.host.Connect(ctx, peer.AddrInfo{ID: p})
+			err := n.host.Connect(ctx, ai)
 			cancel()
 			if err == nil {
 				n.stats.redialed.Add(1)
