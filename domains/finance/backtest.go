@@ -21,12 +21,34 @@ const (
 	StratLowVol    = "lowvol"
 	StratTrend     = "trend"
 	StratVolTarget = "voltarget"
+	StratBuyHold   = "buyhold"
 )
 
-// strategiesOf lists the strategies each universe supports.
-var strategiesOf = map[string][]string{
-	UniverseDow:   {StratEqual, StratInvVol, StratMomentum, StratReversal, StratLowVol},
-	UniverseSP500: {StratTrend, StratVolTarget},
+// The strategies of a basket (more than one price column: cross-sectional)
+// and of a single series (market timing against cash). Buy and hold is in
+// both: it is the single series' benchmark and a basket's static
+// alternative to its benchmark, equal weight rebalanced monthly.
+var (
+	basketStrategies = []string{StratEqual, StratInvVol, StratMomentum, StratReversal, StratLowVol, StratBuyHold}
+	timingStrategies = []string{StratTrend, StratVolTarget, StratBuyHold}
+)
+
+// strategiesFor lists the strategies a data set of n price columns supports.
+func strategiesFor(n int) []string {
+	if n > 1 {
+		return basketStrategies
+	}
+	return timingStrategies
+}
+
+// BenchmarkFor is the strategy every result on a data set of n price
+// columns is compared with: equal weight (rebalanced monthly) for a basket,
+// buy and hold for a single series.
+func BenchmarkFor(n int) string {
+	if n > 1 {
+		return StratEqual
+	}
+	return StratBuyHold
 }
 
 // maxMomentumMonths bounds lookbackMonths+skipMonths for momentum: the Dow
@@ -48,20 +70,23 @@ type spec struct {
 	costBps, riskFree  float64
 }
 
-// split fixes the walk-forward periods of a universe by the first holding
+// benchmark is s with the benchmark strategy of a data set of n columns
+// (the costs and risk-free rate stay).
+func (s spec) benchmark(n int) spec {
+	b := s
+	b.strategy = BenchmarkFor(n)
+	return b
+}
+
+// split fixes the walk-forward periods of a data set by the first holding
 // month of validation and of test; the test period runs to the end of the
-// data and everything before validation is warm-up.
+// data and everything before validation is warm-up. Each data set gives its
+// own (see Dataset).
 type split struct {
 	valStart, testStart time.Time // first day of a calendar month
 }
 
 func month(y int, m time.Month) time.Time { return time.Date(y, m, 1, 0, 0, 0, 0, time.UTC) }
-
-// splits are fixed per universe (see Describe).
-var splits = map[string]split{
-	UniverseDow:   {valStart: month(1993, time.January), testStart: month(1997, time.January)},
-	UniverseSP500: {valStart: month(2002, time.January), testStart: month(2013, time.January)},
-}
 
 // monthStarts returns the index of the first trading day of every calendar
 // month in the panel (index 0 starts the first month).
@@ -162,8 +187,8 @@ func backtest(ctx context.Context, p *Panel, s spec, sp split, progress func(don
 			continue
 		}
 		k++
-		if t == end || r.busted {
-			continue
+		if t == end || r.busted || (s.strategy == StratBuyHold && len(r.rebals) > 0) {
+			continue // buy and hold trades once, at the first rebalance
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -218,6 +243,10 @@ func (s spec) checkHistory(ms []int, first int) error {
 func (s spec) targetWeights(hist [][]float64, ms []int, w []float64) {
 	n := len(w)
 	switch s.strategy {
+	case StratBuyHold:
+		for i := range w {
+			w[i] = 1 / float64(n) // fully invested, then left to drift
+		}
 	case StratEqual:
 		for i := range w {
 			w[i] = 1 / float64(n)

@@ -31,26 +31,45 @@ import (
 	"github.com/hyperspace-ai/hyperspace/domains"
 )
 
-// Domain implements domains.Domain for strategy backtests.
-type Domain struct{}
+// Domain implements domains.Domain for strategy backtests: the built-in
+// "finance" domain over its two universes (New), or a domain over one
+// registered price data set (NewPriceDomain, LoadPriceDomain).
+type Domain struct {
+	name string
+	sets []*Dataset
+	def  *PriceDefinition // registered sets only
+}
 
 // New returns the finance domain.
-func New() *Domain { return &Domain{} }
+func New() *Domain { return &Domain{name: "finance", sets: builtinSets()} }
 
 var _ domains.Domain = (*Domain)(nil)
 
 // Name implements domains.Domain.
-func (*Domain) Name() string { return "finance" }
+func (d *Domain) Name() string { return d.name }
+
+// Definition is the stored definition of a registered price data set
+// (nil for the built-in domain).
+func (d *Domain) Definition() *PriceDefinition { return d.def }
 
 // Metric implements domains.Domain.
 func (*Domain) Metric() domains.Metric {
 	return domains.Metric{Name: "sharpe", Direction: domains.Maximize, Unit: "annualised"}
 }
 
+func (d *Domain) set(name string) *Dataset {
+	for _, s := range d.sets {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
 var space = domains.Space{
 	{Name: "universe", Kind: domains.Choice, Choices: []string{UniverseDow, UniverseSP500}, Help: "dow30: 30 Dow stocks, cross-sectional; sp500: timing the S&P 500 index against cash"},
-	{Name: "strategy", Kind: domains.Choice, Choices: []string{StratEqual, StratInvVol, StratMomentum, StratReversal, StratLowVol, StratTrend, StratVolTarget},
-		Help: "dow30: equal|invvol|momentum|reversal|lowvol; sp500: trend|voltarget"},
+	{Name: "strategy", Kind: domains.Choice, Choices: []string{StratEqual, StratInvVol, StratMomentum, StratReversal, StratLowVol, StratTrend, StratVolTarget, StratBuyHold},
+		Help: "dow30: equal|invvol|momentum|reversal|lowvol|buyhold; sp500: trend|voltarget|buyhold (buyhold: invest once, equal weight, never rebalance)"},
 	{Name: "lookbackMonths", Kind: domains.Int, Min: 1, Max: 24, Help: "momentum/reversal: months of past return to rank on (momentum: lookbackMonths+skipMonths <= 24)"},
 	{Name: "skipMonths", Kind: domains.Int, Min: 0, Max: 3, Help: "momentum: most recent months left out of the ranking return (e.g. 12-1 momentum = 12 and 1)"},
 	{Name: "topK", Kind: domains.Int, Min: 1, Max: 15, Help: "momentum/reversal/lowvol: number of stocks held long (and short when longShort), equal weight"},
@@ -58,14 +77,30 @@ var space = domains.Space{
 	{Name: "volLookbackDays", Kind: domains.Int, Min: 20, Max: 252, Help: "lowvol/invvol/voltarget: trading days of daily returns for the volatility estimate"},
 	{Name: "smaDays", Kind: domains.Int, Min: 20, Max: 300, Help: "trend: moving-average length in trading days; invested when the last close is above it"},
 	{Name: "targetVol", Kind: domains.Float, Min: 0.05, Max: 0.4, Help: "voltarget: annualised volatility to aim for; exposure = min(maxLeverage, targetVol/realised vol)"},
-	{Name: "maxLeverage", Kind: domains.Float, Min: 0.5, Max: 2, Help: "sp500: exposure cap (voltarget) or exposure when invested (trend); borrowing costs riskFree"},
+	{Name: "maxLeverage", Kind: domains.Float, Min: 0.5, Max: 2, Help: "single series: exposure cap (voltarget) or exposure when invested (trend); borrowing costs riskFree"},
 	{Name: "costBps", Kind: domains.Float, Min: 0, Max: 50, Help: "transaction cost in basis points per unit of turnover (an assumption, not a strategy choice)", Fixed: true},
 	{Name: "riskFree", Kind: domains.Float, Min: 0, Max: 0.06, Help: "annual risk-free rate earned by cash and subtracted in the Sharpe (an assumption, not a strategy choice)", Fixed: true},
 	{Name: "rebalance", Kind: domains.Choice, Choices: []string{"monthly"}, Help: "fixed: first trading day of each month"},
 }
 
-// Space implements domains.Domain.
-func (*Domain) Space() domains.Space { return slices.Clone(space) }
+// Space implements domains.Domain. A registered set's domain has one
+// universe (the set) and only the strategies its shape supports.
+func (d *Domain) Space() domains.Space {
+	sp := slices.Clone(space)
+	if d.def == nil {
+		return sp
+	}
+	set := d.sets[0]
+	strats := strategiesFor(len(set.Symbols))
+	sp[0].Choices, sp[0].Help = []string{set.Name}, set.help
+	sp[1].Choices = slices.Clone(strats)
+	sp[1].Help = strings.Join(strats, "|") + " (buyhold: invest once, equal weight, never rebalance)"
+	if len(set.Symbols) > 1 {
+		i := slices.IndexFunc(sp, func(p domains.Param) bool { return p.Name == "topK" })
+		sp[i].Max = float64(max(1, min(15, len(set.Symbols)/2)))
+	}
+	return sp
+}
 
 // Baseline implements domains.Domain: the equal-weight Dow 30 portfolio,
 // rebalanced monthly, with 10 bps costs and a 4% risk-free rate. Equal
@@ -79,8 +114,11 @@ func (*Domain) Space() domains.Space { return slices.Clone(space) }
 //
 // It scores validation Sharpe 1.566 (CAGR 23.1%, max drawdown 7.9%) and
 // test Sharpe 0.826 (CAGR 19.6%, max drawdown 18.4%).
-func (*Domain) Baseline() domains.Config {
-	return domains.Config{
+//
+// A registered set's baseline is its benchmark strategy (equal weight for
+// a basket, buy and hold for a single series) with the same settings.
+func (d *Domain) Baseline() domains.Config {
+	c := domains.Config{
 		"universe":        UniverseDow,
 		"strategy":        StratEqual,
 		"lookbackMonths":  12.0,
@@ -95,6 +133,14 @@ func (*Domain) Baseline() domains.Config {
 		"riskFree":        0.04,
 		"rebalance":       "monthly",
 	}
+	if d.def != nil {
+		set := d.sets[0]
+		c["universe"], c["strategy"] = set.Name, set.Benchmark()
+		if len(set.Symbols) > 1 {
+			c["topK"] = float64(max(1, min(10, len(set.Symbols)/2)))
+		}
+	}
+	return c
 }
 
 // Validate implements domains.Domain. Beyond types and ranges it requires
@@ -107,8 +153,12 @@ func (d *Domain) Validate(cfg domains.Config) (domains.Config, error) {
 		return nil, err
 	}
 	u, st := out.String("universe"), out.String("strategy")
-	if !slices.Contains(strategiesOf[u], st) {
-		return nil, &domains.FieldError{Field: "strategy", Message: fmt.Sprintf("%q is not a %s strategy (use %s)", st, u, strings.Join(strategiesOf[u], "|"))}
+	set := d.set(u)
+	if set == nil {
+		return nil, &domains.FieldError{Field: "universe", Message: fmt.Sprintf("unknown universe %q", u)}
+	}
+	if strats := strategiesFor(len(set.Symbols)); !slices.Contains(strats, st) {
+		return nil, &domains.FieldError{Field: "strategy", Message: fmt.Sprintf("%q is not a %s strategy (use %s)", st, u, strings.Join(strats, "|"))}
 	}
 	if st == StratMomentum {
 		if l, s := out.Int("lookbackMonths"), out.Int("skipMonths"); l+s > maxMomentumMonths {
@@ -156,21 +206,19 @@ func (d *Domain) Evaluate(ctx context.Context, cfg domains.Config, seed int64, o
 	if err != nil {
 		return domains.Result{}, err
 	}
-	dir, err := DataDir(opts)
-	if err != nil {
-		return domains.Result{}, err
-	}
 	s := specFrom(ncfg)
-	var p *Panel
-	if s.universe == UniverseDow {
-		p, err = LoadDow(dir)
-	} else {
-		p, err = LoadSP500(dir)
+	set := d.set(s.universe)
+	dir := ""
+	if d.def == nil {
+		if dir, err = DataDir(opts); err != nil {
+			return domains.Result{}, err
+		}
 	}
+	p, err := set.load(dir)
 	if err != nil {
 		return domains.Result{}, fmt.Errorf("finance: %w", err)
 	}
-	res, err := evaluatePanel(ctx, p, s, splits[s.universe], opts.Progress)
+	res, err := evaluatePanel(ctx, p, s, set.Split, opts.Progress)
 	if err != nil {
 		return domains.Result{}, err
 	}
@@ -201,6 +249,14 @@ func evaluatePanel(ctx context.Context, p *Panel, s spec, sp split, report func(
 	rfd := s.riskFree / tradingDaysPerYear
 	val := periodStats(r, r.start, r.testStart, rfd)
 	test := periodStats(r, r.testStart, r.end, rfd)
+	// The benchmark on the same data, split, costs and risk-free rate.
+	bench := r
+	if bs := s.benchmark(len(p.Symbols)); bs.strategy != s.strategy {
+		if bench, err = backtest(ctx, p, bs, sp, nil); err != nil {
+			return domains.Result{}, fmt.Errorf("finance: benchmark %s: %w", bs.strategy, err)
+		}
+	}
+	ms := monthStarts(p.Dates)
 	res := domains.Result{
 		Metric:     val.Sharpe,
 		TestMetric: test.Sharpe,
@@ -212,6 +268,29 @@ func evaluatePanel(ctx context.Context, p *Panel, s spec, sp split, report func(
 			"tradingDays": float64(val.Days + test.Days),
 			"rebalances":  float64(len(r.rebals)),
 		},
+	}
+	for _, ph := range []struct {
+		prefix   string
+		from, to int
+		st       Stats
+	}{{"val", r.start, r.testStart, val}, {"test", r.testStart, r.end, test}} {
+		ret, bret := r.ret[ph.from+1:ph.to+1], bench.ret[ph.from+1:ph.to+1]
+		bst := periodStats(bench, ph.from, ph.to, rfd)
+		x := ExcessOver(ret, bret, rfd)
+		skew, kurt := Moments(ret)
+		v := res.Values
+		v[ph.prefix+"SharpeMonthly"] = MonthlySharpe(monthlyReturns(r, ms, ph.from, ph.to), s.riskFree)
+		v[ph.prefix+"BenchSharpe"] = bst.Sharpe
+		v[ph.prefix+"BenchSharpeMonthly"] = MonthlySharpe(monthlyReturns(bench, ms, ph.from, ph.to), s.riskFree)
+		v[ph.prefix+"BenchCAGR"] = bst.CAGR
+		v[ph.prefix+"ExcessSharpe"] = x.SharpeDiff
+		v[ph.prefix+"ExcessSharpeSE"] = x.SharpeDiffSE
+		v[ph.prefix+"InfoRatio"] = x.IR
+		v[ph.prefix+"InfoRatioSE"] = x.IRSE
+		v[ph.prefix+"ActiveReturn"] = x.Active
+		v[ph.prefix+"Skew"] = skew
+		v[ph.prefix+"Kurtosis"] = kurt
+		v[ph.prefix+"PSR"] = ProbabilisticSharpe(ph.st.Sharpe, 0, ph.st.Days, skew, kurt)
 	}
 	if r.busted {
 		res.Values["busted"] = 1
@@ -295,19 +374,13 @@ func artifacts(p *Panel, s spec, r *run) (map[string][]byte, error) {
 
 // Describe implements domains.Domain.
 func (d *Domain) Describe() string {
+	if d.def != nil {
+		return d.describePrices()
+	}
 	var b strings.Builder
-	b.WriteString(`Domain "finance": monthly-rebalanced strategy backtests, scored by Sharpe.
-
-Metric: sharpe, the annualised Sharpe ratio of daily returns on the
-validation period, mean(r - riskFree/252) / sd(r - riskFree/252) * sqrt(252)
-(sample sd). Higher is better. testSharpe is the same on the later,
-held-out test period; it is reported and never used for ranking. Also
-reported for both periods: CAGR (252 trading days a year), MaxDrawdown
-(positive fraction), Turnover (sum of |w_new - w_drifted| per year), Vol
-(annualised sd of daily returns); plus tradingDays, rebalances,
-durationSec and backtestsPerSec.
-
-Universes and fixed walk-forward splits (a period is a run of whole holding
+	b.WriteString("Domain \"finance\": monthly-rebalanced strategy backtests, scored by Sharpe.\n\n")
+	b.WriteString(commonDescription)
+	b.WriteString(`Universes and fixed walk-forward splits (a period is a run of whole holding
 months; the holding month of a rebalance runs from the day after it to the
 next rebalance day inclusive; everything before validation is warm-up):
   dow30: daily closes of the 30 Dow Jones stocks (split-adjusted, NOT
@@ -319,14 +392,6 @@ next rebalance day inclusive; everything before validation is warm-up):
     2020-04-17 against cash earning riskFree. Warm-up 2000-2001; validation
     = holding months Jan 2002..Dec 2012 (returns 2002-01-03..2013-01-02);
     test = Jan 2013..Apr 2020 (2013-01-03..2020-04-17, incl. the 2020 crash).
-
-Timing (no look-ahead): rebalance on the first trading day d of each month.
-Weights use closes up to and including the previous close (d-1) only, are
-traded at the close of d and earn returns from d+1 on; day d itself is
-earned by the old, drifted weights. Cost = costBps/1e4 * sum_i
-|w_new_i - w_drifted_i|, deducted at the trade (it shows in day d+1's
-return). Cash, short proceeds and borrowing all earn/cost riskFree/252 per
-day. The first validation rebalance buys from all cash, so its cost counts.
 
 Strategies (parameters not listed for a strategy are accepted and ignored):
   dow30 equal: 1/30 in every stock.
@@ -345,6 +410,8 @@ Strategies (parameters not listed for a strategy are accepted and ignored):
     smaDays-day simple moving average (closes d-smaDays..d-1), else cash.
   sp500 voltarget: exposure min(maxLeverage, targetVol / (sd of the last
     volLookbackDays daily returns * sqrt(252))).
+  buyhold: invest once at the first validation rebalance (1/n each, fully
+    invested) and never trade again; a single series' benchmark.
 Ties in rankings keep the file's symbol order.
 
 costBps and riskFree are assumptions of the evaluation, not strategy
@@ -363,23 +430,61 @@ drops 25% on 1996-10-01, the Lucent distribution).
 Cost: one backtest takes about a millisecond; the seed is ignored and the
 result is bit-identical for the same config.
 
-Parameters (name, type, range, meaning):
 `)
-	for _, p := range space {
+	d.describeParams(&b)
+	return b.String()
+}
+
+// commonDescription is the part of Describe every finance domain shares.
+const commonDescription = `Metric: sharpe, the annualised Sharpe ratio of daily returns on the
+validation period, mean(r - riskFree/252) / sd(r - riskFree/252) * sqrt(252)
+(sample sd). Higher is better. testSharpe is the same on the later,
+held-out test period; it is reported and never used for ranking. Also
+reported for both periods: CAGR (252 trading days a year), MaxDrawdown
+(positive fraction), Turnover (sum of |w_new - w_drifted| per year), Vol
+(annualised sd of daily returns); plus tradingDays, rebalances,
+durationSec and backtestsPerSec.
+
+Benchmarks: every result is compared with its data set's benchmark on the
+same days, costs and risk-free rate (equal weight rebalanced monthly for a
+basket, buy and hold for a single series): BenchSharpe, ExcessSharpe (the
+Sharpe difference) with ExcessSharpeSE (Jobson-Korkie with Memmel's
+correction), InfoRatio (annualised mean/sd of the daily excess return)
+with InfoRatioSE (Lo 2002), ActiveReturn (annualised mean excess); all with
+a val or test prefix. Also SharpeMonthly (annualised from monthly returns,
+as the original system reports it; the daily Sharpe is the one that
+ranks), Skew and Kurtosis of daily returns and PSR, the probabilistic
+Sharpe ratio against 0 (Bailey and Lopez de Prado). A campaign's deflated
+Sharpe ratio (DeflatedSharpe) discounts its best result by the number of
+configs it tried.
+
+Timing (no look-ahead): rebalance on the first trading day d of each month.
+Weights use closes up to and including the previous close (d-1) only, are
+traded at the close of d and earn returns from d+1 on; day d itself is
+earned by the old, drifted weights. Cost = costBps/1e4 * sum_i
+|w_new_i - w_drifted_i|, deducted at the trade (it shows in day d+1's
+return). Cash, short proceeds and borrowing all earn/cost riskFree/252 per
+day. The first validation rebalance buys from all cash, so its cost counts.
+
+`
+
+// describeParams lists the parameters and the baseline.
+func (d *Domain) describeParams(b *strings.Builder) {
+	b.WriteString("Parameters (name, type, range, meaning):\n")
+	for _, p := range d.Space() {
 		switch p.Kind {
 		case domains.Choice:
-			fmt.Fprintf(&b, "  %s (choice: %v) - %s\n", p.Name, p.Choices, p.Help)
+			fmt.Fprintf(b, "  %s (choice: %v) - %s\n", p.Name, p.Choices, p.Help)
 		case domains.Bool:
-			fmt.Fprintf(&b, "  %s (bool) - %s\n", p.Name, p.Help)
+			fmt.Fprintf(b, "  %s (bool) - %s\n", p.Name, p.Help)
 		default:
-			fmt.Fprintf(&b, "  %s (%s, %g..%g) - %s\n", p.Name, p.Kind, p.Min, p.Max, p.Help)
+			fmt.Fprintf(b, "  %s (%s, %g..%g) - %s\n", p.Name, p.Kind, p.Min, p.Max, p.Help)
 		}
 	}
 	b.WriteString("\nBaseline:")
 	base := d.Baseline()
-	for _, p := range space {
-		fmt.Fprintf(&b, " %s=%v", p.Name, base[p.Name])
+	for _, p := range d.Space() {
+		fmt.Fprintf(b, " %s=%v", p.Name, base[p.Name])
 	}
 	b.WriteString("\n")
-	return b.String()
 }
