@@ -132,6 +132,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/nodes", s.listNodes)
 	s.networkRoutes(v1)
 	s.causeRoutes(v1)
+	s.financeRoutes(v1)
 	s.communityRoutes(v1)
 	s.trainingRoutes(v1)
 	s.pointsRoutes(v1)
@@ -144,7 +145,11 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+	limit := int64(maxBody)
+	if c.FullPath() == PriceDatasetsPath {
+		limit = maxPriceBody
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	c.Next()
 	route := c.FullPath()
 	if route == "" {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/domains/finance"
 )
 
 // Loader loads a stored cause definition by name (the site database);
@@ -16,8 +17,9 @@ type Loader interface {
 	GetCause(ctx context.Context, name string) (json.RawMessage, error)
 }
 
-// Resolve returns the named domain: a registered one, or a cause loaded
-// through l, parsed, checked and registered so the next lookup is local.
+// Resolve returns the named domain: a registered one, or a cause (or a
+// registered price data set, see finance.LoadPriceDomain) loaded through l,
+// parsed, checked and registered so the next lookup is local.
 // ok is false when no such domain or cause exists.
 func Resolve(ctx context.Context, reg *domains.Registry, l Loader, name string, notFound func(error) bool) (domains.Domain, bool, error) {
 	if d, ok := reg.Get(name); ok {
@@ -33,11 +35,21 @@ func Resolve(ctx context.Context, reg *domains.Registry, l Loader, name string, 
 		}
 		return nil, false, err
 	}
-	c, err := Parse(def)
-	if err != nil {
-		return nil, false, fmt.Errorf("stored cause %s is invalid: %w", name, err)
+	var d domains.Domain
+	if finance.IsPriceDefinition(def) {
+		// A registered price data set: a finance domain over it.
+		fd, err := finance.LoadPriceDomain(def)
+		if err != nil {
+			return nil, false, fmt.Errorf("stored price data set %s is invalid: %w", name, err)
+		}
+		d = fd
+	} else {
+		c, err := Parse(def)
+		if err != nil {
+			return nil, false, fmt.Errorf("stored cause %s is invalid: %w", name, err)
+		}
+		d = c.Domain()
 	}
-	d := c.Domain()
 	reg.Register(d)
 	return d, true, nil
 }

@@ -354,3 +354,23 @@ Benchmark: %s; every result reports its excess over it (Sharpe difference and in
 	d.describeParams(&b)
 	return b.String()
 }
+
+// DatasetInfo summarises the data set of a registered set's domain.
+type DatasetInfo struct {
+	Symbols   []string
+	Days      int
+	From, To  string
+	Benchmark string
+}
+
+// DatasetInfo describes the domain's (first) data set; zero for the
+// built-in domain, whose files are read at evaluation time.
+func (d *Domain) DatasetInfo() DatasetInfo {
+	if d.def == nil {
+		return DatasetInfo{}
+	}
+	set := d.sets[0]
+	p, _ := set.load("")
+	return DatasetInfo{Symbols: p.Symbols, Days: p.Days(), From: p.Dates[0].Format(dateLayout), To: p.Dates[p.Days()-1].Format(dateLayout),
+		Benchmark: set.Benchmark()}
+}
