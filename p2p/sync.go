@@ -126,7 +126,7 @@ func (n *Node) SyncWith(ctx context.Context, p peer.ID) (st SyncStats, err error
 	}
 	r, w := bufio.NewReader(s), bufio.NewWriter(s)
 
-	req, err := n.replica.SyncRequest(n.cfg.Domains)
+	req, err := n.replica.SyncRequest(p, n.cfg.Domains)
 	if err != nil {
 		s.Reset()
 		return st, fmt.Errorf("building request: %w", err)
@@ -219,7 +219,7 @@ func (n *Node) serveSync(s network.Stream) error {
 	if err != nil {
 		return fmt.Errorf("reading request: %w", err)
 	}
-	resp, err := n.replica.HandleSyncRequest(req)
+	resp, err := n.replica.HandleSyncRequest(s.Conn().RemotePeer(), req)
 	if err != nil {
 		return fmt.Errorf("answering request: %w", err)
 	}

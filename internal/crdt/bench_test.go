@@ -36,7 +36,7 @@ func benchSyncOne(b *testing.B, origins int) {
 		if _, err := x.Add(fresh[i]); err != nil {
 			b.Fatal(err)
 		}
-		ab, ba, err := Sync(x, y)
+		ab, ba, err := syncOf(x, y)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func BenchmarkFullSnapshot(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		empty := New()
-		ab, ba, err := Sync(empty, full)
+		ab, ba, err := syncOf(empty, full)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -27,7 +27,7 @@ func TestSyncConvergesInOneRoundTrip(t *testing.T) {
 	// Scoped to one domain: only that domain converges.
 	a, b := replicaOf(t, subset(rng, all, 0.5)), replicaOf(t, subset(rng, all, 0.5))
 	otherA, otherB := a.StateHash("search"), b.StateHash("search")
-	if _, _, err := Sync(a, b, "ml"); err != nil {
+	if _, _, err := syncOf(a, b, "ml"); err != nil {
 		t.Fatal(err)
 	}
 	if a.StateHash("ml") != b.StateHash("ml") {
@@ -159,7 +159,7 @@ func TestSyncPagesAtMessageBudget(t *testing.T) {
 	mustMerge(t, full, recs)
 	fresh := New(WithMaxMessageSize(budget))
 
-	resp, err := full.Respond(fresh.Request())
+	resp, err := full.Respond("fresh", fresh.Request("full", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestWireMessages(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20, 21))
 	recs := pool(t, rng, 3, 5, []string{"ml"}, true)
 	a := replicaOf(t, recs)
-	req := a.Request()
+	req := a.Request("b", nil)
 	b, err := req.Marshal()
 	if err != nil {
 		t.Fatal(err)
