@@ -41,7 +41,7 @@
 // Each side remembers the last summaries it exchanged with each peer
 // (bounded: WithPeerMemory), so a request lists only the origins whose
 // entries changed since, and the response only those where the responder
-// differs: a steady-state exchange costs about 300 bytes beyond the new
+// differs: a steady-state exchange costs about 250 bytes beyond the new
 // records themselves, whatever the number of origins. The first exchange
 // with a peer (or the first after either side forgot it) sends the full
 // summary, about 50 bytes per origin in scope. Package p2p carries the

@@ -153,18 +153,8 @@ func (m *peerMemory) remember(id, hash string, s Summary, confirmed bool) {
 	ps.bytes += size
 	m.bytes += size
 	for len(ps.bases) > basesPerPeer {
-		// Drop the oldest unconfirmed base (never the new one), else the
-		// oldest: requests that got no answer do not push out the bases
-		// the peer is known to hold.
-		i := len(ps.bases) - 1
-		for j := i; j > 0; j-- {
-			if !ps.bases[j].confirmed {
-				i = j
-				break
-			}
-		}
-		old := ps.bases[i]
-		ps.bases = append(ps.bases[:i], ps.bases[i+1:]...)
+		old := ps.bases[len(ps.bases)-1]
+		ps.bases = ps.bases[:len(ps.bases)-1]
 		ps.bytes -= old.bytes
 		m.bytes -= old.bytes
 	}

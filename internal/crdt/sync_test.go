@@ -121,7 +121,8 @@ func TestNewNodeGetsFullSnapshotInOneSync(t *testing.T) {
 	}
 }
 
-// In steady state a new record costs at most twice its own size.
+// In steady state (the peers have met: the first exchange below) a new
+// record costs at most 1.5 times its own size.
 func TestSyncBytesPerNewRecord(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 17))
 	recs := pool(t, rng, 8, 25, []string{"ml", "search"}, false)
@@ -145,8 +146,8 @@ func TestSyncBytesPerNewRecord(t *testing.T) {
 		if a.StateHash("") != b.StateHash("") {
 			t.Fatal("not converged")
 		}
-		if ab+ba > 2*size {
-			t.Fatalf("exchange cost %d bytes > 2 x record size %d", ab+ba, size)
+		if 2*(ab+ba) > 3*size {
+			t.Fatalf("exchange cost %d bytes > 1.5 x record size %d", ab+ba, size)
 		}
 	}
 }
