@@ -25,6 +25,10 @@ import (
 //	responder → initiator: ack      (uvarint: records the responder added)
 //
 // so both replicas hold the union of their records when SyncWith returns.
+// Both calls that open an exchange name the peer (the authenticated
+// remote of the stream), so a replica can remember what it exchanged with
+// each peer and send only what changed since (internal/crdt does); the
+// framing is the same whatever the messages carry.
 const SyncProtocol = protocol.ID("/hyperspace/leaderboard/1.0.0")
 
 // syncConcurrency bounds the exchanges SyncAll runs at once.
