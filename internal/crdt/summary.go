@@ -22,9 +22,11 @@ import (
 // ids. Run numbers are per signer across all domains, so a replica that
 // holds everything an origin published in the scope summarises it as one
 // range. Its size grows with the number of origins, not of records (about
-// 50 bytes per origin).
+// 50 bytes per origin), which is why peers that have met exchange deltas
+// against a summary both remember (see SyncRequest and Hash).
 //
-// JSON, kept terse because a summary travels on every exchange:
+// JSON, kept terse because a summary (or a delta) travels on every
+// exchange:
 //
 //	{"o": {"<origin key>": "1-40,42-57/<digest>", "<origin key>": {"r": "1-9", "h": "<digest>", "x": {"7": ["<id>", "<id>"]}}}}
 //
