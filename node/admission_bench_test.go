@@ -176,7 +176,7 @@ func admissionPathsOnce(b *testing.B) {
 	defer raw.Close()
 	nodeKey, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	vouch := func(s receipt.Signed) receipt.Signed { return p2ptest.Vouched(s, nodeKey) }
-	req, _ := crdt.New().Request(p2ptest.Domain).Marshal()
+	req, _ := crdt.New().Request("", []string{p2ptest.Domain}).Marshal()
 	sync := func(kind string, build func() receipt.Signed) int {
 		recs := make([]receipt.Signed, each)
 		for i := range recs {

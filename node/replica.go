@@ -24,16 +24,16 @@ type replica struct {
 func (a replica) Add(s receipt.Signed) (bool, error) { return a.r.Add(s) }
 func (a replica) Has(id string) bool                 { return a.r.Has(id) }
 
-func (a replica) SyncRequest(domains []string) ([]byte, error) {
-	return a.r.Request(domains...).Marshal()
+func (a replica) SyncRequest(to peer.ID, domains []string) ([]byte, error) {
+	return a.r.Request(string(to), domains).Marshal()
 }
 
-func (a replica) HandleSyncRequest(req []byte) ([]byte, error) {
+func (a replica) HandleSyncRequest(from peer.ID, req []byte) ([]byte, error) {
 	r, err := crdt.UnmarshalSyncRequest(req)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := a.r.Respond(r)
+	resp, err := a.r.Respond(string(from), r)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func (a replica) HandleSyncResponse(from peer.ID, req, resp []byte) ([]byte, int
 		return nil, 0, err
 	}
 	rs.Records = a.admit(from, rs.Records)
-	push, added, _, err := a.r.HandleResponse(rq, rs)
+	push, added, _, err := a.r.HandleResponse(string(from), rq, rs)
 	if err != nil {
 		return nil, added, err
 	}
@@ -128,6 +128,6 @@ func (a replica) HandleSyncPush(from peer.ID, push []byte) (int, error) {
 		return 0, err
 	}
 	p.Records = a.admit(from, p.Records)
-	added, _, err := a.r.HandlePush(p)
+	added, _, err := a.r.HandlePush(string(from), p)
 	return added, err
 }

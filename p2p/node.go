@@ -38,11 +38,13 @@ import (
 type Replica interface {
 	Add(s receipt.Signed) (added bool, err error) // verified, idempotent
 	Has(id string) bool
-	// Anti-entropy, as opaque byte messages (one round trip):
-	SyncRequest(domains []string) ([]byte, error)          // initiator: my summary
-	HandleSyncRequest(req []byte) (resp []byte, err error) // responder: records the initiator lacks + my summary
-	// The merging calls name the peer the records came from: every record
-	// passes admission (signature, vouching cert, the peer's quota) first.
+	// Anti-entropy, as opaque byte messages (one round trip). Every call
+	// names the other side of the exchange: the replica remembers what it
+	// exchanged with each peer (so a later summary is a delta), and every
+	// record that arrives passes admission (signature, vouching cert, the
+	// sending peer's quota) first.
+	SyncRequest(to peer.ID, domains []string) ([]byte, error)                              // initiator: my summary (or a delta against one remembered)
+	HandleSyncRequest(from peer.ID, req []byte) (resp []byte, err error)                   // responder: records the initiator lacks + my summary
 	HandleSyncResponse(from peer.ID, req, resp []byte) (push []byte, added int, err error) // initiator: merge (req is what it sent); what the responder lacks
 	HandleSyncPush(from peer.ID, push []byte) (added int, err error)                       // responder: merge
 }

@@ -25,6 +25,10 @@ import (
 //	responder → initiator: ack      (uvarint: records the responder added)
 //
 // so both replicas hold the union of their records when SyncWith returns.
+// Both calls that open an exchange name the peer (the authenticated
+// remote of the stream), so a replica can remember what it exchanged with
+// each peer and send only what changed since (internal/crdt does); the
+// framing is the same whatever the messages carry.
 const SyncProtocol = protocol.ID("/hyperspace/leaderboard/1.0.0")
 
 // syncConcurrency bounds the exchanges SyncAll runs at once.
@@ -126,7 +130,7 @@ func (n *Node) SyncWith(ctx context.Context, p peer.ID) (st SyncStats, err error
 	}
 	r, w := bufio.NewReader(s), bufio.NewWriter(s)
 
-	req, err := n.replica.SyncRequest(n.cfg.Domains)
+	req, err := n.replica.SyncRequest(p, n.cfg.Domains)
 	if err != nil {
 		s.Reset()
 		return st, fmt.Errorf("building request: %w", err)
@@ -219,7 +223,7 @@ func (n *Node) serveSync(s network.Stream) error {
 	if err != nil {
 		return fmt.Errorf("reading request: %w", err)
 	}
-	resp, err := n.replica.HandleSyncRequest(req)
+	resp, err := n.replica.HandleSyncRequest(s.Conn().RemotePeer(), req)
 	if err != nil {
 		return fmt.Errorf("answering request: %w", err)
 	}

@@ -8,35 +8,49 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 )
 
-// BenchmarkSyncOneNewRecord measures a steady-state exchange between two
-// replicas of 600 records in 3 domains after one side gained a record, for
-// several numbers of origins (the summary costs about 50 bytes per origin).
-// It reports the bytes on the wire per new record and their ratio to the
-// record's own JSON size.
+// BenchmarkSyncOneNewRecord measures an exchange between two replicas of
+// 600 records in 3 domains after one side (the initiator) gained a record,
+// for several numbers of origins. "first" is the first exchange between
+// the two peers (nothing remembered: full summaries, about 50 bytes per
+// origin); "steady" is every later one (what peers do every few seconds:
+// deltas against the summaries remembered from the previous exchange). It
+// reports the bytes on the wire per new record and their ratio to the
+// record's own JSON size; both are deterministic.
 func BenchmarkSyncOneNewRecord(b *testing.B) {
-	for _, origins := range []int{5, 10, 20, 40} {
-		b.Run(fmt.Sprintf("origins=%d", origins), func(b *testing.B) { benchSyncOne(b, origins) })
+	for _, origins := range []int{5, 10, 20, 40, 100} {
+		for _, steady := range []bool{false, true} {
+			name := fmt.Sprintf("origins=%d/first", origins)
+			if steady {
+				name = fmt.Sprintf("origins=%d/steady", origins)
+			}
+			b.Run(name, func(b *testing.B) { benchSyncOne(b, origins, steady) })
+		}
 	}
 }
 
-func benchSyncOne(b *testing.B, origins int) {
-	rng := rand.New(rand.NewPCG(50, 51))
-	perOrigin := 600 / origins
-	base := pool(b, rng, origins, perOrigin, []string{"ml", "search", "finance"}, false)
+func benchSyncOne(b *testing.B, origins int, steady bool) {
+	x, y, next := inSync(b, origins)
+	rng := rand.New(rand.NewPCG(52, 53))
 	fresh := make([]receipt.Signed, b.N)
 	size := 0
 	for i := range fresh {
-		fresh[i] = sign(b, spec{key: testKey(i % origins), run: perOrigin + 1 + i/origins, metric: rng.Float64(), domain: "ml"})
+		fresh[i] = sign(b, spec{key: testKey(i % origins), run: next + i/origins, metric: rng.Float64(), domain: "ml"})
 		size += recordSize(b, fresh[i])
 	}
-	x, y := replicaOf(b, base), replicaOf(b, base)
+	if _, _, err := Sync(x, "x", y, "y"); err != nil { // the peers have met
+		b.Fatal(err)
+	}
 	total := 0
 	b.ResetTimer()
 	for i := range b.N {
 		if _, err := x.Add(fresh[i]); err != nil {
 			b.Fatal(err)
 		}
-		ab, ba, err := Sync(x, y)
+		xID, yID := "x", "y"
+		if !steady { // peers this exchange has never seen
+			xID, yID = fmt.Sprint("x", i), fmt.Sprint("y", i)
+		}
+		ab, ba, err := Sync(x, xID, y, yID)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -64,7 +78,7 @@ func BenchmarkFullSnapshot(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		empty := New()
-		ab, ba, err := Sync(empty, full)
+		ab, ba, err := syncOf(empty, full)
 		if err != nil {
 			b.Fatal(err)
 		}

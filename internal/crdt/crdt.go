@@ -27,17 +27,24 @@
 // The exchange between an initiator A and a responder B is one round trip
 // of three messages (see SyncRequest, SyncResponse, SyncPush):
 //
-//	A -> B  SyncRequest{Summary(A)}
+//	A -> B  SyncRequest{Summary(A), or a delta against a summary B holds}
 //	B -> A  SyncResponse{Missing(A) records, Summary(B) as a delta against Summary(A)}
 //	A -> B  SyncPush{Missing(B) records}
 //
 // Replicas with honest origins are identical after one exchange (unless a
-// message hit the size limit and says More). An equivocating origin is
-// reconciled within two exchanges between the same pair when neither side
-// changes meanwhile; under churn it still converges, later. The request
-// costs about 50 bytes per origin in scope, the response only lists the
-// origins where the responder differs, so a steady-state exchange costs
-// about 1.2 KB plus 50 bytes per origin beyond the new records themselves. Package p2p carries the
+// message hit the size limit and says More, or B had lost the base A's
+// delta named: then B gets what it lacks at once and A the rest in the
+// next exchange). An equivocating origin is reconciled within two
+// exchanges between the same pair when neither side changes meanwhile;
+// under churn it still converges, later.
+//
+// Each side remembers the last summaries it exchanged with each peer
+// (bounded: WithPeerMemory), so a request lists only the origins whose
+// entries changed since, and the response only those where the responder
+// differs: a steady-state exchange costs about 250 bytes beyond the new
+// records themselves, whatever the number of origins. The first exchange
+// with a peer (or the first after either side forgot it) sends the full
+// summary, about 50 bytes per origin in scope. Package p2p carries the
 // messages over /hyperspace/leaderboard/1.0.0; this package does no I/O
 // apart from its optional append-only log (Open).
 //
@@ -82,6 +89,16 @@ var (
 	ErrNotAdmitted = errors.New("crdt: record not admitted")
 	// ErrClosed is returned by writes to a closed persistent replica.
 	ErrClosed = errors.New("crdt: replica is closed")
+	// ErrBadDelta marks a sync message whose summary delta does not fit
+	// the summary it is against: it removes an origin that summary lacks,
+	// grows it past the origin limit, or acknowledges a summary the
+	// request did not describe. Honest peers never send one.
+	ErrBadDelta = errors.New("crdt: sync delta does not fit its base")
+	// ErrStaleResponse marks a sync response that acknowledges a request
+	// whose summary this replica no longer remembers: the request was
+	// answered already, or more than four newer requests went to the same
+	// peer since. The exchange fails as if the response were lost.
+	ErrStaleResponse = errors.New("crdt: stale sync response")
 )
 
 // Option configures a Replica (New or Open).
@@ -91,10 +108,13 @@ type config struct {
 	admit         []func(receipt.Signed) error
 	maxRecordSize int
 	maxMessage    int
+	memoryPeers   int
+	memoryBytes   int
 }
 
 func defaultConfig() config {
-	return config{maxRecordSize: DefaultMaxRecordSize, maxMessage: MaxMessageSize}
+	return config{maxRecordSize: DefaultMaxRecordSize, maxMessage: MaxMessageSize,
+		memoryPeers: DefaultPeerMemory, memoryBytes: DefaultPeerMemoryBytes}
 }
 
 // WithAdmission adds an admission check run after a record has been
@@ -142,6 +162,23 @@ func WithMaxMessageSize(bytes int) Option {
 	}
 }
 
+// WithPeerMemory bounds what the replica remembers of the summaries
+// exchanged with its peers (see SyncRequest): at most peers peers, least
+// recently used forgotten first (default DefaultPeerMemory), and about
+// bytes of summaries in all (default DefaultPeerMemoryBytes). Values below
+// 1 keep the default. A forgotten peer costs one exchange with a full
+// summary, never a record.
+func WithPeerMemory(peers, bytes int) Option {
+	return func(c *config) {
+		if peers > 0 {
+			c.memoryPeers = peers
+		}
+		if bytes > 0 {
+			c.memoryBytes = bytes
+		}
+	}
+}
+
 // Replica is one node's copy of the leaderboard CRDT: per domain, the set of
 // verified signed receipts. Use New (in memory) or Open (with an append-only
 // log). The zero value is not usable.
@@ -155,6 +192,8 @@ type Replica struct {
 	byID    map[string]*record            // ids are globally unique (the domain is in the content)
 	log     *appendLog                    // nil for in-memory replicas
 	closed  bool
+
+	peers *peerMemory // the summaries exchanged with each peer (own lock)
 }
 
 // record is one admitted receipt with its marshalled size.
@@ -184,6 +223,7 @@ func New(opts ...Option) *Replica {
 		origins: map[string]*originState{},
 		keys:    map[string]string{},
 		byID:    map[string]*record{},
+		peers:   newPeerMemory(cfg.memoryPeers, cfg.memoryBytes),
 	}
 }
 

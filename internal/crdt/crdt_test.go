@@ -106,9 +106,9 @@ func TestInvalidRecordsRejected(t *testing.T) {
 
 	// A responder that sends a forged record: the initiator drops and counts it.
 	a := New()
-	req := a.Request()
+	req := a.Request("b", nil)
 	_, rejected, err = func() (int, int, error) {
-		_, added, rejected, err := a.HandleResponse(req, SyncResponse{Records: []receipt.Signed{tampered, good}})
+		_, added, rejected, err := a.HandleResponse("b", req, SyncResponse{Records: []receipt.Signed{tampered, good}})
 		return added, rejected, err
 	}()
 	if err != nil || rejected != 1 || a.Len("") != 1 {
@@ -212,7 +212,7 @@ func TestConcurrentUse(t *testing.T) {
 					return
 				}
 				if i%5 == 0 {
-					if _, _, err := Sync(a, b); err != nil {
+					if _, _, err := syncOf(a, b); err != nil {
 						t.Error(err)
 						return
 					}
@@ -287,7 +287,7 @@ func TestSummaryValidate(t *testing.T) {
 		if err := broken.Validate(); err == nil {
 			t.Errorf("case %d: Validate accepted %+v", i, e)
 		}
-		if _, err := r.Respond(SyncRequest{Summary: broken}); err == nil {
+		if _, err := r.Respond("a", SyncRequest{Summary: broken}); err == nil {
 			t.Errorf("case %d: Respond accepted a malformed summary", i)
 		}
 	}

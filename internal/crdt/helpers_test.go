@@ -159,9 +159,19 @@ func ids(recs []receipt.Signed) []string {
 
 func mustSync(tb testing.TB, a, b *Replica) (int, int) {
 	tb.Helper()
-	ab, ba, err := Sync(a, b)
+	ab, ba, err := syncOf(a, b)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return ab, ba
+}
+
+// nameOf is the peer id a test replica is known by: its address, so that
+// distinct replicas are distinct peers. (A restart, the same peer with a
+// new replica, calls Sync with explicit names.)
+func nameOf(r *Replica) string { return fmt.Sprintf("r%p", r) }
+
+// syncOf runs Sync between a and b, each named by nameOf.
+func syncOf(a, b *Replica, domains ...string) (int, int, error) {
+	return Sync(a, nameOf(a), b, nameOf(b), domains...)
 }

@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -156,21 +157,24 @@ func gossip(t *testing.T, seed uint64) {
 			if rng.IntN(4) == 0 {
 				doms = []string{"ml"}
 			}
-			req := a.Request(doms...)
+			req := a.Request(nameOf(b), doms)
 			send(message{func() {
-				resp, err := b.Respond(req)
+				resp, err := b.Respond(nameOf(a), req)
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				send(message{func() {
-					push, _, _, err := a.HandleResponse(req, resp)
+					push, _, _, err := a.HandleResponse(nameOf(b), req, resp)
+					if errors.Is(err, ErrStaleResponse) {
+						return // too late: a had forgotten the request, as after a timeout
+					}
 					if err != nil {
 						t.Error(err)
 						return
 					}
 					send(message{func() {
-						if _, _, err := b.HandlePush(push); err != nil {
+						if _, _, err := b.HandlePush(nameOf(a), push); err != nil {
 							t.Error(err)
 						}
 					}})

@@ -3,6 +3,7 @@ package crdt
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,9 +22,11 @@ import (
 // ids. Run numbers are per signer across all domains, so a replica that
 // holds everything an origin published in the scope summarises it as one
 // range. Its size grows with the number of origins, not of records (about
-// 50 bytes per origin).
+// 50 bytes per origin), which is why peers that have met exchange deltas
+// against a summary both remember (see SyncRequest and Hash).
 //
-// JSON, kept terse because a summary travels on every exchange:
+// JSON, kept terse because a summary (or a delta) travels on every
+// exchange:
 //
 //	{"o": {"<origin key>": "1-40,42-57/<digest>", "<origin key>": {"r": "1-9", "h": "<digest>", "x": {"7": ["<id>", "<id>"]}}}}
 //
@@ -342,9 +345,68 @@ func signedOf(recs []*record) []receipt.Signed {
 	return out
 }
 
-// Validate checks that s is well formed: readable runs, digests of the
-// right length, equivocation lists inside the runs.
+// maxSummaryOrigins bounds the origins of one summary, as received or as
+// rebuilt from a delta: a full summary of that many origins is about 3 MB.
+const maxSummaryOrigins = 1 << 16
+
+// Hash returns the identity by which an exchange names s as the base of a
+// delta (SyncRequest.Base): the unpadded base64url encoding of the first 16
+// bytes of sha256 over s's entries in ascending key order, each as the
+// key, Runs and Digest (each a uvarint length and the bytes), the number of
+// equivocated runs and, for each in ascending order, the run number and
+// its ids (uvarint count, then each id length-prefixed). Equal summaries
+// have equal hashes, whatever their map order or wire form; finding two
+// summaries with one hash takes about 2^64 work, and a peer that did so
+// would only confuse its own exchanges (bases are remembered per peer).
+func (s Summary) Hash() string {
+	h := sha256.New()
+	var buf []byte
+	str := func(v string) {
+		buf = binary.AppendUvarint(buf, uint64(len(v)))
+		buf = append(buf, v...)
+	}
+	for _, key := range sortedKeys(s.Origins) {
+		e := s.Origins[key]
+		buf = buf[:0]
+		str(key)
+		str(e.Runs)
+		str(e.Digest)
+		buf = binary.AppendUvarint(buf, uint64(len(e.Dups)))
+		seqs := make([]int, 0, len(e.Dups))
+		for seq := range e.Dups {
+			seqs = append(seqs, seq)
+		}
+		sort.Ints(seqs)
+		for _, seq := range seqs {
+			buf = binary.AppendUvarint(buf, uint64(seq))
+			buf = binary.AppendUvarint(buf, uint64(len(e.Dups[seq])))
+			for _, id := range e.Dups[seq] {
+				str(id)
+			}
+		}
+		h.Write(buf)
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:hashLen])
+}
+
+// hashLen is the number of sha256 bytes kept in a summary hash.
+const hashLen = 16
+
+// validHash reports whether h has the form Hash returns.
+func validHash(h string) bool {
+	if len(h) != base64.RawURLEncoding.EncodedLen(hashLen) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(h)
+	return err == nil && len(b) == hashLen
+}
+
+// Validate checks that s is well formed: at most 65536 origins, readable
+// runs, digests of the right length, equivocation lists inside the runs.
 func (s Summary) Validate() error {
+	if len(s.Origins) > maxSummaryOrigins {
+		return fmt.Errorf("crdt: summary: %d origins, over the limit of %d", len(s.Origins), maxSummaryOrigins)
+	}
 	for origin, e := range s.Origins {
 		if origin == "" || len(origin) > 64 {
 			return fmt.Errorf("crdt: summary: origin key %q is empty or longer than 64 bytes", origin)

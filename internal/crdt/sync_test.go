@@ -27,7 +27,7 @@ func TestSyncConvergesInOneRoundTrip(t *testing.T) {
 	// Scoped to one domain: only that domain converges.
 	a, b := replicaOf(t, subset(rng, all, 0.5)), replicaOf(t, subset(rng, all, 0.5))
 	otherA, otherB := a.StateHash("search"), b.StateHash("search")
-	if _, _, err := Sync(a, b, "ml"); err != nil {
+	if _, _, err := syncOf(a, b, "ml"); err != nil {
 		t.Fatal(err)
 	}
 	if a.StateHash("ml") != b.StateHash("ml") {
@@ -121,7 +121,8 @@ func TestNewNodeGetsFullSnapshotInOneSync(t *testing.T) {
 	}
 }
 
-// In steady state a new record costs at most twice its own size.
+// In steady state (the peers have met: the first exchange below) a new
+// record costs at most 1.5 times its own size.
 func TestSyncBytesPerNewRecord(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 17))
 	recs := pool(t, rng, 8, 25, []string{"ml", "search"}, false)
@@ -145,8 +146,8 @@ func TestSyncBytesPerNewRecord(t *testing.T) {
 		if a.StateHash("") != b.StateHash("") {
 			t.Fatal("not converged")
 		}
-		if ab+ba > 2*size {
-			t.Fatalf("exchange cost %d bytes > 2 x record size %d", ab+ba, size)
+		if 2*(ab+ba) > 3*size {
+			t.Fatalf("exchange cost %d bytes > 1.5 x record size %d", ab+ba, size)
 		}
 	}
 }
@@ -159,7 +160,7 @@ func TestSyncPagesAtMessageBudget(t *testing.T) {
 	mustMerge(t, full, recs)
 	fresh := New(WithMaxMessageSize(budget))
 
-	resp, err := full.Respond(fresh.Request())
+	resp, err := full.Respond("fresh", fresh.Request("full", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestWireMessages(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20, 21))
 	recs := pool(t, rng, 3, 5, []string{"ml"}, true)
 	a := replicaOf(t, recs)
-	req := a.Request()
+	req := a.Request("b", nil)
 	b, err := req.Marshal()
 	if err != nil {
 		t.Fatal(err)

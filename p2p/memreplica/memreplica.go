@@ -141,14 +141,15 @@ func (r *Replica) addAll(from peer.ID, recs []receipt.Signed) (int, error) {
 	return n, nil
 }
 
-// SyncRequest returns the initiator's summary for domains.
-func (r *Replica) SyncRequest(domains []string) ([]byte, error) {
+// SyncRequest returns the initiator's summary for domains (always in full:
+// this replica remembers nothing of its peers).
+func (r *Replica) SyncRequest(_ peer.ID, domains []string) ([]byte, error) {
 	return json.Marshal(summary{Domains: domains, IDs: r.ids(domains)})
 }
 
 // HandleSyncRequest returns the records the initiator lacks and the
 // responder's summary.
-func (r *Replica) HandleSyncRequest(req []byte) ([]byte, error) {
+func (r *Replica) HandleSyncRequest(_ peer.ID, req []byte) ([]byte, error) {
 	var s summary
 	if err := json.Unmarshal(req, &s); err != nil {
 		return nil, fmt.Errorf("memreplica: sync request: %w", err)
