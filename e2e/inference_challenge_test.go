@@ -118,6 +118,10 @@ func TestChallengeInference(t *testing.T) {
 
 	sc0 := svcs[0].Cache.(*p2p.SharedCache)
 	sc1 := svcs[1].Cache.(*p2p.SharedCache)
+	// The announcements topic is joined by ServeInference, after the
+	// research mesh formed: wait until node 0 knows both peers subscribe,
+	// or its announcement can go nowhere.
+	waitFor(t, 30*time.Second, "node 0 sees both peers on the announcements topic", func() bool { return len(sc0.Peers()) >= 2 })
 	sc0.Put(ctx, capture.hash, "tiny", forged)
 	waitFor(t, 15*time.Second, "node 1 hears node 0's announcement", func() bool { return sc1.Stats().AnnouncesHeard >= 1 })
 	code, out := postV1(t, svcs[1].Handler("/v1"), "/v1/completions", body)

@@ -579,6 +579,10 @@ func (c *SharedCache) provide(h string) {
 	}
 }
 
+// Peers are the peers known to subscribe to the announcements topic: the
+// nodes a Put's announcement reaches directly.
+func (c *SharedCache) Peers() []peer.ID { return c.topic.ListPeers() }
+
 // Put signs response as computed by this node for requestHash and model,
 // stores it, provides it in the DHT and announces it. Failures are logged:
 // the serving path does not wait for the network.
