@@ -93,7 +93,7 @@ func TestResolveSplit(t *testing.T) {
 		{SplitSpec{ValStart: "2013"}, "valStart"},
 		{SplitSpec{ValFraction: 1.5}, "valFraction"},
 		{SplitSpec{TestFraction: -0.1}, "testFraction"},
-		{SplitSpec{ValStart: "2010-02"}, "valStart"},                      // 1 month of warm-up
+		{SplitSpec{ValStart: "2010-02"}, "valStart"},                        // 1 month of warm-up
 		{SplitSpec{ValStart: "2015-01", TestStart: "2015-02"}, "testStart"}, // 1 month of validation
 		{SplitSpec{ValStart: "2016-01", TestStart: "2015-01"}, "testStart"},
 		{SplitSpec{TestStart: "2019-11"}, "testStart"}, // test too short
@@ -269,4 +269,3 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
-
