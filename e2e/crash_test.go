@@ -103,12 +103,14 @@ func TestWorkerKilledMidExperiment(t *testing.T) {
 	// every experiment runs in a child process.
 	s := newStack(t, []string{workflows.TaskQueue}, 3)
 	a := s.startWorkerProcess(t, "worker-a")
-	// Experiments of ~2-4 s so the kill lands mid-run.
+	// Experiments of well under a second (quiet machine) to a few seconds
+	// (loaded): the kill follows the "experiment started" line at once, so
+	// it lands mid-run either way.
 	slow := map[string]any{}
 	for k, v := range tinyML {
 		slow[k] = v
 	}
-	slow["tokenBudget"] = 60000
+	slow["tokenBudget"] = 150000
 	v := s.startCampaign(map[string]any{"domain": "ml", "agents": 1, "experiments": 2, "seed": 11, "budget": 20, "baseline": slow})
 
 	select {
@@ -117,7 +119,7 @@ func TestWorkerKilledMidExperiment(t *testing.T) {
 	case <-time.After(90 * time.Second):
 		t.Fatal("worker A never started an experiment")
 	}
-	time.Sleep(700 * time.Millisecond) // let it get into training
+	time.Sleep(50 * time.Millisecond) // into loading and training; 700 ms outlasted a whole run on a quiet machine
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
