@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	coreconnmgr "github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/pow"
@@ -198,6 +200,15 @@ type Config struct {
 	// path records arrive by (default: one built from MaxMessageBytes,
 	// ClockSkew, MaxAge, Domains and Now).
 	Admission *admission.Checker
+
+	// NewHost, when set, builds the node's libp2p host in place of a real
+	// one (a simulated network: go-libp2p's mocknet, see package p2p/sim).
+	// It is given the node's key and the identity puzzle's connection
+	// gater, which it should install if its network can; listen
+	// addresses, transports, security, muxer, relay and the connection
+	// manager are then the factory's business. Default nil: a real host
+	// (TCP, QUIC, WebSocket; Noise; yamux).
+	NewHost func(priv crypto.PrivKey, gater coreconnmgr.ConnectionGater) (host.Host, error)
 
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger

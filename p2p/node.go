@@ -199,7 +199,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.EnableHolePunching {
 		opts = append(opts, libp2p.EnableHolePunching(), libp2p.NATPortMap())
 	}
-	h, err := libp2p.New(opts...)
+	var h host.Host
+	if cfg.NewHost != nil {
+		h, err = cfg.NewHost(priv, gater)
+	} else {
+		h, err = libp2p.New(opts...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("p2p: starting host: %w", err)
 	}

@@ -1,0 +1,138 @@
+package sim_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hyperspace-ai/hyperspace/p2p"
+	"github.com/hyperspace-ai/hyperspace/p2p/sim"
+)
+
+// TestSmallNetwork is the unit-test sized simulation: 30 nodes, 50 ms
+// links, 1% loss, a fast heartbeat. Every finding must reach every node,
+// and after a partition with findings on both sides every replica must
+// end up identical once the links heal.
+func TestSmallNetwork(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	net, err := sim.New(ctx, sim.Options{Nodes: 30, Degree: 3, Latency: 50 * time.Millisecond, Loss: 0.01,
+		Heartbeat: 200 * time.Millisecond, SyncOnConnect: true, SyncInterval: 2 * time.Second, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	mctx, mcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = net.WaitMesh(mctx, 3)
+	mcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := net.Propagation(ctx, sim.PropagationOptions{Messages: 10, Interval: 100 * time.Millisecond, Drain: 20 * time.Second, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("30 nodes, 50 ms, 1%% loss: p50 %v p99 %v max %v delivery %.4f (by gossip %.4f)", r.P50, r.P99, r.Max, r.Delivery, r.GossipDelivery)
+	if r.Delivery != 1 {
+		t.Fatalf("delivery %.4f, want 1", r.Delivery)
+	}
+	if r.P50 < 50*time.Millisecond {
+		t.Fatalf("p50 %v is below one link's latency: latency is not applied", r.P50)
+	}
+	cctx, ccancel := context.WithTimeout(ctx, time.Minute)
+	c, err := net.PartitionConvergence(cctx, 5, 50*time.Millisecond, 2*time.Second)
+	ccancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("partition: %d edges cut, %d states before heal, reconnected after %v, converged after %v on %d records", c.Cut, c.Split, c.Reconnect, c.Converge, c.Records)
+	if c.Split < 2 {
+		t.Fatalf("%d distinct replica states before the heal: the partition did not hold", c.Split)
+	}
+	if want := 10 + 10; c.Records != want {
+		t.Fatalf("%d records after convergence, want %d", c.Records, want)
+	}
+	w, d := net.LossStats()
+	t.Logf("loss model: %d of %d writes delayed", d, w)
+	if d == 0 {
+		t.Fatal("no write was delayed at 1% loss")
+	}
+}
+
+// BenchmarkSimulation runs the knowledge plane on mocknet: the baseline
+// (0 ms, 0% loss) and the target (50 ms links, 1% segment loss) on the
+// same graph, each measuring gossip propagation (20 findings, 1 s apart,
+// production heartbeat; no sync, so only gossip counts) and then, with
+// sync on (on connect and every p2p.DefaultSyncInterval, production),
+// convergence after a partition. HS_SIM_NODES sets the size (default
+// 1000). Run with:
+//
+//	HS_SIM_NODES=1000 go test ./p2p/sim -run '^$' -bench Simulation -benchtime 1x -timeout 30m
+func BenchmarkSimulation(b *testing.B) {
+	nodes := 1000
+	if s := os.Getenv("HS_SIM_NODES"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		nodes = v
+	}
+	for _, tc := range []struct {
+		name    string
+		latency time.Duration
+		loss    float64
+	}{
+		{"0ms-0loss", 0, 0},
+		{"50ms-1loss", 50 * time.Millisecond, 0.01},
+	} {
+		b.Run(fmt.Sprintf("%d/%s", nodes, tc.name), func(b *testing.B) {
+			for range b.N {
+				runSimulation(b, nodes, tc.latency, tc.loss)
+			}
+		})
+	}
+}
+
+func runSimulation(b *testing.B, nodes int, latency time.Duration, loss float64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+	start := time.Now()
+	net, err := sim.New(ctx, sim.Options{Nodes: nodes, Degree: 4, Latency: latency, Loss: loss,
+		SyncOnConnect: true, SyncInterval: p2p.DefaultSyncInterval, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer net.Close()
+	built := time.Since(start)
+	if err := net.WaitMesh(ctx, 3); err != nil {
+		b.Fatal(err)
+	}
+	meshed := time.Since(start)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.Logf("%d nodes: built in %v, meshes formed after %v; heap %d MiB, %d goroutines", nodes, built.Round(time.Millisecond), meshed.Round(time.Millisecond), ms.HeapAlloc>>20, runtime.NumGoroutine())
+	r, err := net.Propagation(ctx, sim.PropagationOptions{Messages: 20, Interval: time.Second, Drain: 20 * time.Second, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(r.P50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(r.P99.Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(r.Max.Microseconds())/1000, "max-ms")
+	b.ReportMetric(r.Delivery, "delivery")
+	b.ReportMetric(r.GossipDelivery, "gossip-delivery")
+	b.Logf("propagation: p50 %v p99 %v max %v delivery %.5f (by gossip %.5f)", r.P50, r.P99, r.Max, r.Delivery, r.GossipDelivery)
+	c, err := net.PartitionConvergence(ctx, 10, 200*time.Millisecond, 10*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(c.Reconnect.Seconds(), "reconnect-s")
+	b.ReportMetric(c.Converge.Seconds(), "converge-s")
+	w, d := net.LossStats()
+	runtime.ReadMemStats(&ms)
+	b.Logf("partition: %d edges cut, %d states before heal, reconnected %v, converged %v on %d records; loss model delayed %d of %d writes; heap %d MiB, sys %d MiB",
+		c.Cut, c.Split, c.Reconnect.Round(time.Millisecond), c.Converge.Round(time.Millisecond), c.Records, d, w, ms.HeapAlloc>>20, ms.Sys>>20)
+}
