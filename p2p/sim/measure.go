@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
+	"github.com/hyperspace-ai/hyperspace/p2p"
 	"github.com/hyperspace-ai/hyperspace/p2p/p2ptest"
 )
 
@@ -20,10 +21,15 @@ type PropagationResult struct {
 	P50, P99, Max   time.Duration
 	// Delivery is the share of (finding, other node) pairs whose finding is
 	// in the node's replica within Drain of the last publication, by
-	// gossip or sync; GossipDelivery the share delivered by gossip (a
-	// record sync brought first is not announced again, so with sync on
-	// the two differ). Latencies are of gossip deliveries.
-	Delivery, GossipDelivery float64
+	// gossip or sync. GossipDelivery is the share gossip brought (p2p.Stats
+	// Delivered, Duplicates and Rejected[ReasonDuplicate]: a gossip copy of
+	// a record that sync had brought first counts too, although the node
+	// then does not forward it); GossipFirst the share gossip brought
+	// first. Latencies are of the first deliveries by gossip.
+	Delivery, GossipDelivery, GossipFirst float64
+	// MinNodeGossip is the smallest share of the findings gossip brought
+	// to one node (0: a node the mesh did not reach at all).
+	MinNodeGossip float64
 }
 
 // PropagationOptions tune Propagation.
@@ -105,6 +111,21 @@ func (net *Network) Propagation(ctx context.Context, o PropagationOptions) (Prop
 			}
 		}()
 	}
+	perNode := func() []uint64 {
+		k := make([]uint64, nodes)
+		for i, n := range net.Nodes {
+			st := n.Stats()
+			k[i] = st.Delivered + st.Duplicates + st.Rejected[p2p.ReasonDuplicate]
+		}
+		return k
+	}
+	base := perNode()
+	gossiped := func() (k uint64) {
+		for i, v := range perNode() {
+			k += v - base[i]
+		}
+		return k
+	}
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
 	for _, j := range jobs {
@@ -131,7 +152,9 @@ wait:
 		case <-ctx.Done():
 			return res, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
-			if net.held(jobs[0].s.ID) && net.holdAll(ids(jobs, func(j job) string { return j.s.ID })) == want {
+			// Done when gossip has brought every finding everywhere
+			// (first or after sync).
+			if gossiped() >= uint64(want) {
 				break wait
 			}
 		}
@@ -139,7 +162,18 @@ wait:
 	held := net.holdAll(ids(jobs, func(j job) string { return j.s.ID }))
 	mu.Lock()
 	defer mu.Unlock()
-	res.GossipDelivery = float64(len(latencies)) / float64(want)
+	res.GossipFirst = float64(len(latencies)) / float64(want)
+	res.GossipDelivery = float64(gossiped()) / float64(want)
+	own := make([]int, nodes)
+	for _, j := range jobs {
+		own[j.from]++
+	}
+	res.MinNodeGossip = 1
+	for i, v := range perNode() {
+		if w := o.Messages - own[i]; w > 0 {
+			res.MinNodeGossip = min(res.MinNodeGossip, float64(v-base[i])/float64(w))
+		}
+	}
 	res.Delivery = float64(held) / float64(want)
 	if len(latencies) > 0 {
 		slices.Sort(latencies)
@@ -156,16 +190,6 @@ func ids[T any](xs []T, id func(T) string) []string {
 		out[i] = id(x)
 	}
 	return out
-}
-
-// held reports whether every replica holds id.
-func (net *Network) held(id string) bool {
-	for _, n := range net.Nodes {
-		if !n.Replica.Has(id) {
-			return false
-		}
-	}
-	return true
 }
 
 // holdAll counts (id, node) pairs held, less each id's publisher (one

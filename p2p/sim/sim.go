@@ -233,10 +233,13 @@ func (net *Network) WaitMesh(ctx context.Context, want int) error {
 	topic := p2p.TopicForDomain(p2ptest.Domain)
 	for {
 		ready := 0
-		for _, n := range net.Nodes {
+		var lagging []string
+		for i, n := range net.Nodes {
 			st := n.Stats()
 			if st.Peers > 0 && st.Mesh[topic] >= min(want, st.Peers) {
 				ready++
+			} else if len(lagging) < 5 {
+				lagging = append(lagging, fmt.Sprintf("node %d: %d peers, mesh %d", i, st.Peers, st.Mesh[topic]))
 			}
 		}
 		if ready == len(net.Nodes) {
@@ -244,7 +247,7 @@ func (net *Network) WaitMesh(ctx context.Context, want int) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("sim: mesh not formed: %d/%d nodes ready: %w", ready, len(net.Nodes), ctx.Err())
+			return fmt.Errorf("sim: mesh not formed: %d/%d nodes ready (%v): %w", ready, len(net.Nodes), lagging, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
