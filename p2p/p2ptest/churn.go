@@ -62,7 +62,7 @@ type ChurnResult struct {
 	// StableMin is the smallest share gossip brought to one stable node
 	// (0: a node the mesh no longer reached).
 	StableMin float64
-	P50, P99                  time.Duration
+	P50, P99  time.Duration
 	// RestartedFirst is StableFirst for the restarted nodes, over the
 	// findings published after their restart. (The stats-based share is
 	// not reported for them: gossip also brings findings published just
