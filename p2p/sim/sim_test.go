@@ -121,11 +121,17 @@ func runSimulation(b *testing.B, nodes int, latency time.Duration, loss float64)
 	}
 	defer net.Close()
 	built := time.Since(start)
-	mctx, mcancel := context.WithTimeout(ctx, 3*time.Minute)
+	// The last few nodes can take minutes to reach min(3, peers) mesh
+	// peers (3 minutes at 1,000 nodes on a loaded machine; a node pruned
+	// by a full neighbour waits out the prune backoff, a minute, before
+	// grafting it again, which may be why): do not wait for them forever,
+	// say so and go on (gossip and flood publishing still reach them, and
+	// delivery reports it).
+	mctx, mcancel := context.WithTimeout(ctx, 90*time.Second)
 	err = net.WaitMesh(mctx, 3)
 	mcancel()
 	if err != nil {
-		b.Fatal(err)
+		b.Logf("going on without a full mesh: %v", err)
 	}
 	meshed := time.Since(start)
 	var ms runtime.MemStats
