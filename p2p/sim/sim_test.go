@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,6 +72,15 @@ func TestSmallNetwork(t *testing.T) {
 	}
 }
 
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkSimulation runs the knowledge plane on mocknet: the baseline
 // (0 ms, 0% loss) and the target (50 ms links, 1% segment loss) on the
 // same graph, each measuring gossip propagation (20 findings, 1 s apart,
@@ -78,7 +88,7 @@ func TestSmallNetwork(t *testing.T) {
 // meanwhile, so only gossip counts) and then, with periodic sync on too
 // (every p2p.DefaultSyncInterval, production), convergence after a
 // partition. HS_SIM_NODES sets the size (default
-// 1000). Run with:
+// 1000), HS_SIM_INTERVAL the gap between findings (default 1s). Run with:
 //
 //	HS_SIM_NODES=1000 go test ./p2p/sim -run '^$' -bench Simulation -benchtime 1x -timeout 30m
 func BenchmarkSimulation(b *testing.B) {
@@ -137,10 +147,27 @@ func runSimulation(b *testing.B, nodes int, latency time.Duration, loss float64)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.Logf("%d nodes: built in %v, meshes formed after %v; heap %d MiB, %d goroutines", nodes, built.Round(time.Millisecond), meshed.Round(time.Millisecond), ms.HeapAlloc>>20, runtime.NumGoroutine())
-	r, err := net.Propagation(ctx, sim.PropagationOptions{Messages: 20, Interval: time.Second, Drain: 20 * time.Second, Seed: 1})
+	interval := time.Second
+	if s := os.Getenv("HS_SIM_INTERVAL"); s != "" {
+		if interval, err = time.ParseDuration(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	idle0 := cpuTime()
+	time.Sleep(5 * time.Second)
+	idle := (cpuTime() - idle0) / 5 // per second
+	b.ReportMetric(idle.Seconds(), "idle-cpu-s/s")
+	b.Logf("the idle network uses %.2f cores", idle.Seconds())
+	cpu0 := cpuTime()
+	r, err := net.Propagation(ctx, sim.PropagationOptions{Messages: 20, Interval: interval, Drain: 20 * time.Second, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The CPU time the whole simulated network spent per finding (the
+	// idle network's own share included): what 2 cores must absorb.
+	perFinding := (cpuTime() - cpu0) / 20
+	b.ReportMetric(perFinding.Seconds(), "cpu-s/finding")
+	b.Logf("propagation: %d findings %v apart; %v of CPU per finding in all", 20, interval, perFinding.Round(time.Millisecond))
 	b.ReportMetric(float64(r.P50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(r.P99.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(r.Max.Microseconds())/1000, "max-ms")
