@@ -12,10 +12,10 @@ import (
 // identity, same address, empty replica) in 4 waves while 200 findings are
 // published; every node must hold every finding in the end, and every
 // wave's meshes must recover. Production heartbeat and sync interval; about
-// a minute on 2 cores. Skipped under -short.
+// 30 s on 2 idle cores, 2 minutes on loaded ones. Skipped under -short.
 func TestChurn(t *testing.T) {
 	if testing.Short() {
-		t.Skip("100 nodes, about a minute")
+		t.Skip("100 nodes, 30 s to 2 minutes")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
