@@ -291,6 +291,10 @@ func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, routes
 		return NoiseFloor{}, runs, fmt.Errorf("noise floor: only %d of %d baseline runs succeeded: %v", len(values), len(jobs), firstErr)
 	}
 	floor := measureFloor(values, 2)
+	if j := in.Judge; j != nil {
+		floor.Alpha, floor.Confirmations = j.Alpha, j.Confirmations
+		floor.Trials = max(in.Agents*in.ExperimentsPerAgent, 1)
+	}
 	st.Baseline.Floor = &floor
 	return floor, runs, nil
 }

@@ -25,8 +25,10 @@ import (
 	"math"
 	"sort"
 
+	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
 	"github.com/hyperspace-ai/hyperspace/internal/jcs"
+	"github.com/hyperspace-ai/hyperspace/internal/noise"
 )
 
 // Version is the current receipt format version.
@@ -70,6 +72,17 @@ type Receipt struct {
 	// Code is the candidate's source when it was code (an LLM-written skill),
 	// so a receipt can be re-run from itself.
 	Code string `json:"code,omitempty"`
+	// Judgement is the interval the run was judged by against the best
+	// before it (noise.Judge); nil on receipts judged by the older K*SD
+	// floor alone and on baselines.
+	Judgement *noise.Judgement `json:"judgement,omitempty"`
+	// Candidate: the run passed its judgement and waits for confirmation
+	// runs (isNewBest stays false on it).
+	Candidate bool `json:"candidate,omitempty"`
+	// ConfirmationOf is the receipt id of the candidate this run re-ran
+	// with a fresh seed; the confirmation that completes the set carries
+	// isNewBest (its parents are the candidate and the earlier ones).
+	ConfirmationOf string `json:"confirmationOf,omitempty"`
 }
 
 // TrainingInfo describes a DiLoCo training run (Kind "training-run").
@@ -105,6 +118,9 @@ type Result struct {
 	TokensPerSec float64            `json:"tokensPerSec"`
 	TotalTokens  float64            `json:"totalTokens"`
 	Values       map[string]float64 `json:"values"` // every number the domain reported; {} when empty
+	// Items are the per-item validation scores the metric aggregates, for
+	// paired comparisons (nil when the domain has none).
+	Items *domains.Items `json:"items,omitempty"`
 }
 
 // MetricValue is the domain metric of the run.
@@ -206,6 +222,24 @@ func (r Receipt) Check() error {
 	for _, f := range fl {
 		if err := finite(f.name, f.v); err != nil {
 			return err
+		}
+	}
+	if it := r.Result.Items; it != nil {
+		for i, v := range it.Values {
+			if err := finite(fmt.Sprintf("result.items.values[%d]", i), v); err != nil {
+				return err
+			}
+		}
+		if err := finite("result.items.scale", it.Scale); err != nil {
+			return err
+		}
+	}
+	if j := r.Judgement; j != nil {
+		for _, f := range []field{{"gain", j.Gain}, {"threshold", j.Threshold}, {"lower", j.Lower}, {"itemsSE", j.ItemsSE},
+			{"itemsQ", j.ItemsQ}, {"seedSD", j.SeedSD}, {"seedQ", j.SeedQ}, {"alpha", j.Alpha}} {
+			if err := finite("judgement."+f.name, f.v); err != nil {
+				return err
+			}
 		}
 	}
 	for i, p := range r.Result.LossCurve {
