@@ -24,8 +24,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
-	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/internal/noise"
+	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
 
