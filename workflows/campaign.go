@@ -397,6 +397,7 @@ func (st *campaignState) makeSummary(floor NoiseFloor) Summary {
 	for _, n := range names {
 		a := *st.Agents[n]
 		s.NewBests += a.NewBests
+		s.ConfirmationRuns += a.ConfirmationRuns
 		s.Agents = append(s.Agents, a)
 	}
 	return s

@@ -211,15 +211,18 @@ type BaselineProgress struct {
 
 // Summary is CampaignWorkflow's result.
 type Summary struct {
-	CampaignID  string          `json:"campaignId"`
-	Domain      string          `json:"domain"`
-	Status      string          `json:"status"` // completed | stopped
-	Experiments int             `json:"experiments"`
-	Failed      int             `json:"failed"`
-	NewBests    int             `json:"newBests"`
-	Floor       NoiseFloor      `json:"noiseFloor"`
-	Best        *Best           `json:"best,omitempty"`
-	Agents      []AgentProgress `json:"agents"`
+	CampaignID  string `json:"campaignId"`
+	Domain      string `json:"domain"`
+	Status      string `json:"status"` // completed | stopped
+	Experiments int    `json:"experiments"`
+	Failed      int    `json:"failed"`
+	NewBests    int    `json:"newBests"`
+	// ConfirmationRuns are the candidates' fresh-seed re-runs (rows of
+	// their own, not counted in Experiments).
+	ConfirmationRuns int             `json:"confirmationRuns,omitempty"`
+	Floor            NoiseFloor      `json:"noiseFloor"`
+	Best             *Best           `json:"best,omitempty"`
+	Agents           []AgentProgress `json:"agents"`
 }
 
 // AgentInput is one agent's state; it is carried across ContinueAsNew.

@@ -423,7 +423,7 @@ func TestCandidatesConfirmed(t *testing.T) {
 	if done != 8 || candidates == 0 || confirmed != candidates-1 || newBests != confirmed || s.NewBests != newBests {
 		t.Fatalf("done %d candidates %d confirmed %d newBests %d (summary %d)", done, candidates, confirmed, newBests, s.NewBests)
 	}
-	if runs != 2*confirmed+1 {
+	if runs != 2*confirmed+1 || s.ConfirmationRuns != runs {
 		t.Fatalf("%d confirmation runs for %d confirmed and one failed", runs, confirmed)
 	}
 }

@@ -21,7 +21,9 @@ import (
 //     both results carry per-item scores on the same items, the gain is
 //     tested by a paired test over the items: a paired t-test of the mean
 //     difference for mean metrics, and a paired block bootstrap (months as
-//     blocks) of the Sharpe-ratio difference for finance;
+//     blocks) of the Sharpe-ratio difference for finance. Results on other
+//     items (another universe or suite) get the unpaired versions (Welch's
+//     SE; independent bootstraps);
 //   - the training seed: where training is stochastic (ML), the same config
 //     scores differently under another seed. The baseline's seed spread
 //     (the noise floor, N runs, N-1 degrees of freedom) gives it; a
@@ -151,7 +153,7 @@ func Judge(in JudgeInput) Judgement {
 // cannot be paired.
 func itemsSE(in JudgeInput) (se float64, df int, method string, ok bool) {
 	a, b := in.CandItems, in.BestItems
-	if a == nil || b == nil || a.Agg != b.Agg || a.Key != b.Key || len(a.Values) != len(b.Values) || a.Len() < 2 {
+	if a == nil || b == nil || a.Agg != b.Agg || a.Len() < 2 || b.Len() < 2 {
 		return 0, 0, "", false
 	}
 	for _, v := range a.Values {
@@ -163,6 +165,19 @@ func itemsSE(in JudgeInput) (se float64, df int, method string, ok bool) {
 		if !finite(v) {
 			return 0, 0, "", false
 		}
+	}
+	if a.Key != b.Key || len(a.Values) != len(b.Values) {
+		// Other items (another universe, suite or split): an unpaired test.
+		switch a.Agg {
+		case domains.ItemsMean:
+			va, vb := meanVar(a.Values), meanVar(b.Values)
+			return math.Sqrt(va + vb), min(a.Len(), b.Len()) - 1, "unpaired-t", true
+		case domains.ItemsSharpe:
+			sa := bootstrapSharpeSE(a, &domains.Items{Agg: a.Agg, Values: make([]float64, len(a.Values))}, in.Seed)
+			sb := bootstrapSharpeSE(b, &domains.Items{Agg: b.Agg, Values: make([]float64, len(b.Values))}, in.Seed+1)
+			return math.Sqrt(sa*sa + sb*sb), min(a.Len(), b.Len()) - 1, "unpaired-bootstrap", true
+		}
+		return 0, 0, "", false
 	}
 	n := a.Len()
 	switch a.Agg {
@@ -263,3 +278,18 @@ func tQuantile(p, df float64) float64 {
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 func sq(x float64) float64 { return x * x }
+
+// meanVar is the squared standard error of the mean of v.
+func meanVar(v []float64) float64 {
+	n := float64(len(v))
+	var m float64
+	for _, x := range v {
+		m += x
+	}
+	m /= n
+	var ss float64
+	for _, x := range v {
+		ss += sq(x - m)
+	}
+	return ss / (n - 1) / n
+}
