@@ -288,3 +288,41 @@ func TestShortID(t *testing.T) {
 		t.Fatal("ShortID")
 	}
 }
+
+func TestVerified(t *testing.T) {
+	k := identity.FromSeed(make([]byte, 32))
+	s, err := Sign(Receipt{Project: "p", RunNumber: 1, Domain: "ml", Config: map[string]any{"lr": 0.1}}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Verified()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ID() != s.ID || v.Signed().Signature != s.Signature {
+		t.Fatalf("Verified holds %+v, want %+v", v.Signed(), s)
+	}
+	vouched := v.WithVouch(&Vouch{Node: "n", Signature: "x"})
+	if vouched.Signed().Vouch == nil || v.Signed().Vouch != nil || vouched.ID() != s.ID {
+		t.Fatal("WithVouch must set the vouch on a copy and keep the record")
+	}
+	if err := vouched.Signed().Verify(); err != nil {
+		t.Fatalf("a vouch is outside the signed content: %v", err)
+	}
+
+	tampered := s
+	tampered.Receipt.Hypothesis = "better"
+	badSig := s
+	badSig.Signature = s.Signature[:10] + "A" + s.Signature[11:]
+	if badSig.Signature == s.Signature {
+		badSig.Signature = s.Signature[:10] + "B" + s.Signature[11:]
+	}
+	for name, bad := range map[string]Signed{"tampered": tampered, "bad signature": badSig, "zero": {}} {
+		if v, err := bad.Verified(); err == nil || v.ID() != "" {
+			t.Errorf("%s: Verified() = %q, %v; want an error and no record", name, v.ID(), err)
+		}
+	}
+	if (Verified{}).ID() != "" {
+		t.Fatal("the zero Verified holds a record")
+	}
+}
