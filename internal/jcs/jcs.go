@@ -453,13 +453,67 @@ func appendString(dst, s []byte) []byte {
 	return append(dst, '"')
 }
 
-// appendNumber appends FormatNumber(f) for a finite f.
+// appendNumber appends FormatNumber(f) for a finite f, without
+// allocating.
 func appendNumber(dst []byte, f float64) []byte {
-	s, err := FormatNumber(f)
-	if err != nil {
-		panic(err) // callers check finiteness first
+	if f == 0 {
+		return append(dst, '0') // also -0
 	}
-	return append(dst, s...)
+	if f < 0 {
+		dst = append(dst, '-')
+		f = -f
+	}
+	// Shortest round-trip digits: "d.ddddde±XX".
+	var buf [32]byte
+	e := strconv.AppendFloat(buf[:0], f, 'e', -1, 64)
+	ei := 0
+	for e[ei] != 'e' {
+		ei++
+	}
+	var digs [24]byte
+	digits := append(digs[:0], e[0])
+	if ei > 1 {
+		digits = append(digits, e[2:ei]...) // skip the point
+	}
+	exp := 0
+	neg := e[ei+1] == '-'
+	for _, c := range e[ei+2:] {
+		exp = exp*10 + int(c-'0')
+	}
+	if neg {
+		exp = -exp
+	}
+	k := len(digits)
+	n := exp + 1 // the decimal point sits after n digits
+	switch {
+	case k <= n && n <= 21:
+		dst = append(dst, digits...)
+		for range n - k {
+			dst = append(dst, '0')
+		}
+	case 0 < n && n <= 21:
+		dst = append(dst, digits[:n]...)
+		dst = append(dst, '.')
+		dst = append(dst, digits[n:]...)
+	case -6 < n && n <= 0:
+		dst = append(dst, '0', '.')
+		for range -n {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, digits...)
+	default:
+		dst = append(dst, digits[0])
+		if k > 1 {
+			dst = append(dst, '.')
+			dst = append(dst, digits[1:]...)
+		}
+		dst = append(dst, 'e')
+		if n-1 >= 0 {
+			dst = append(dst, '+')
+		}
+		dst = strconv.AppendInt(dst, int64(n-1), 10)
+	}
+	return dst
 }
 
 // FormatNumber serialises f like ECMAScript's Number.prototype.toString

@@ -228,3 +228,20 @@ func BenchmarkCanonicalize(b *testing.B) {
 		}
 	})
 }
+
+// FuzzAppendNumber: appendNumber writes what FormatNumber returns.
+func FuzzAppendNumber(f *testing.F) {
+	for _, v := range []float64{0, -0.0, 1, -1, 0.1, 1e21, 1e-7, 1e-6, 123456789012345680000, 5e-324, math.MaxFloat64, 333333333.33333329, 4.5, 2e-3, 1e30} {
+		f.Add(math.Float64bits(v))
+	}
+	f.Fuzz(func(t *testing.T, bits uint64) {
+		v := math.Float64frombits(bits)
+		want, err := FormatNumber(v)
+		if err != nil {
+			return
+		}
+		if got := string(appendNumber(nil, v)); got != want {
+			t.Fatalf("%v (%#x): appendNumber %q, FormatNumber %q", v, bits, got, want)
+		}
+	})
+}

@@ -286,11 +286,17 @@ func Canonical(r Receipt) ([]byte, error) {
 	if err := r.Check(); err != nil {
 		return nil, err
 	}
-	b, err := jcs.Marshal(r)
+	// receiptJSON(r.normalized()) is what r.MarshalJSON encodes; encoding
+	// it directly spares encoding/json re-scanning a Marshaler's output.
+	b, err := json.Marshal(receiptJSON(r.normalized()))
 	if err != nil {
 		return nil, fmt.Errorf("receipt: canonicalising: %w", err)
 	}
-	return b, nil
+	canon, err := jcs.Canonicalize(b)
+	if err != nil {
+		return nil, fmt.Errorf("receipt: canonicalising: %w", err)
+	}
+	return canon, nil
 }
 
 // IDOf returns the receipt id: hex sha256 of the canonical bytes.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/jcs"
 )
 
 func key(b byte) *identity.Key { return identity.FromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize)) }
@@ -325,4 +326,48 @@ func TestVerified(t *testing.T) {
 	if (Verified{}).ID() != "" {
 		t.Fatal("the zero Verified holds a record")
 	}
+}
+
+// TestCanonicalIsJCSOfMarshal: Canonical encodes the receipt without going
+// through MarshalJSON, and must give what jcs.Marshal of the receipt gives.
+func TestCanonicalIsJCSOfMarshal(t *testing.T) {
+	r := sample()
+	r.Hypothesis = `<b>&"quoted"</b> ` + "\u2028 é 😀"
+	r.Config["html"] = "<script>"
+	for _, rc := range []Receipt{r, {}, sample()} {
+		got, err := Canonical(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := jcs.Marshal(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Canonical\n %s\njcs.Marshal\n %s", got, want)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	s, err := Sign(sample(), key(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Canonical", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := Canonical(s.Receipt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Verify", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if err := s.Verify(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
