@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -50,7 +51,9 @@ func Canonicalize(jsonBytes []byte) ([]byte, error) {
 	if !utf8.Valid(jsonBytes) {
 		return nil, errors.New("jcs: input is not valid UTF-8")
 	}
-	p := parser{in: jsonBytes, out: make([]byte, 0, len(jsonBytes))}
+	p := parsers.Get().(*parser)
+	defer p.release()
+	p.in, p.pos, p.out = jsonBytes, 0, make([]byte, 0, len(jsonBytes))
 	p.skipSpace()
 	if p.pos == len(p.in) {
 		return nil, errors.New("jcs: empty input")
@@ -81,6 +84,20 @@ type parser struct {
 	out     []byte
 	members []member // a stack shared by the objects being parsed
 	scratch []byte   // reordering buffer
+}
+
+// parsers keeps the scratch space of finished parsers.
+var parsers = sync.Pool{New: func() any { return new(parser) }}
+
+// release returns p to the pool, keeping only modest scratch buffers.
+func (p *parser) release() {
+	p.in, p.out = nil, nil
+	clear(p.members[:cap(p.members)]) // no references into the caller's bytes
+	if cap(p.members) > 1024 || cap(p.scratch) > 64<<10 {
+		return
+	}
+	p.members, p.scratch = p.members[:0], p.scratch[:0]
+	parsers.Put(p)
 }
 
 // member is one object member already written to out: its decoded name
