@@ -320,11 +320,17 @@ func Canonical(r Receipt) ([]byte, error) {
 	if err := r.Check(); err != nil {
 		return nil, err
 	}
-	b, err := jcs.Marshal(r)
+	// receiptJSON(r.normalized()) is what r.MarshalJSON encodes; encoding
+	// it directly spares encoding/json re-scanning a Marshaler's output.
+	b, err := json.Marshal(receiptJSON(r.normalized()))
 	if err != nil {
 		return nil, fmt.Errorf("receipt: canonicalising: %w", err)
 	}
-	return b, nil
+	canon, err := jcs.Canonicalize(b)
+	if err != nil {
+		return nil, fmt.Errorf("receipt: canonicalising: %w", err)
+	}
+	return canon, nil
 }
 
 // IDOf returns the receipt id: hex sha256 of the canonical bytes.
@@ -383,6 +389,36 @@ func (s Signed) Verify() error {
 		return fmt.Errorf("%w: peerId %q, key gives %q", ErrPeerMismatch, s.Receipt.PeerID, want)
 	}
 	return nil
+}
+
+// Verified is a signed receipt that Signed.Verified checked in this
+// process; nothing else makes one, so a function that takes a Verified
+// may skip verifying it again (the record passed one check, and the type
+// says which). It shares the receipt's maps and slices with the value it
+// was made from: whoever holds either must treat both as read-only.
+type Verified struct{ s Signed }
+
+// Verified checks s as Verify does and returns it as a Verified.
+func (s Signed) Verified() (Verified, error) {
+	if err := s.Verify(); err != nil {
+		return Verified{}, err
+	}
+	return Verified{s: s}, nil
+}
+
+// Signed returns the verified record.
+func (v Verified) Signed() Signed { return v.s }
+
+// ID returns the record's id ("" for the zero Verified, which holds no
+// record).
+func (v Verified) ID() string { return v.s.ID }
+
+// WithVouch returns v carrying vouch instead of its own. The vouch lies
+// outside the signed content (Verify does not read it), so the record
+// stays verified; whether the vouch is good is admission's question.
+func (v Verified) WithVouch(vouch *Vouch) Verified {
+	v.s.Vouch = vouch
+	return v
 }
 
 // ShortID returns the first 8 characters of a receipt id, as shown in
