@@ -451,6 +451,7 @@ func (a *Activities) RunExperiment(ctx context.Context, in workflows.ExperimentI
 	host, _ := os.Hostname()
 	return workflows.Outcome{
 		Metric: res.Metric, TestMetric: res.TestMetric, Values: finiteValues(res.Values), Curve: res.Curve,
+		Items:       finiteItems(res.Items),
 		DurationSec: dur, StagingPrefix: prefix, Artifacts: digests,
 		Worker: a.WorkerID + "@" + host, Attempt: info.Attempt,
 	}, nil
@@ -522,6 +523,23 @@ func finiteValues(v map[string]float64) map[string]float64 {
 	return out
 }
 
+// finiteItems drops items with a non-finite value (they cannot be signed);
+// such a result is then judged by the seed term alone.
+func finiteItems(it *domains.Items) *domains.Items {
+	if it == nil {
+		return nil
+	}
+	for _, v := range it.Values {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+	}
+	if math.IsNaN(it.Scale) || math.IsInf(it.Scale, 0) {
+		return nil
+	}
+	return it
+}
+
 func contentType(name string) string {
 	switch {
 	case len(name) > 5 && name[len(name)-5:] == ".json":
@@ -550,21 +568,48 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 		return workflows.Recorded{}, err
 	}
 	var improvement float64
-	var beats, newBest bool
+	var beats, newBest, candidate bool
 	judge := func(best *store.Experiment) (store.Experiment, error) {
 		var floor *receipt.NoiseFloor
-		improvement, beats = 0, false
-		if in.Floor != nil {
+		var judgement *noise.Judgement
+		improvement, beats, newBest, candidate = 0, false, false, false
+		if f := in.Floor; f != nil && f.Trials > 0 {
+			// The paired, multiple-testing-corrected judgement (noise.Judge)
+			// against the incumbent, with confirmation runs.
+			floor = &receipt.NoiseFloor{Mean: f.Mean, SD: f.SD, N: f.N}
+			if !in.Baseline {
+				ji := noise.JudgeInput{Candidate: in.Outcome.Metric, Best: math.NaN(), Dir: m.Direction,
+					CandItems: in.Outcome.Items, SeedSD: f.SD, SeedN: f.N, Alpha: f.Alpha, Trials: f.Trials,
+					Confirmations: f.Confirmations, Seed: noise.BootstrapSeed(in.CampaignID, in.Agent, in.RunNumber)}
+				if best != nil {
+					ji.Best, ji.BestItems = best.Metric, itemsOf(best)
+				}
+				j := noise.Judge(ji)
+				judgement = &j
+				floor.Threshold = j.Threshold
+				beats = j.Pass
+				switch {
+				case in.Confirm != nil:
+					// The workflow confirms in order and stops at the first
+					// failure, so passing the last one completes the set.
+					newBest = beats && in.Confirm.Index >= in.Confirm.Total
+				case f.Confirmations > 0:
+					candidate = beats
+				default:
+					newBest = beats
+				}
+			}
+		} else if in.Floor != nil {
 			f := noise.Floor{Mean: in.Floor.Mean, SD: in.Floor.SD, N: in.Floor.N, K: in.Floor.K}
 			floor = &receipt.NoiseFloor{Mean: f.Mean, SD: f.SD, N: f.N, Threshold: f.Threshold()}
 			if best != nil {
 				beats = f.Beats(in.Outcome.Metric, best.Metric, m.Direction)
 			}
+			newBest = !in.Baseline && beats
 		}
 		if best != nil {
 			improvement = noise.Improvement(in.Outcome.Metric, best.Metric, m.Direction)
 		}
-		newBest = !in.Baseline && beats
 		var inspired *string
 		if len(in.Proposal.Parents) > 0 {
 			p := in.Proposal.Parents[0]
@@ -581,7 +626,7 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 			Result: receipt.Result{
 				ValLoss: v["valLoss"], TrainLoss: v["trainLoss"], LossCurve: in.Outcome.Curve,
 				DurationSec: in.Outcome.DurationSec, TokensPerSec: v["tokensPerSec"], TotalTokens: v["totalTokens"],
-				Values: v,
+				Values: v, Items: in.Outcome.Items,
 			},
 			Improvement: improvement,
 			IsNewBest:   newBest,
@@ -598,6 +643,11 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 			BeatsNoise:  beats,
 			Artifacts:   in.Outcome.Artifacts,
 			Code:        in.Proposal.Code,
+			Judgement:   judgement,
+			Candidate:   candidate,
+		}
+		if in.Confirm != nil {
+			r.ConfirmationOf = in.Confirm.Of
 		}
 		signed, err := receipt.Sign(r, k)
 		if err != nil {
@@ -619,7 +669,8 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 			Record: body, Artifacts: keys,
 		}, nil
 	}
-	e, inserted, err := a.Store.RecordExperiment(ctx, in.CampaignID, in.Agent, in.RunNumber, m.Direction == domains.Minimize, judge)
+	incumbent := in.Floor != nil && in.Floor.Trials > 0
+	e, inserted, err := a.Store.RecordExperiment(ctx, in.CampaignID, in.Agent, in.RunNumber, m.Direction == domains.Minimize, incumbent, judge)
 	if err != nil {
 		return workflows.Recorded{}, err
 	}
@@ -639,7 +690,7 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 		metrics.NewBests.WithLabelValues(in.Domain).Inc()
 	}
 	return workflows.Recorded{ExperimentID: e.ID, Metric: e.Metric, TestMetric: in.Outcome.TestMetric,
-		IsNewBest: newBest, BeatsNoise: beats, Improvement: improvement, Inserted: true}, nil
+		IsNewBest: newBest, BeatsNoise: beats, Candidate: candidate, Improvement: improvement, Inserted: true}, nil
 }
 
 func recordedFrom(e store.Experiment, inserted bool) (workflows.Recorded, error) {
@@ -652,7 +703,24 @@ func recordedFrom(e store.Experiment, inserted bool) (workflows.Recorded, error)
 		test = *e.TestMetric
 	}
 	return workflows.Recorded{ExperimentID: e.ID, Metric: e.Metric, TestMetric: test, IsNewBest: e.IsNewBest,
-		BeatsNoise: s.Receipt.BeatsNoise, Improvement: s.Receipt.Improvement, Inserted: inserted}, nil
+		BeatsNoise: s.Receipt.BeatsNoise, Candidate: s.Receipt.Candidate, Improvement: s.Receipt.Improvement, Inserted: inserted}, nil
+}
+
+// itemsOf is the per-item scores on a stored experiment's receipt (nil
+// when it has none or cannot be read: the comparison then has no item
+// term).
+func itemsOf(e *store.Experiment) *domains.Items {
+	var s struct {
+		Receipt struct {
+			Result struct {
+				Items *domains.Items `json:"items"`
+			} `json:"result"`
+		} `json:"receipt"`
+	}
+	if json.Unmarshal(e.Record, &s) != nil {
+		return nil
+	}
+	return s.Receipt.Result.Items
 }
 
 // projectOf names the data set a domain's records belong to (the public

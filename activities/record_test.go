@@ -164,3 +164,89 @@ func TestRetriedRecordSignsOnce(t *testing.T) {
 		t.Fatalf("late retry: %+v %v", r, err)
 	}
 }
+
+// judgedInput is recordInput under noise.Judge (40 planned trials, 2
+// confirmations), with per-query scores: base + gain on 45 queries, and a
+// per-query spread of sd around the gain.
+func judgedInput(agent string, run int, base []float64, gain, sd float64, baseline bool, confirm *workflows.Confirm) workflows.RecordInput {
+	in := recordInput(agent, run, 0, baseline)
+	in.Floor = &workflows.NoiseFloor{Mean: 0.30, SD: 0, N: 3, K: 2, Alpha: 0.05, Trials: 40, Confirmations: 2}
+	v := make([]float64, len(base))
+	var m float64
+	for i, b := range base {
+		// A fixed, zero-mean pattern of per-query differences.
+		v[i] = b + gain + sd*float64((i*7)%5-2)/1.414
+		m += v[i]
+	}
+	in.Outcome.Metric = m / float64(len(v))
+	in.Outcome.TestMetric = in.Outcome.Metric
+	in.Outcome.Items = &domains.Items{Agg: domains.ItemsMean, Key: "q45", Values: v}
+	in.Confirm = confirm
+	return in
+}
+
+// TestJudgedCandidateConfirmed: under noise.Judge a passing result is a
+// candidate (not yet a new best); its confirmations are judged in turn and
+// the last one is signed as the new best; a tiny deterministic gain is not
+// a candidate; an unconfirmed candidate does not raise the bar.
+func TestJudgedCandidateConfirmed(t *testing.T) {
+	a, ctx := recorderSite(t, 2)
+	base := make([]float64, 45)
+	for i := range base {
+		base[i] = 0.1 + 0.6*float64((i*13)%45)/45
+	}
+	ag := workflows.AgentName(0)
+	if _, err := a.RecordResult(ctx, judgedInput(ag, 1, base, 0, 0, true, nil)); err != nil {
+		t.Fatal(err)
+	}
+	// +0.004 NDCG@10 with a per-query spread of 0.05: not a candidate.
+	small, err := a.RecordResult(ctx, judgedInput(ag, 2, base, 0.004, 0.05, false, nil))
+	if err != nil || small.Candidate || small.IsNewBest || small.BeatsNoise {
+		t.Fatalf("small gain: %+v %v", small, err)
+	}
+	cand, err := a.RecordResult(ctx, judgedInput(ag, 3, base, 0.08, 0.05, false, nil))
+	if err != nil || !cand.Candidate || cand.IsNewBest || !cand.BeatsNoise {
+		t.Fatalf("candidate: %+v %v", cand, err)
+	}
+	c1, err := a.RecordResult(ctx, judgedInput(ag, 4, base, 0.08, 0.05, false, &workflows.Confirm{Of: cand.ExperimentID, Index: 1, Total: 2}))
+	if err != nil || c1.Candidate || c1.IsNewBest || !c1.BeatsNoise {
+		t.Fatalf("confirmation 1: %+v %v", c1, err)
+	}
+	c2, err := a.RecordResult(ctx, judgedInput(ag, 5, base, 0.08, 0.05, false, &workflows.Confirm{Of: cand.ExperimentID, Index: 2, Total: 2}))
+	if err != nil || !c2.IsNewBest {
+		t.Fatalf("confirmation 2: %+v %v", c2, err)
+	}
+	e, err := a.Store.GetRun(ctx, "c1", ag, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s receipt.Signed
+	if err := json.Unmarshal(e.Record, &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Receipt
+	if !r.IsNewBest || r.ConfirmationOf != cand.ExperimentID || r.Judgement == nil || r.Judgement.Method != "paired-t" ||
+		r.Judgement.Items != 45 || r.Judgement.Trials != 40 || !r.Judgement.Pass || r.Result.Items == nil {
+		t.Fatalf("confirming receipt: %+v judgement %+v", r, r.Judgement)
+	}
+	ce, _ := a.Store.GetRun(ctx, "c1", ag, 3)
+	var cs receipt.Signed
+	_ = json.Unmarshal(ce.Record, &cs)
+	if !cs.Receipt.Candidate || cs.Receipt.IsNewBest || ce.IsNewBest {
+		t.Fatalf("candidate receipt: %+v", cs.Receipt)
+	}
+	// A lucky unconfirmed candidate far ahead (+0.3) ...
+	lucky, err := a.RecordResult(ctx, judgedInput(ag, 6, base, 0.3, 0.05, false, nil))
+	if err != nil || !lucky.Candidate {
+		t.Fatalf("lucky: %+v %v", lucky, err)
+	}
+	// ... does not raise the bar: +0.16 over the baseline is +0.08 over
+	// the incumbent (the confirmed best), a candidate again.
+	next, err := a.RecordResult(ctx, judgedInput(workflows.AgentName(1), 1, base, 0.16, 0.05, false, nil))
+	if err != nil || !next.Candidate {
+		t.Fatalf("judged against the unconfirmed run instead of the incumbent: %+v %v", next, err)
+	}
+}

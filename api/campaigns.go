@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/internal/noise"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
@@ -66,6 +67,12 @@ type CampaignRequest struct {
 	// Evolve puts peer-reviewed breakthroughs first in the hypothesis
 	// context (default true; false for measuring what evolve does).
 	Evolve *bool `json:"evolve,omitempty"`
+	// Confirmations are the fresh-seed re-runs a candidate must also pass
+	// before it is signed as a new best (default 2, 0 to 5).
+	Confirmations *int `json:"confirmations,omitempty"`
+	// Alpha is the campaign-wide family-wise error rate of new bests
+	// (default 0.05, in (0, 0.5]).
+	Alpha *float64 `json:"alpha,omitempty"`
 }
 
 var campaignIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,47}$`)
@@ -193,6 +200,19 @@ func (s *Server) buildCampaign(req CampaignRequest, resolve func(string) (domain
 			return in, fieldErr("experiments", fmt.Sprintf("must be between 1 and %d per agent, got %d", workflows.MaxExperiments, *req.Experiments))
 		}
 		in.ExperimentsPerAgent = *req.Experiments
+	}
+	in.Judge = &workflows.JudgeConfig{Alpha: noise.DefaultAlpha, Confirmations: workflows.DefaultConfirmations}
+	if req.Confirmations != nil {
+		if c := *req.Confirmations; c < 0 || c > workflows.MaxConfirmations {
+			return in, fieldErr("confirmations", fmt.Sprintf("must be between 0 and %d, got %d", workflows.MaxConfirmations, c))
+		}
+		in.Judge.Confirmations = *req.Confirmations
+	}
+	if req.Alpha != nil {
+		if a := *req.Alpha; math.IsNaN(a) || a <= 0 || a > 0.5 {
+			return in, fieldErr("alpha", fmt.Sprintf("must be > 0 and <= 0.5, got %v", a))
+		}
+		in.Judge.Alpha = *req.Alpha
 	}
 	if req.Budget != nil {
 		b := *req.Budget

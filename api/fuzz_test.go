@@ -102,7 +102,8 @@ func FuzzCampaignRequest(f *testing.F) {
 		`{"domain":"ml","agents":0}`, `{"domain":"ml","agents":1e9}`, `{"domain":"ml","budget":-1}`, `{"domain":"ml","seed":9007199254740993}`,
 		`{"domain":"ml","baseline":{"learningRate":"fast"}}`, `{"domain":"ml","baseline":{"nope":1}}`, `{"domain":"nope"}`, `{"domain":""}`,
 		`{"domain":"ml","unknown":1}`, `{"domain":"ml"} {}`, `{"domain":"ml"`, `[]`, `null`, ``, `{"id":"UPPER","domain":"ml"}`,
-		`{"domain":"ml","nodes":["12D3KooW"],"paperEvery":-1}`, `{"domain":"ml","reviewers":17}`, `{"domain":"ml","agents":"2"}`,
+		`{"domain":"ml","nodes":["12D3KooW"],"paperEvery":-1}`, `{"domain":"search","confirmations":0,"alpha":0.1}`,
+		`{"domain":"ml","confirmations":6}`, `{"domain":"ml","confirmations":-1}`, `{"domain":"ml","alpha":0}`, `{"domain":"ml","alpha":0.9}`, `{"domain":"ml","reviewers":17}`, `{"domain":"ml","agents":"2"}`,
 	} {
 		f.Add(ct, []byte(body))
 	}
@@ -212,4 +213,35 @@ func FuzzAuthorizationHeader(f *testing.F) {
 			t.Fatalf("token %q parsed into id %q, secret %q", tok, id, secret)
 		}
 	})
+}
+
+// TestCampaignJudgeFields: confirmations and alpha default to 2 and 0.05,
+// and out-of-range values are 422s naming the field.
+func TestCampaignJudgeFields(t *testing.T) {
+	_, h := campaignFuzzServer(t)
+	post := func(body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/campaigns", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	rec := post(`{"domain":"search"}`)
+	var in workflows.CampaignInput
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &in) != nil || in.Judge == nil ||
+		in.Judge.Confirmations != 2 || in.Judge.Alpha != 0.05 {
+		t.Fatalf("defaults: %d %s", rec.Code, rec.Body)
+	}
+	for body, field := range map[string]string{
+		`{"domain":"ml","confirmations":6}`: "confirmations", `{"domain":"ml","confirmations":-1}`: "confirmations",
+		`{"domain":"ml","alpha":0}`: "alpha", `{"domain":"ml","alpha":0.75}`: "alpha",
+	} {
+		rec := post(body)
+		var e struct {
+			Error struct{ Field string } `json:"error"`
+		}
+		if rec.Code != http.StatusUnprocessableEntity || json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error.Field != field {
+			t.Errorf("%s: %d %s, want 422 naming %s", body, rec.Code, rec.Body, field)
+		}
+	}
 }

@@ -9,6 +9,8 @@ package domains
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -273,6 +275,54 @@ type Result struct {
 	Curve [][2]float64 `json:"curve,omitempty"`
 	// Artifacts are named blobs to store (e.g. "checkpoint.bin", "log.txt").
 	Artifacts map[string][]byte `json:"-"`
+	// Items are the per-item validation scores Metric aggregates (queries,
+	// test cases, evaluation segments, months of returns), so two results
+	// on the same items can be compared by a paired test; nil when the
+	// domain has none.
+	Items *Items `json:"items,omitempty"`
+}
+
+// Aggregations of Items.
+const (
+	// ItemsMean: Metric is the mean of Values (one score per item).
+	ItemsMean = "mean"
+	// ItemsSharpe: Values are (n, sum, sum of squares) triples of the daily
+	// excess returns of each month, and Metric is mean/sd*Scale over all
+	// the days (sample sd), so months can be resampled as blocks.
+	ItemsSharpe = "sharpe"
+)
+
+// Items are per-item validation scores (see Result.Items).
+type Items struct {
+	Agg string `json:"agg"`
+	// Key names the items (a hash of their identities: query ids, case
+	// names, month starts, segment layout): only results with the same Key
+	// are paired.
+	Key    string    `json:"key"`
+	Values []float64 `json:"values"`
+	Scale  float64   `json:"scale,omitempty"`
+}
+
+// Len is the number of items.
+func (it *Items) Len() int {
+	if it == nil {
+		return 0
+	}
+	if it.Agg == ItemsSharpe {
+		return len(it.Values) / 3
+	}
+	return len(it.Values)
+}
+
+// ItemsKey is the Key of items named by ids (in order).
+func ItemsKey(kind string, ids ...string) string {
+	h := sha256.New()
+	h.Write([]byte(kind))
+	for _, id := range ids {
+		h.Write([]byte{0})
+		h.Write([]byte(id))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Domain is one research domain.

@@ -24,6 +24,9 @@ type replica struct {
 func (a replica) Add(s receipt.Signed) (bool, error) { return a.r.Add(s) }
 func (a replica) Has(id string) bool                 { return a.r.Has(id) }
 
+// AddVerified takes gossip's admitted records (p2p.VerifiedAdder).
+func (a replica) AddVerified(v receipt.Verified) (bool, error) { return a.r.AddVerified(v) }
+
 func (a replica) SyncRequest(to peer.ID, domains []string) ([]byte, error) {
 	return a.r.Request(string(to), domains).Marshal()
 }

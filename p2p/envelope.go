@@ -1,7 +1,6 @@
 package p2p
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -31,12 +30,9 @@ var errMalformed = errors.New("p2p: malformed envelope")
 // data and envelopes without a receipt id; it does not verify signatures.
 func UnmarshalEnvelope(data []byte) (Envelope, error) {
 	var e Envelope
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&e); err != nil {
+	// Unmarshal refuses anything but whitespace after the value.
+	if err := json.Unmarshal(data, &e); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %v", errMalformed, err)
-	}
-	if dec.More() {
-		return Envelope{}, fmt.Errorf("%w: trailing data", errMalformed)
 	}
 	if !isReceiptID(e.Receipt.ID) {
 		return Envelope{}, fmt.Errorf("%w: receipt id %q is not a hex sha256", errMalformed, e.Receipt.ID)

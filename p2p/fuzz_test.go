@@ -158,6 +158,7 @@ func FuzzResearchMessage(f *testing.F) {
 	stranger := identity.FromSeed(bytes.Repeat([]byte{7}, 32))
 	f.Add(mustJSON(f, Envelope{Receipt: w.receipt(f, stranger, 1, 0, "stranger"), Cert: w.cert}), false)
 	f.Add(append(append([]byte{}, canonical...), ` {"x":1}`...), false) // trailing data
+	f.Add(append(append([]byte{}, canonical...), `}`...), false)        // a stray closing brace
 	for _, s := range []string{``, `{}`, `null`, `[]`, `{"receipt":{"id":"` + other + `"}}`, `{"receipt":{"id":"` + other + `"`, `{"receipt":null,"cert":null}`,
 		`{"receipt":{"id":"` + other + `","receipt":{"config":{"a":[1,{"b":[null,1e308,-0]}]},"timestamp":1e300}}}`} {
 		f.Add([]byte(s), false)
@@ -183,7 +184,7 @@ func FuzzResearchMessage(f *testing.F) {
 		if env.Receipt.ID != id {
 			t.Fatalf("accepted a message whose id %s is not its receipt's %s", id, env.Receipt.ID)
 		}
-		if d, ok := msg.ValidatorData.(*validated); !ok || d.env.Receipt.ID != id {
+		if d, ok := msg.ValidatorData.(*validated); !ok || d.env.Receipt.ID != id || d.rec.ID() != id {
 			t.Fatalf("validator data %#v", msg.ValidatorData)
 		}
 		if err := env.Receipt.Verify(); err != nil {

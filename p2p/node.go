@@ -49,6 +49,24 @@ type Replica interface {
 	HandleSyncPush(from peer.ID, push []byte) (added int, err error)                       // responder: merge
 }
 
+// VerifiedAdder is implemented by replicas that can take a record this
+// node's admission check has already verified (a receipt.Verified, which
+// only verification makes) without verifying it again. The node hands
+// every gossiped and published receipt to AddVerified when the replica has
+// it, so each message is verified once; records from sync still reach the
+// replica as bytes and are verified there.
+type VerifiedAdder interface {
+	AddVerified(v receipt.Verified) (added bool, err error)
+}
+
+// addAdmitted adds a receipt that passed admission as rec.
+func (n *Node) addAdmitted(rec receipt.Verified) (bool, error) {
+	if va, ok := n.replica.(VerifiedAdder); ok {
+		return va.AddVerified(rec)
+	}
+	return n.replica.Add(rec.Signed())
+}
+
 // Finding is a research receipt this node learnt by gossip or published
 // itself. Records learnt through sync are not announced as findings.
 type Finding struct {
@@ -577,8 +595,9 @@ func (n *Node) Publish(ctx context.Context, s receipt.Signed, cert AgentCert) er
 	if len(data) > n.cfg.MaxMessageBytes {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), n.cfg.MaxMessageBytes)
 	}
-	reason, _ := n.val.checkEnvelope(domain, env, n.ID(), n.ID(), len(data), true)
+	rec, reason, _ := n.val.checkEnvelope(domain, env, n.ID(), n.ID(), len(data), true)
 	s.Vouch = cert.Vouch() // the replica keeps it, so sync can forward it vouched
+	rec = rec.WithVouch(s.Vouch)
 	switch reason {
 	case "":
 	case ReasonStale:
@@ -596,7 +615,7 @@ func (n *Node) Publish(ctx context.Context, s receipt.Signed, cert AgentCert) er
 	if !n.val.publish.allow(n.ID(), n.cfg.Now()) {
 		return &RejectedError{Reason: ReasonRateLimited}
 	}
-	added, err := n.replica.Add(s)
+	added, err := n.addAdmitted(rec)
 	if err != nil {
 		return fmt.Errorf("p2p: adding receipt %s to the replica: %w", receipt.ShortID(s.ID), err)
 	}
@@ -628,7 +647,7 @@ func (n *Node) readResearch(sub *pubsub.Subscription) {
 			continue
 		}
 		d.env.Receipt.Vouch = d.env.Cert.Vouch()
-		added, err := n.replica.Add(d.env.Receipt)
+		added, err := n.addAdmitted(d.rec.WithVouch(d.env.Receipt.Vouch))
 		if err != nil {
 			n.stats.reject(ReasonReplicaError)
 			n.log.Warn("replica refused a validated receipt", "receipt", receipt.ShortID(d.env.Receipt.ID), "err", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
+	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 )
 
 // Reasons a gossip message is not accepted; the keys of Stats.Rejected and
@@ -35,9 +36,13 @@ const (
 	ReasonReplicaError   = "replica_error"                // accepted by gossip but the replica refused it
 )
 
-// validated is attached to accepted research messages as ValidatorData.
+// validated is attached to accepted research messages as ValidatorData:
+// the decoded envelope and its receipt as admission verified it, which
+// readResearch hands to the replica without decoding or verifying it
+// again.
 type validated struct {
 	env   Envelope
+	rec   receipt.Verified
 	local bool
 }
 
@@ -121,10 +126,11 @@ func (v *validator) research(domain string) pubsub.ValidatorEx {
 		if err != nil || (msg.ID != "" && msg.ID != env.Receipt.ID) {
 			return v.reject(src, kind, ReasonMalformed, pubsub.ValidationReject)
 		}
-		if reason, result := v.checkEnvelope(domain, env, src, msg.GetFrom(), len(msg.GetData()), false); reason != "" {
+		rec, reason, result := v.checkEnvelope(domain, env, src, msg.GetFrom(), len(msg.GetData()), false)
+		if reason != "" {
 			return result
 		}
-		msg.ValidatorData = &validated{env: env}
+		msg.ValidatorData = &validated{env: env, rec: rec}
 		return pubsub.ValidationAccept
 	}
 }
@@ -136,17 +142,18 @@ func (v *validator) research(domain string) pubsub.ValidatorEx {
 // clocks up to ClockSkew apart still accept it. The topic and freshness
 // rules need the replica and live here; the record itself (size,
 // signature, vouching cert) is admission's. It returns "" when env is
-// acceptable; rejections are counted.
-func (v *validator) checkEnvelope(domain string, env Envelope, src, from peer.ID, size int, local bool) (string, pubsub.ValidationResult) {
+// acceptable, with the receipt as admission verified it; rejections are
+// counted.
+func (v *validator) checkEnvelope(domain string, env Envelope, src, from peer.ID, size int, local bool) (receipt.Verified, string, pubsub.ValidationResult) {
 	const kind = admission.KindReceipt
 	r := env.Receipt
 	if r.Receipt.Domain != domain {
-		return ReasonUnknownDomain, v.reject(src, kind, ReasonUnknownDomain, pubsub.ValidationReject)
+		return receipt.Verified{}, ReasonUnknownDomain, v.reject(src, kind, ReasonUnknownDomain, pubsub.ValidationReject)
 	}
 	now := v.cfg.Now()
 	ts := time.UnixMilli(r.Receipt.Timestamp)
 	if ts.After(now.Add(v.cfg.ClockSkew)) {
-		return ReasonClockSkew, v.reject(src, kind, ReasonClockSkew, pubsub.ValidationReject)
+		return receipt.Verified{}, ReasonClockSkew, v.reject(src, kind, ReasonClockSkew, pubsub.ValidationReject)
 	}
 	oldest := now.Add(-v.cfg.MaxAge - v.cfg.ClockSkew)
 	if local {
@@ -154,9 +161,9 @@ func (v *validator) checkEnvelope(domain string, env Envelope, src, from peer.ID
 	}
 	if ts.Before(oldest) {
 		if !local && v.replica.Has(r.ID) {
-			return ReasonReplay, v.reject(src, kind, ReasonReplay, pubsub.ValidationReject)
+			return receipt.Verified{}, ReasonReplay, v.reject(src, kind, ReasonReplay, pubsub.ValidationReject)
 		}
-		return ReasonStale, v.reject(src, kind, ReasonStale, pubsub.ValidationReject)
+		return receipt.Verified{}, ReasonStale, v.reject(src, kind, ReasonStale, pubsub.ValidationReject)
 	}
 	if !local && v.replica.Has(r.ID) {
 		// A fresh receipt we already hold (typically from a sync that
@@ -164,14 +171,16 @@ func (v *validator) checkEnvelope(domain string, env Envelope, src, from peer.ID
 		// freshness window, already dropped every re-delivery of a message
 		// that came through gossip, so this is an honest relay: ignore it
 		// without penalty and without forwarding.
-		return ReasonDuplicate, v.reject(src, kind, ReasonDuplicate, pubsub.ValidationIgnore)
+		return receipt.Verified{}, ReasonDuplicate, v.reject(src, kind, ReasonDuplicate, pubsub.ValidationIgnore)
 	}
 	path := admission.PathGossip
 	if local {
 		path = "local"
 	}
 	cert := env.Cert
-	return v.admitted(v.adm.Receipt(admission.Source{Path: path, Peer: src, Publisher: from}, r, &cert, size))
+	rec, err := v.adm.AdmitReceipt(admission.Source{Path: path, Peer: src, Publisher: from}, r, &cert, size)
+	reason, result := v.admitted(err)
+	return rec, reason, result
 }
 
 // papers returns the validator of the papers topic: papers, reviews and

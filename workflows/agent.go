@@ -68,8 +68,12 @@ func AgentWorkflow(ctx workflow.Context, in AgentInput) (*AgentProgress, error) 
 		}
 		run := in.NextRun
 		in.NextRun++
-		rec, err := researchCycle(ctx, in, r, run)
+		rec, prop, err := researchCycle(ctx, in, r, run)
 		sync()
+		if err == nil && rec.Candidate && in.Floor.Confirmations > 0 {
+			rec = confirmCandidate(ctx, &in, r, prop, rec)
+			sync()
+		}
 		if err != nil {
 			p.Failed++
 			p.LastError = err.Error()
@@ -165,7 +169,7 @@ func requestArchive(ctx workflow.Context, in AgentInput, final bool) {
 }
 
 // researchCycle is one hypothesize -> experiment -> record -> share pass.
-func researchCycle(ctx workflow.Context, in AgentInput, r *route, run int) (Recorded, error) {
+func researchCycle(ctx workflow.Context, in AgentInput, r *route, run int) (Recorded, Proposal, error) {
 	seed := ExperimentSeed(in.Seed, in.Agent, run)
 
 	// Hypothesize.
@@ -182,7 +186,7 @@ func researchCycle(ctx workflow.Context, in AgentInput, r *route, run int) (Reco
 		Isolated: in.Isolated, NoEvolve: in.Community != nil && in.Community.NoEvolve,
 	}, &prop)
 	if err != nil {
-		return Recorded{}, fmt.Errorf("hypothesize run %d: %w", run, err)
+		return Recorded{}, prop, fmt.Errorf("hypothesize run %d: %w", run, err)
 	}
 
 	// RunExperiment + RecordResult + Share.
@@ -190,9 +194,58 @@ func researchCycle(ctx workflow.Context, in AgentInput, r *route, run int) (Reco
 	var rec Recorded
 	if err := cycleRun(ctx, cycleParams{campaign: in.CampaignID, domain: in.Domain, agent: in.Agent, run: run, seed: seed,
 		prop: prop, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds, floor: &floor, route: r, queue: in.ExperimentsQueue}).Get(ctx, &rec); err != nil {
-		return Recorded{}, err
+		return Recorded{}, prop, err
 	}
-	return rec, nil
+	return rec, prop, nil
+}
+
+// confirmCandidate re-runs a candidate's config with fresh seeds (run
+// numbers of their own, on the experiments queue, so any worker of it may
+// take them), one after the other, each judged against the incumbent best
+// at the time it is recorded. The first that fails ends it: the candidate
+// stays unconfirmed and its Recorded is returned. The last that passes is
+// signed as the new best (its parents: the candidate and the earlier
+// confirmations), and its Recorded is returned.
+func confirmCandidate(ctx workflow.Context, in *AgentInput, r *route, prop Proposal, cand Recorded) Recorded {
+	p := &in.Progress
+	p.Candidates++
+	total := in.Floor.Confirmations
+	parents := []string{cand.ExperimentID}
+	for i := 1; i <= total; i++ {
+		run := in.NextRun
+		in.NextRun++
+		p.ConfirmationRuns++
+		cp := prop
+		cp.Parents = append([]string(nil), parents...)
+		cp.Strategy = "confirm"
+		cp.Hypothesis = fmt.Sprintf("confirmation %d/%d of %s with a fresh seed: %s", i, total, shortID(cand.ExperimentID), prop.Hypothesis)
+		floor := in.Floor
+		var rec Recorded
+		err := cycleRun(ctx, cycleParams{campaign: in.CampaignID, domain: in.Domain, agent: in.Agent, run: run,
+			seed: ExperimentSeed(in.Seed, in.Agent, run), prop: cp, budget: in.BudgetSeconds, heartbeatSecs: in.HeartbeatSeconds,
+			floor: &floor, route: r, queue: in.ExperimentsQueue,
+			confirm: &Confirm{Of: cand.ExperimentID, Index: i, Total: total}}).Get(ctx, &rec)
+		if err != nil {
+			workflow.GetLogger(ctx).Warn("confirmation run failed; candidate left unconfirmed", "candidate", cand.ExperimentID, "run", run, "error", err)
+			return cand
+		}
+		if !rec.BeatsNoise {
+			return cand
+		}
+		if rec.IsNewBest {
+			p.Confirmed++
+			return rec
+		}
+		parents = append(parents, rec.ExperimentID)
+	}
+	return cand
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // cycleParams are the inputs of one RunExperiment + RecordResult (+ Share).
@@ -205,6 +258,7 @@ type cycleParams struct {
 	heartbeatSecs           int
 	baseline                bool
 	floor                   *NoiseFloor
+	confirm                 *Confirm
 	// route runs RecordResult and Share on the agent's P2P node (moving it
 	// when the node is gone); an empty queue: RecordResult on the
 	// workflow's queue and no Share.
@@ -251,7 +305,7 @@ func cycleRun(ctx workflow.Context, c cycleParams) workflow.Future {
 		in := RecordInput{
 			CampaignID: campaign, Agent: agent, Domain: domain, RunNumber: run, Seed: seed,
 			Proposal: prop, Outcome: out, Baseline: baseline, Floor: floor,
-			TimestampMs: workflow.Now(ctx).UnixMilli(),
+			TimestampMs: workflow.Now(ctx).UnixMilli(), Confirm: c.confirm,
 		}
 		var rec Recorded
 		if err := c.route.execute(ctx, bookkeepingOptions(), ActRecordResult, in, &rec); err != nil {

@@ -29,6 +29,10 @@ func ValidateCampaign(in CampaignInput) error {
 		return fmt.Errorf("agents: must be between 1 and %d, got %d", MaxAgents, in.Agents)
 	case in.ExperimentsPerAgent < 1 || in.ExperimentsPerAgent > MaxExperiments:
 		return fmt.Errorf("experiments: must be between 1 and %d, got %d", MaxExperiments, in.ExperimentsPerAgent)
+	case in.Judge != nil && (in.Judge.Confirmations < 0 || in.Judge.Confirmations > MaxConfirmations):
+		return fmt.Errorf("confirmations: must be between 0 and %d, got %d", MaxConfirmations, in.Judge.Confirmations)
+	case in.Judge != nil && !(in.Judge.Alpha > 0 && in.Judge.Alpha <= 0.5):
+		return fmt.Errorf("alpha: must be > 0 and <= 0.5, got %v", in.Judge.Alpha)
 	case in.BaselineSeeds < MinBaselineSeeds || in.BaselineSeeds > MaxBaselineSeeds:
 		return fmt.Errorf("baselineSeeds: must be between %d and %d, got %d", MinBaselineSeeds, MaxBaselineSeeds, in.BaselineSeeds)
 	case in.BudgetSeconds < 0 || in.BudgetSeconds > MaxBudgetSeconds || math.IsNaN(in.BudgetSeconds):
@@ -291,6 +295,10 @@ func runBaseline(ctx workflow.Context, in CampaignInput, agents []string, routes
 		return NoiseFloor{}, runs, fmt.Errorf("noise floor: only %d of %d baseline runs succeeded: %v", len(values), len(jobs), firstErr)
 	}
 	floor := measureFloor(values, 2)
+	if j := in.Judge; j != nil {
+		floor.Alpha, floor.Confirmations = j.Alpha, j.Confirmations
+		floor.Trials = max(in.Agents*in.ExperimentsPerAgent, 1)
+	}
 	st.Baseline.Floor = &floor
 	return floor, runs, nil
 }
@@ -389,6 +397,7 @@ func (st *campaignState) makeSummary(floor NoiseFloor) Summary {
 	for _, n := range names {
 		a := *st.Agents[n]
 		s.NewBests += a.NewBests
+		s.ConfirmationRuns += a.ConfirmationRuns
 		s.Agents = append(s.Agents, a)
 	}
 	return s

@@ -115,17 +115,40 @@ type CampaignInput struct {
 	// Community turns on papers, peer review, evolve and the archive
 	// (nil: none of them, as in campaigns recorded before they existed).
 	Community *Community `json:"community,omitempty"`
+	// Judge turns on noise.Judge with confirmation runs (nil: the K*SD
+	// floor alone, as in campaigns recorded before it existed).
+	Judge *JudgeConfig `json:"judge,omitempty"`
 }
+
+// JudgeConfig is how a campaign judges new bests (see NoiseFloor).
+type JudgeConfig struct {
+	Alpha         float64 `json:"alpha"`
+	Confirmations int     `json:"confirmations"`
+}
+
+// DefaultConfirmations and MaxConfirmations bound a campaign's
+// confirmation runs per candidate.
+const (
+	DefaultConfirmations = 2
+	MaxConfirmations     = 5
+)
 
 // NodeQueue is the task queue of the P2P node with this peer id.
 func NodeQueue(peerID string) string { return "node-" + peerID }
 
-// NoiseFloor is the baseline's spread; a new best must beat the best by more than K*SD.
+// NoiseFloor is the baseline's spread and how results are judged against
+// the best. With Trials 0 (campaigns started before noise.Judge) a new best
+// must beat the best by more than K*SD; otherwise noise.Judge decides, at
+// family-wise rate Alpha over Trials comparisons, and a passing result is
+// a candidate until Confirmations fresh-seed runs pass too.
 type NoiseFloor struct {
-	Mean float64 `json:"mean"`
-	SD   float64 `json:"sd"`
-	N    int     `json:"n"`
-	K    float64 `json:"k"`
+	Mean          float64 `json:"mean"`
+	SD            float64 `json:"sd"`
+	N             int     `json:"n"`
+	K             float64 `json:"k"`
+	Alpha         float64 `json:"alpha,omitempty"`
+	Trials        int     `json:"trials,omitempty"`
+	Confirmations int     `json:"confirmations,omitempty"`
 }
 
 // Threshold is K*SD.
@@ -155,6 +178,11 @@ type AgentProgress struct {
 	// how often it moved because its node stopped answering.
 	Node  string `json:"node,omitempty"`
 	Moves int    `json:"moves,omitempty"`
+	// Candidates passed their judgement; Confirmed of them were confirmed
+	// by their fresh-seed runs (ConfirmationRuns, counted apart from Done).
+	Candidates       int `json:"candidates,omitempty"`
+	Confirmed        int `json:"confirmed,omitempty"`
+	ConfirmationRuns int `json:"confirmationRuns,omitempty"`
 }
 
 // Progress is what the campaign's `progress` query returns.
@@ -183,15 +211,18 @@ type BaselineProgress struct {
 
 // Summary is CampaignWorkflow's result.
 type Summary struct {
-	CampaignID  string          `json:"campaignId"`
-	Domain      string          `json:"domain"`
-	Status      string          `json:"status"` // completed | stopped
-	Experiments int             `json:"experiments"`
-	Failed      int             `json:"failed"`
-	NewBests    int             `json:"newBests"`
-	Floor       NoiseFloor      `json:"noiseFloor"`
-	Best        *Best           `json:"best,omitempty"`
-	Agents      []AgentProgress `json:"agents"`
+	CampaignID  string `json:"campaignId"`
+	Domain      string `json:"domain"`
+	Status      string `json:"status"` // completed | stopped
+	Experiments int    `json:"experiments"`
+	Failed      int    `json:"failed"`
+	NewBests    int    `json:"newBests"`
+	// ConfirmationRuns are the candidates' fresh-seed re-runs (rows of
+	// their own, not counted in Experiments).
+	ConfirmationRuns int             `json:"confirmationRuns,omitempty"`
+	Floor            NoiseFloor      `json:"noiseFloor"`
+	Best             *Best           `json:"best,omitempty"`
+	Agents           []AgentProgress `json:"agents"`
 }
 
 // AgentInput is one agent's state; it is carried across ContinueAsNew.
@@ -278,6 +309,7 @@ type Outcome struct {
 	TestMetric    float64            `json:"testMetric"`
 	Values        map[string]float64 `json:"values"`
 	Curve         [][2]float64       `json:"curve,omitempty"`
+	Items         *domains.Items     `json:"items,omitempty"`
 	DurationSec   float64            `json:"durationSec"`
 	StagingPrefix string             `json:"stagingPrefix"`
 	Artifacts     map[string]string  `json:"artifacts"` // name -> sha256 hex
@@ -299,6 +331,16 @@ type RecordInput struct {
 	// TimestampMs comes from workflow time so a retried RecordResult signs
 	// the identical receipt (same id).
 	TimestampMs int64 `json:"timestampMs"`
+	// Confirm is set on a confirmation run of a candidate.
+	Confirm *Confirm `json:"confirm,omitempty"`
+}
+
+// Confirm names a confirmation run: the Index-th of Total fresh-seed
+// re-runs of candidate Of.
+type Confirm struct {
+	Of    string `json:"of"`
+	Index int    `json:"index"`
+	Total int    `json:"total"`
 }
 
 // Recorded is the stored experiment's summary.
@@ -308,8 +350,10 @@ type Recorded struct {
 	TestMetric   float64 `json:"testMetric"`
 	IsNewBest    bool    `json:"isNewBest"`
 	BeatsNoise   bool    `json:"beatsNoiseFloor"`
-	Improvement  float64 `json:"improvement"`
-	Inserted     bool    `json:"inserted"`
+	// Candidate: it passed and waits for its confirmation runs.
+	Candidate   bool    `json:"candidate,omitempty"`
+	Improvement float64 `json:"improvement"`
+	Inserted    bool    `json:"inserted"`
 }
 
 // StatusInput updates a campaign's row.

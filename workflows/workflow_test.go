@@ -22,6 +22,11 @@ import (
 type fakeActs struct {
 	failRun int // RunExperiment fails (non-retryably) for this run number
 	shared  []string
+	// Under a judged floor (Trials > 0): results under 2.7 pass; a
+	// confirmation of a candidate of run failConfirmOf fails.
+	failConfirmOf string
+	mu            sync.Mutex
+	records       []RecordInput
 }
 
 func (f *fakeActs) Hypothesize(_ context.Context, in HypothesizeInput) (Proposal, error) {
@@ -37,6 +42,28 @@ func (f *fakeActs) RunExperiment(_ context.Context, in ExperimentInput) (Outcome
 }
 
 func (f *fakeActs) RecordResult(_ context.Context, in RecordInput) (Recorded, error) {
+	f.mu.Lock()
+	f.records = append(f.records, in)
+	f.mu.Unlock()
+	id := fmt.Sprintf("%s-%s-%d", in.CampaignID, in.Agent, in.RunNumber)
+	if in.Floor != nil && in.Floor.Trials > 0 {
+		pass := !in.Baseline && in.Outcome.Metric < 2.7
+		r := Recorded{ExperimentID: id, Metric: in.Outcome.Metric, TestMetric: in.Outcome.TestMetric, Inserted: true}
+		switch {
+		case in.Confirm != nil:
+			f.mu.Lock()
+			if f.failConfirmOf == "first:"+in.Agent {
+				f.failConfirmOf = in.Confirm.Of
+			}
+			fail := in.Confirm.Of == f.failConfirmOf
+			f.mu.Unlock()
+			r.BeatsNoise = pass && !fail
+			r.IsNewBest = r.BeatsNoise && in.Confirm.Index == in.Confirm.Total
+		default:
+			r.BeatsNoise, r.Candidate = pass, pass
+		}
+		return r, nil
+	}
 	return Recorded{ExperimentID: fmt.Sprintf("%s-%s-%d", in.CampaignID, in.Agent, in.RunNumber), Metric: in.Outcome.Metric,
 		TestMetric: in.Outcome.TestMetric, IsNewBest: !in.Baseline && in.Outcome.Metric < 2.7, Inserted: true}, nil
 }
@@ -338,5 +365,65 @@ func TestRecordMovesWithTheSameInput(t *testing.T) {
 	}
 	if p.Done != 1 || runs != 1 || p.Moves != 1 || acts.onDead != 1 {
 		t.Fatalf("progress %+v, %d experiment runs, %d steps on the dead node: want 1 done, 1 run, 1 move", p, runs, acts.onDead)
+	}
+}
+
+// TestCandidatesConfirmed: under a judged floor every passing result is a
+// candidate, re-run with fresh seeds (their own run numbers, parents the
+// candidate and the earlier confirmations); the last confirmation is the
+// new best; a failed confirmation ends the set and leaves the candidate
+// unconfirmed.
+func TestCandidatesConfirmed(t *testing.T) {
+	acts := &fakeActs{failConfirmOf: "first:agent-1"}
+	env := newEnv(t, acts)
+	in := input()
+	in.Judge = &JudgeConfig{Alpha: 0.05, Confirmations: 2}
+	env.ExecuteWorkflow(CampaignWorkflow, in)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var s Summary
+	if err := env.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Floor.Trials != 8 || s.Floor.Confirmations != 2 || s.Floor.Alpha != 0.05 {
+		t.Fatalf("floor %+v", s.Floor)
+	}
+	seeds := map[int64]bool{}
+	confirms := map[string][]RecordInput{}
+	for _, r := range acts.records {
+		if seeds[r.Seed] && !r.Baseline {
+			t.Fatalf("seed %d reused (run %s/%d)", r.Seed, r.Agent, r.RunNumber)
+		}
+		seeds[r.Seed] = true
+		if r.Confirm != nil {
+			confirms[r.Confirm.Of] = append(confirms[r.Confirm.Of], r)
+			want := []string{r.Confirm.Of}
+			for _, c := range confirms[r.Confirm.Of][:r.Confirm.Index-1] {
+				want = append(want, fmt.Sprintf("%s-%s-%d", c.CampaignID, c.Agent, c.RunNumber))
+			}
+			if fmt.Sprint(r.Proposal.Parents) != fmt.Sprint(want) || r.Proposal.Strategy != "confirm" {
+				t.Fatalf("confirmation %d of %s: parents %v, want %v", r.Confirm.Index, r.Confirm.Of, r.Proposal.Parents, want)
+			}
+		}
+	}
+	// agent-1's first candidate's first confirmation fails: one
+	// confirmation run, no second.
+	if c := confirms[acts.failConfirmOf]; len(c) != 1 {
+		t.Fatalf("failed candidate had %d confirmation runs, want 1", len(c))
+	}
+	var newBests, confirmed, candidates, runs, done int
+	for _, a := range s.Agents {
+		newBests += a.NewBests
+		confirmed += a.Confirmed
+		candidates += a.Candidates
+		runs += a.ConfirmationRuns
+		done += a.Done
+	}
+	if done != 8 || candidates == 0 || confirmed != candidates-1 || newBests != confirmed || s.NewBests != newBests {
+		t.Fatalf("done %d candidates %d confirmed %d newBests %d (summary %d)", done, candidates, confirmed, newBests, s.NewBests)
+	}
+	if runs != 2*confirmed+1 || s.ConfirmationRuns != runs {
+		t.Fatalf("%d confirmation runs for %d confirmed and one failed", runs, confirmed)
 	}
 }

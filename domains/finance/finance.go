@@ -23,6 +23,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -295,6 +296,7 @@ func evaluatePanel(ctx context.Context, p *Panel, s spec, sp split, report func(
 	if r.busted {
 		res.Values["busted"] = 1
 	}
+	res.Items = sharpeItems(p, r, r.start, r.testStart, rfd, s.universe)
 	// Curve: validation equity at each month-start close (step = month).
 	for i, rb := range r.rebals {
 		if rb.day > r.testStart {
@@ -487,4 +489,35 @@ func (d *Domain) describeParams(b *strings.Builder) {
 		fmt.Fprintf(b, " %s=%v", p.Name, base[p.Name])
 	}
 	b.WriteString("\n")
+}
+
+// sharpeItems are the validation days' excess returns summarised per month
+// ((n, sum, sum of squares) of ret-rf), so a paired bootstrap can resample
+// months and recompute the daily Sharpe ratio exactly as Sharpe does.
+func sharpeItems(p *Panel, r *run, from, to int, rfd float64, universe string) *domains.Items {
+	it := &domains.Items{Agg: domains.ItemsSharpe, Scale: math.Sqrt(tradingDaysPerYear)}
+	var ids []string
+	var cur [3]float64
+	month := -1
+	flush := func() {
+		if cur[0] > 0 {
+			it.Values = append(it.Values, cur[0], cur[1], cur[2])
+		}
+		cur = [3]float64{}
+	}
+	for t := from + 1; t <= to; t++ {
+		m := p.Dates[t].Year()*12 + int(p.Dates[t].Month())
+		if m != month {
+			flush()
+			month = m
+			ids = append(ids, p.Dates[t].Format("2006-01"))
+		}
+		x := r.ret[t] - rfd
+		cur[0]++
+		cur[1] += x
+		cur[2] += x * x
+	}
+	flush()
+	it.Key = domains.ItemsKey("finance/sharpe/validation/"+universe+"/"+p.Dates[from].Format(dateLayout), ids...)
+	return it
 }

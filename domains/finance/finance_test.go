@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/internal/noise"
 )
 
 func TestIdentity(t *testing.T) {
@@ -114,6 +115,14 @@ func TestDeterminism(t *testing.T) {
 			if !bytes.Equal(blob, b.Artifacts[name]) {
 				t.Fatalf("%v: %s differs between runs", c, name)
 			}
+		}
+		// The per-month items reproduce the validation Sharpe ratio (the
+		// statistic the paired bootstrap resamples).
+		if a.Items == nil || a.Items.Agg != domains.ItemsSharpe || a.Items.Len() < 12 || a.Items.Key != b.Items.Key {
+			t.Fatalf("%v: items %+v", c, a.Items)
+		}
+		if got := noise.SharpeOfItems(a.Items); math.Abs(got-a.Metric) > 1e-9 {
+			t.Errorf("%v: Sharpe of items %v, metric %v", c, got, a.Metric)
 		}
 	}
 }

@@ -190,6 +190,18 @@ func TestEvaluateResult(t *testing.T) {
 	if r.Values["valLoss"] != r.Metric || r.Values["testLoss"] != r.TestMetric || r.Values["steps"] != 32 || r.Values["truncated"] != 0 {
 		t.Errorf("inconsistent values %v", r.Values)
 	}
+	// Items: one mean loss per evaluation segment; equal segments, so
+	// their mean is the validation loss.
+	if r.Items == nil || r.Items.Agg != domains.ItemsMean || len(r.Items.Values) != evalSegments || r.Items.Key == "" {
+		t.Fatalf("items %+v", r.Items)
+	}
+	var segMean float64
+	for _, v := range r.Items.Values {
+		segMean += v / evalSegments
+	}
+	if math.Abs(segMean-r.Metric) > 1e-9*math.Abs(r.Metric) {
+		t.Errorf("mean of segment losses %v, valLoss %v", segMean, r.Metric)
+	}
 	if calls == 0 || len(r.Curve) == 0 || len(r.Curve) > 201 {
 		t.Errorf("progress calls %d, curve points %d", calls, len(r.Curve))
 	}

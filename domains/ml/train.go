@@ -3,6 +3,8 @@ package ml
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -103,7 +105,7 @@ func run(ctx context.Context, corpus *Corpus, cfg domains.Config, seed int64, op
 	if opts.Progress != nil {
 		opts.Progress(domains.Progress{Fraction: 1, Step: done, Metric: trainLoss, Message: "evaluating"})
 	}
-	valLoss, err := evalLoss(ctx, m, a, corpus.Validation)
+	valLoss, segs, err := evalLossItems(ctx, m, a, corpus.Validation)
 	if err != nil {
 		return domains.Result{}, err
 	}
@@ -129,6 +131,7 @@ func run(ctx context.Context, corpus *Corpus, cfg domains.Config, seed int64, op
 		TestMetric: testLoss,
 		Values:     vals,
 		Curve:      curve,
+		Items:      segmentItems(corpus.Validation, segs),
 		Artifacts: map[string][]byte{
 			"checkpoint.bin":  m.checkpoint(cfg, seed, done, corpus.Vocab),
 			"loss_curve.json": curveJSON,
@@ -215,24 +218,34 @@ func lrAt(h hyper, s, steps int) float64 {
 // evalLoss is the mean loss (nats/char) over the fixed evaluation windows
 // of split (see evalSegments), using a's batch size.
 func evalLoss(ctx context.Context, m *model, a *acts, split []uint8) (float64, error) {
+	l, _, err := evalLossItems(ctx, m, a, split)
+	return l, err
+}
+
+// evalLossItems is evalLoss and the mean loss of each evaluation segment
+// (the items a paired comparison of two models on the same split uses).
+// The overall loss is summed exactly as evalLoss always has.
+func evalLossItems(ctx context.Context, m *model, a *acts, split []uint8) (float64, []float64, error) {
 	T := m.h.Ctx
 	segLen := min(evalSegLen, len(split)/evalSegments)
 	if segLen < 2 {
-		return 0, fmt.Errorf("ml: split too short to evaluate (%d chars)", len(split))
+		return 0, nil, fmt.Errorf("ml: split too short to evaluate (%d chars)", len(split))
 	}
-	type window struct{ off, n int }
+	type window struct{ off, n, seg int }
 	var wins []window
 	for k := 0; k < evalSegments; k++ {
 		s0 := k * (len(split) - segLen) / (evalSegments - 1)
 		for st := 0; st < segLen-1; st += T {
-			wins = append(wins, window{s0 + st, min(T, segLen-1-st)})
+			wins = append(wins, window{s0 + st, min(T, segLen-1-st), k})
 		}
 	}
+	segSum := make([]float64, evalSegments)
+	segN := make([]int, evalSegments)
 	var sum float64
 	var count int
 	for w0 := 0; w0 < len(wins); w0 += a.bsz {
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		for b := 0; b < a.bsz; b++ {
 			tk := a.tokens[b*T : (b+1)*T]
@@ -252,8 +265,21 @@ func evalLoss(ctx context.Context, m *model, a *acts, split []uint8) (float64, e
 		s, n := m.forward(a, false)
 		sum += s
 		count += n
+		for b := 0; b < a.bsz && w0+b < len(wins); b++ {
+			w := wins[w0+b]
+			for i := 0; i < w.n; i++ {
+				if l := a.rowLoss[b*T+i]; !math.IsNaN(l) {
+					segSum[w.seg] += l
+					segN[w.seg]++
+				}
+			}
+		}
 	}
-	return sum / float64(count), nil
+	items := make([]float64, evalSegments)
+	for k := range items {
+		items[k] = segSum[k] / float64(max(segN[k], 1))
+	}
+	return sum / float64(count), items, nil
 }
 
 // TrainerThroughput trains cfg (validated; missing keys from the baseline)
@@ -283,4 +309,14 @@ func TrainerThroughput(ctx context.Context, dataDir string, cfg domains.Config, 
 		return 0, 0, err
 	}
 	return res.Values["tokensPerSec"], res.Values["gflops"], nil
+}
+
+// segmentItems are the validation segments' mean losses, keyed by the
+// split's content and the segment layout (equal segments, so their mean is
+// the validation loss up to rounding).
+func segmentItems(split []uint8, segs []float64) *domains.Items {
+	h := sha256.Sum256(split)
+	segLen := min(evalSegLen, len(split)/evalSegments)
+	return &domains.Items{Agg: domains.ItemsMean, Values: segs,
+		Key: domains.ItemsKey("ml/val-loss/segments", hex.EncodeToString(h[:]), fmt.Sprint(evalSegments, "x", segLen))}
 }

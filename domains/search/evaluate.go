@@ -215,12 +215,22 @@ func evaluate(ctx context.Context, col *Collection, cfg domains.Config, seed int
 	if err != nil {
 		return domains.Result{}, fmt.Errorf("search: encoding metrics.json: %w", err)
 	}
+	// Per-query NDCG@10 of the validation split, for paired comparisons.
+	var ids []string
+	var scores []float64
+	for _, qm := range perQuery {
+		if qm.Split == SplitValidation {
+			ids = append(ids, fmt.Sprint(qm.Num))
+			scores = append(scores, qm.NDCG10)
+		}
+	}
 	return domains.Result{
 		Metric:     vals["valNdcg10"],
 		TestMetric: vals["testNdcg10"],
 		Values:     vals,
 		Curve:      curve,
 		Artifacts:  map[string][]byte{"run.txt": run.Bytes(), "metrics.json": mj},
+		Items:      &domains.Items{Agg: domains.ItemsMean, Key: domains.ItemsKey("search/ndcg@10/validation", ids...), Values: scores},
 	}, nil
 }
 

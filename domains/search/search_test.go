@@ -207,6 +207,16 @@ func TestDeterminism(t *testing.T) {
 		if !bytes.Equal(a.Artifacts["run.txt"], b.Artifacts["run.txt"]) {
 			t.Errorf("%v: run.txt differs", cfg)
 		}
+		if a.Items == nil || a.Items.Key != b.Items.Key || a.Items.Len() != int(a.Values["valQueries"]) {
+			t.Fatalf("%v: items %+v (valQueries %v)", cfg, a.Items, a.Values["valQueries"])
+		}
+		var m float64
+		for _, v := range a.Items.Values {
+			m += v
+		}
+		if m /= float64(a.Items.Len()); math.Abs(m-a.Metric) > 1e-12 {
+			t.Errorf("%v: mean of per-query NDCG %v, metric %v", cfg, m, a.Metric)
+		}
 	}
 }
 

@@ -291,7 +291,20 @@ func summarise(results []caseResult) domains.Result {
 			}
 		}
 	}
+	var ids []string
+	var scores []float64
+	for _, r := range results {
+		if r.Split == domains.Validation {
+			ids = append(ids, r.Name)
+			scores = append(scores, b2f(r.Passed))
+		}
+	}
+	var items *domains.Items
+	if len(ids) > 0 {
+		items = &domains.Items{Agg: domains.ItemsMean, Key: domains.ItemsKey("skills/pass/validation", ids...), Values: scores}
+	}
 	return domains.Result{
+		Items:      items,
 		Metric:     rate(vp, vt),
 		TestMetric: rate(tp, tt),
 		Values: map[string]float64{

@@ -268,6 +268,9 @@ func TestToySuitePassRate(t *testing.T) {
 	if res.Metric != 0.4 || res.TestMetric != 0.5 {
 		t.Errorf("rates = %v / %v, want 0.4 / 0.5", res.Metric, res.TestMetric)
 	}
+	if it := res.Items; it == nil || len(it.Values) != 5 || it.Values[0] != 1 || it.Values[1] != 0 || it.Values[2] != 1 || it.Agg != domains.ItemsMean {
+		t.Errorf("items = %+v, want the 5 validation verdicts in case order", res.Items)
+	}
 	for _, r := range results {
 		if r.Name == "i_loop" && !strings.Contains(r.Reason, "timed out") {
 			t.Errorf("i_loop reason = %q", r.Reason)

@@ -294,26 +294,35 @@ func (c *Checker) vouched(src Source, kind string, cert *Cert, pub string) error
 // Receipt admits a research receipt that arrived with cert (nil: the
 // receipt's own Vouch, if any). size is its encoded size (0: computed).
 func (c *Checker) Receipt(src Source, s receipt.Signed, cert *Cert, size int) error {
+	_, err := c.AdmitReceipt(src, s, cert, size)
+	return err
+}
+
+// AdmitReceipt is Receipt returning the admitted record as a
+// receipt.Verified, which a replica takes without verifying it again (see
+// crdt.Replica.AddVerified): the one check of the record is this one.
+func (c *Checker) AdmitReceipt(src Source, s receipt.Signed, cert *Cert, size int) (receipt.Verified, error) {
 	if size <= 0 {
 		size = encodedSize(s)
 	}
 	if err := c.checkCommon(src, KindReceipt, size, s.Receipt.Domain, s.Receipt.Timestamp); err != nil {
-		return err
+		return receipt.Verified{}, err
 	}
-	if err := s.Verify(); err != nil {
+	v, err := s.Verified()
+	if err != nil {
 		if errors.Is(err, receipt.ErrBadID) {
-			return c.Reject(src, KindReceipt, ReasonBadID, err)
+			return receipt.Verified{}, c.Reject(src, KindReceipt, ReasonBadID, err)
 		}
-		return c.Reject(src, KindReceipt, ReasonBadSignature, err)
+		return receipt.Verified{}, c.Reject(src, KindReceipt, ReasonBadSignature, err)
 	}
 	if cert == nil {
 		cert = CertOf(s)
 	}
 	if err := c.vouched(src, KindReceipt, cert, s.Receipt.PublicKey); err != nil {
-		return err
+		return receipt.Verified{}, err
 	}
 	c.accept(src, KindReceipt)
-	return nil
+	return v, nil
 }
 
 // Paper admits a signed paper (kind KindPaper or KindBreakthrough: an

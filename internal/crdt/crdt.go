@@ -8,7 +8,9 @@
 // union, so it is commutative, associative and idempotent; every ranking
 // (BestPerAgent, Top, ByTechnique) is derived from the set on demand and
 // never stored. Every record is verified (receipt.Signed.Verify) before it
-// is admitted, so no replica has to trust another.
+// is admitted, so no replica has to trust another; AddVerified takes a
+// record its caller's admission check verified (a receipt.Verified, which
+// only verification makes) without verifying it a second time.
 //
 // # Origins and sequence numbers
 //
@@ -232,6 +234,16 @@ func New(opts ...Option) *Replica {
 // sent, and shares no maps with the caller), verifies the copy and runs the
 // structural checks. Admission checks are applied separately.
 func (r *Replica) prepare(s receipt.Signed) (*record, error) {
+	b, err := r.marshalRecord(s)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecord(b)
+}
+
+// marshalRecord is s as the replica stores and sends it, within the size
+// limit.
+func (r *Replica) marshalRecord(s receipt.Signed) ([]byte, error) {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: marshal: %v", ErrInvalid, receipt.ShortID(s.ID), err)
@@ -239,7 +251,7 @@ func (r *Replica) prepare(s receipt.Signed) (*record, error) {
 	if len(b) > r.cfg.maxRecordSize {
 		return nil, fmt.Errorf("%w %s: %d bytes exceeds the limit of %d", ErrInvalid, receipt.ShortID(s.ID), len(b), r.cfg.maxRecordSize)
 	}
-	return decodeRecord(b)
+	return b, nil
 }
 
 // decodeRecord parses one marshalled record, verifies it and checks the
@@ -326,6 +338,40 @@ func (r *Replica) Add(s receipt.Signed) (added bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if err := r.admit(rec); err != nil {
+		return false, err
+	}
+	n, err := r.insert([]*record{rec})
+	return n == 1, err
+}
+
+// AddVerified is Add for a record the caller's admission check has
+// already verified (only verification makes a receipt.Verified): the
+// record is copied, size-limited, structurally checked and admitted as by
+// Add, but its id and signature are not checked again.
+func (r *Replica) AddVerified(v receipt.Verified) (added bool, err error) {
+	s := v.Signed()
+	if s.ID == "" {
+		return false, fmt.Errorf("%w: no record", ErrInvalid)
+	}
+	if r.Has(s.ID) {
+		return false, nil
+	}
+	b, err := r.marshalRecord(s)
+	if err != nil {
+		return false, err
+	}
+	var c receipt.Signed
+	if err := json.Unmarshal(b, &c); err != nil {
+		return false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if c.ID != s.ID {
+		return false, fmt.Errorf("%w %s: the copy has id %s", ErrInvalid, receipt.ShortID(s.ID), receipt.ShortID(c.ID))
+	}
+	if err := checkFields(c.Receipt); err != nil {
+		return false, fmt.Errorf("%w %s: %v", ErrInvalid, receipt.ShortID(c.ID), err)
+	}
+	rec := &record{s: c, size: len(b)}
 	if err := r.admit(rec); err != nil {
 		return false, err
 	}

@@ -53,6 +53,11 @@ func Measure(values []float64, k float64) (Floor, error) {
 		d := v - mean
 		ss += d * d
 	}
+	if values[0] == values[len(values)-1] {
+		// Identical runs (a deterministic evaluation): no spread at all,
+		// not the rounding residue of mean = sum/n.
+		ss = 0
+	}
 	return Floor{Mean: mean, SD: math.Sqrt(ss / (n - 1)), N: len(values), K: k}, nil
 }
 

@@ -25,8 +25,10 @@ import (
 	"math"
 	"sort"
 
+	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
 	"github.com/hyperspace-ai/hyperspace/internal/jcs"
+	"github.com/hyperspace-ai/hyperspace/internal/noise"
 )
 
 // Version is the current receipt format version.
@@ -70,6 +72,17 @@ type Receipt struct {
 	// Code is the candidate's source when it was code (an LLM-written skill),
 	// so a receipt can be re-run from itself.
 	Code string `json:"code,omitempty"`
+	// Judgement is the interval the run was judged by against the best
+	// before it (noise.Judge); nil on receipts judged by the older K*SD
+	// floor alone and on baselines.
+	Judgement *noise.Judgement `json:"judgement,omitempty"`
+	// Candidate: the run passed its judgement and waits for confirmation
+	// runs (isNewBest stays false on it).
+	Candidate bool `json:"candidate,omitempty"`
+	// ConfirmationOf is the receipt id of the candidate this run re-ran
+	// with a fresh seed; the confirmation that completes the set carries
+	// isNewBest (its parents are the candidate and the earlier ones).
+	ConfirmationOf string `json:"confirmationOf,omitempty"`
 }
 
 // TrainingInfo describes a DiLoCo training run (Kind "training-run").
@@ -105,6 +118,9 @@ type Result struct {
 	TokensPerSec float64            `json:"tokensPerSec"`
 	TotalTokens  float64            `json:"totalTokens"`
 	Values       map[string]float64 `json:"values"` // every number the domain reported; {} when empty
+	// Items are the per-item validation scores the metric aggregates, for
+	// paired comparisons (nil when the domain has none).
+	Items *domains.Items `json:"items,omitempty"`
 }
 
 // MetricValue is the domain metric of the run.
@@ -208,6 +224,24 @@ func (r Receipt) Check() error {
 			return err
 		}
 	}
+	if it := r.Result.Items; it != nil {
+		for i, v := range it.Values {
+			if err := finite(fmt.Sprintf("result.items.values[%d]", i), v); err != nil {
+				return err
+			}
+		}
+		if err := finite("result.items.scale", it.Scale); err != nil {
+			return err
+		}
+	}
+	if j := r.Judgement; j != nil {
+		for _, f := range []field{{"gain", j.Gain}, {"threshold", j.Threshold}, {"lower", j.Lower}, {"itemsSE", j.ItemsSE},
+			{"itemsQ", j.ItemsQ}, {"seedSD", j.SeedSD}, {"seedQ", j.SeedQ}, {"alpha", j.Alpha}} {
+			if err := finite("judgement."+f.name, f.v); err != nil {
+				return err
+			}
+		}
+	}
 	for i, p := range r.Result.LossCurve {
 		if err := finite(fmt.Sprintf("result.lossCurve[%d][0]", i), p[0]); err != nil {
 			return err
@@ -286,11 +320,17 @@ func Canonical(r Receipt) ([]byte, error) {
 	if err := r.Check(); err != nil {
 		return nil, err
 	}
-	b, err := jcs.Marshal(r)
+	// receiptJSON(r.normalized()) is what r.MarshalJSON encodes; encoding
+	// it directly spares encoding/json re-scanning a Marshaler's output.
+	b, err := json.Marshal(receiptJSON(r.normalized()))
 	if err != nil {
 		return nil, fmt.Errorf("receipt: canonicalising: %w", err)
 	}
-	return b, nil
+	canon, err := jcs.Canonicalize(b)
+	if err != nil {
+		return nil, fmt.Errorf("receipt: canonicalising: %w", err)
+	}
+	return canon, nil
 }
 
 // IDOf returns the receipt id: hex sha256 of the canonical bytes.
@@ -349,6 +389,36 @@ func (s Signed) Verify() error {
 		return fmt.Errorf("%w: peerId %q, key gives %q", ErrPeerMismatch, s.Receipt.PeerID, want)
 	}
 	return nil
+}
+
+// Verified is a signed receipt that Signed.Verified checked in this
+// process; nothing else makes one, so a function that takes a Verified
+// may skip verifying it again (the record passed one check, and the type
+// says which). It shares the receipt's maps and slices with the value it
+// was made from: whoever holds either must treat both as read-only.
+type Verified struct{ s Signed }
+
+// Verified checks s as Verify does and returns it as a Verified.
+func (s Signed) Verified() (Verified, error) {
+	if err := s.Verify(); err != nil {
+		return Verified{}, err
+	}
+	return Verified{s: s}, nil
+}
+
+// Signed returns the verified record.
+func (v Verified) Signed() Signed { return v.s }
+
+// ID returns the record's id ("" for the zero Verified, which holds no
+// record).
+func (v Verified) ID() string { return v.s.ID }
+
+// WithVouch returns v carrying vouch instead of its own. The vouch lies
+// outside the signed content (Verify does not read it), so the record
+// stays verified; whether the vouch is good is admission's question.
+func (v Verified) WithVouch(vouch *Vouch) Verified {
+	v.s.Vouch = vouch
+	return v
 }
 
 // ShortID returns the first 8 characters of a receipt id, as shown in

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/hyperspace-ai/hyperspace/internal/identity"
+	"github.com/hyperspace-ai/hyperspace/internal/jcs"
 )
 
 func key(b byte) *identity.Key { return identity.FromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize)) }
@@ -287,4 +288,86 @@ func TestShortID(t *testing.T) {
 	if ShortID("0123456789abcdef") != "01234567" || ShortID("abc") != "abc" {
 		t.Fatal("ShortID")
 	}
+}
+
+func TestVerified(t *testing.T) {
+	k := identity.FromSeed(make([]byte, 32))
+	s, err := Sign(Receipt{Project: "p", RunNumber: 1, Domain: "ml", Config: map[string]any{"lr": 0.1}}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Verified()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ID() != s.ID || v.Signed().Signature != s.Signature {
+		t.Fatalf("Verified holds %+v, want %+v", v.Signed(), s)
+	}
+	vouched := v.WithVouch(&Vouch{Node: "n", Signature: "x"})
+	if vouched.Signed().Vouch == nil || v.Signed().Vouch != nil || vouched.ID() != s.ID {
+		t.Fatal("WithVouch must set the vouch on a copy and keep the record")
+	}
+	if err := vouched.Signed().Verify(); err != nil {
+		t.Fatalf("a vouch is outside the signed content: %v", err)
+	}
+
+	tampered := s
+	tampered.Receipt.Hypothesis = "better"
+	badSig := s
+	badSig.Signature = s.Signature[:10] + "A" + s.Signature[11:]
+	if badSig.Signature == s.Signature {
+		badSig.Signature = s.Signature[:10] + "B" + s.Signature[11:]
+	}
+	for name, bad := range map[string]Signed{"tampered": tampered, "bad signature": badSig, "zero": {}} {
+		if v, err := bad.Verified(); err == nil || v.ID() != "" {
+			t.Errorf("%s: Verified() = %q, %v; want an error and no record", name, v.ID(), err)
+		}
+	}
+	if (Verified{}).ID() != "" {
+		t.Fatal("the zero Verified holds a record")
+	}
+}
+
+// TestCanonicalIsJCSOfMarshal: Canonical encodes the receipt without going
+// through MarshalJSON, and must give what jcs.Marshal of the receipt gives.
+func TestCanonicalIsJCSOfMarshal(t *testing.T) {
+	r := sample()
+	r.Hypothesis = `<b>&"quoted"</b> ` + "\u2028 é 😀"
+	r.Config["html"] = "<script>"
+	for _, rc := range []Receipt{r, {}, sample()} {
+		got, err := Canonical(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := jcs.Marshal(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Canonical\n %s\njcs.Marshal\n %s", got, want)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	s, err := Sign(sample(), key(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Canonical", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := Canonical(s.Receipt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Verify", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if err := s.Verify(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -18,7 +18,7 @@ import (
 // and the row is inserted. Two runs recorded at once can therefore never
 // both be judged against the same old best, and a retried recording never
 // signs a second, different receipt for a run that is stored.
-func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, run int, minimize bool,
+func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, run int, minimize, incumbent bool,
 	judge func(best *Experiment) (Experiment, error)) (Experiment, bool, error) {
 	var out Experiment
 	inserted := false
@@ -44,8 +44,15 @@ func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, 
 			order = "metric DESC"
 		}
 		var best *Experiment
+		// The reference: the best run of the campaign, or (incumbent) the
+		// best of its baselines and confirmed new bests, so an unconfirmed
+		// lucky run does not raise the bar.
+		where := "campaign_id=$1"
+		if incumbent {
+			where += " AND (baseline OR is_new_best)"
+		}
 		b, err := scanExperiment(tx.QueryRow(ctx, `SELECT `+experimentCols+` FROM experiments
-			WHERE campaign_id=$1 ORDER BY `+order+`, created_at LIMIT 1`, campaignID))
+			WHERE `+where+` ORDER BY `+order+`, created_at LIMIT 1`, campaignID))
 		switch {
 		case err == nil:
 			best = &b

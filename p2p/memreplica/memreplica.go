@@ -5,6 +5,7 @@ package memreplica
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -53,6 +54,22 @@ func (r *Replica) Add(s receipt.Signed) (bool, error) {
 	}
 	if err := s.Verify(); err != nil {
 		return false, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.recs[s.ID]; ok {
+		return false, nil
+	}
+	r.recs[s.ID] = s
+	return true, nil
+}
+
+// AddVerified stores a record already verified (p2p.VerifiedAdder): the
+// node's admission check verified it, so it is not verified again.
+func (r *Replica) AddVerified(v receipt.Verified) (bool, error) {
+	s := v.Signed()
+	if s.ID == "" {
+		return false, errors.New("memreplica: no record")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
