@@ -6,6 +6,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/crdt"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
+	"github.com/hyperspace-ai/hyperspace/p2p"
 )
 
 // replica adapts an in-memory crdt.Replica (the leaderboard CRDT the
@@ -14,6 +15,8 @@ import (
 // are merged. Unlike node's adapter it keeps no set of records refused for
 // good (a simulation has no attackers), so a refused record is checked
 // again on the next exchange.
+var _ p2p.VerifiedAdder = replica{}
+
 type replica struct {
 	r   *crdt.Replica
 	adm *admission.Checker
@@ -78,3 +81,8 @@ func (a replica) HandleSyncPush(from peer.ID, push []byte) (int, error) {
 	added, _, err := a.r.HandlePush(string(from), p)
 	return added, err
 }
+
+// AddVerified takes gossip's admitted records (p2p.VerifiedAdder), as
+// node's adapter does, so that a simulated node checks a gossiped receipt
+// once, as a production node does.
+func (a replica) AddVerified(v receipt.Verified) (bool, error) { return a.r.AddVerified(v) }
