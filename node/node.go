@@ -39,6 +39,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/internal/store"
 	"github.com/hyperspace-ai/hyperspace/p2p"
+	"github.com/hyperspace-ai/hyperspace/p2p/crdtreplica"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
 
@@ -152,7 +153,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		cfg.Admission = admission.New(admission.Config{ClockSkew: cfg.ClockSkew, MaxAge: cfg.MaxAge, Domains: cfg.Domains, Now: cfg.Now,
 			Quotas: map[string]admission.Quota{admission.PathSync: admission.DefaultSyncQuota, admission.PathTraining: admission.DefaultTrainingQuota}})
 	}
-	cfg.Replica = replica{r: rep, adm: cfg.Admission, bad: &badSet{}}
+	cfg.Replica = crdtreplica.New(rep, cfg.Admission)
 	self, err := admission.NodeIdentity(key)
 	if err != nil {
 		rep.Close()

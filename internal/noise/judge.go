@@ -173,8 +173,7 @@ func itemsSE(in JudgeInput) (se float64, df int, method string, ok bool) {
 			va, vb := meanVar(a.Values), meanVar(b.Values)
 			return math.Sqrt(va + vb), min(a.Len(), b.Len()) - 1, "unpaired-t", true
 		case domains.ItemsSharpe:
-			sa := bootstrapSharpeSE(a, &domains.Items{Agg: a.Agg, Values: make([]float64, len(a.Values))}, in.Seed)
-			sb := bootstrapSharpeSE(b, &domains.Items{Agg: b.Agg, Values: make([]float64, len(b.Values))}, in.Seed+1)
+			sa, sb := bootstrapSharpeSE(a, nil, in.Seed), bootstrapSharpeSE(b, nil, in.Seed+1)
 			return math.Sqrt(sa*sa + sb*sb), min(a.Len(), b.Len()) - 1, "unpaired-bootstrap", true
 		}
 		return 0, 0, "", false
@@ -201,7 +200,8 @@ func itemsSE(in JudgeInput) (se float64, df int, method string, ok bool) {
 
 // bootstrapSharpeSE resamples months (blocks of daily returns, paired: the
 // same months for both) and returns the standard deviation of the Sharpe
-// difference over BootstrapResamples resamples.
+// difference a - b over BootstrapResamples resamples; with b nil, of a's
+// Sharpe ratio alone.
 func bootstrapSharpeSE(a, b *domains.Items, seed uint64) float64 {
 	n := a.Len()
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
@@ -212,10 +212,15 @@ func bootstrapSharpeSE(a, b *domains.Items, seed uint64) float64 {
 			k := rng.IntN(n)
 			for t := range 3 {
 				ac[t] += a.Values[3*k+t]
-				bc[t] += b.Values[3*k+t]
+				if b != nil {
+					bc[t] += b.Values[3*k+t]
+				}
 			}
 		}
-		d := sharpeOf(ac, a.Scale) - sharpeOf(bc, b.Scale)
+		d := sharpeOf(ac, a.Scale)
+		if b != nil {
+			d -= sharpeOf(bc, b.Scale)
+		}
 		sum += d
 		sumsq += d * d
 	}

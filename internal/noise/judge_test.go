@@ -198,4 +198,10 @@ func TestSharpeItemsBootstrap(t *testing.T) {
 	if j1.ItemsSE > 0.4 {
 		t.Fatalf("paired SE %v not below the unpaired scale", j1.ItemsSE)
 	}
+	// On other months (another key): independent bootstraps, and the
+	// common factor no longer cancels.
+	ib.Key = "other"
+	if ju := Judge(in); ju.Method != "unpaired-bootstrap" || !(ju.ItemsSE > 2*j1.ItemsSE) {
+		t.Fatalf("unpaired judged %+v (paired SE %v)", ju, j1.ItemsSE)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -347,28 +346,32 @@ func MeasureChurn(ctx context.Context, o ChurnOptions) (ChurnResult, error) {
 	start := time.Now()
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
-	ev := 0
-	var churnErr error
-	for k := range o.Messages {
-		for ev < len(events) && time.Since(start) >= events[ev].at {
-			e := events[ev]
-			ev++
-			evStart <- time.Now()
-			for _, i := range e.victims {
-				var err error
-				if e.kill {
-					err = kill(i)
-				} else {
-					err = restart(i)
-				}
-				if err != nil && churnErr == nil {
-					churnErr = err
-				}
+	// fire runs event ev (every victim, the first error returned).
+	fire := func(ev int) error {
+		e := events[ev]
+		evStart <- time.Now()
+		var first error
+		for _, i := range e.victims {
+			var err error
+			if e.kill {
+				err = kill(i)
+			} else {
+				err = restart(i)
+			}
+			if err != nil && first == nil {
+				first = err
 			}
 		}
-		if churnErr != nil {
-			stopMonitor()
-			return res, churnErr
+		return first
+	}
+	ev := 0
+	for k := range o.Messages {
+		for ev < len(events) && time.Since(start) >= events[ev].at {
+			ev++
+			if err := fire(ev - 1); err != nil {
+				stopMonitor()
+				return res, err
+			}
 		}
 		// A random live node publishes.
 		var cn *churnNode
@@ -405,19 +408,9 @@ func MeasureChurn(ctx context.Context, o ChurnOptions) (ChurnResult, error) {
 		}
 	}
 	for ; ev < len(events); ev++ { // a very short run: the rest now
-		e := events[ev]
-		evStart <- time.Now()
-		for _, i := range e.victims {
-			var err error
-			if e.kill {
-				err = kill(i)
-			} else {
-				err = restart(i)
-			}
-			if err != nil {
-				stopMonitor()
-				return res, err
-			}
+		if err := fire(ev); err != nil {
+			stopMonitor()
+			return res, err
 		}
 	}
 	end := time.Now()
@@ -511,11 +504,7 @@ func MeasureChurn(ctx context.Context, o ChurnOptions) (ChurnResult, error) {
 	if restWant > 0 {
 		res.RestartedFirst = float64(restFirst) / float64(restWant)
 	}
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		res.P50 = percentile(lat, 0.5)
-		res.P99 = percentile(lat, 0.99)
-	}
+	res.P50, res.P99, _ = Quantiles(lat)
 	return res, nil
 }
 

@@ -396,13 +396,18 @@ func MeasurePropagationOpts(ctx context.Context, nodes, messages int, o Propagat
 	mu.Lock()
 	defer mu.Unlock()
 	res.Ratio = float64(delivered) / float64(want)
-	if len(latencies) > 0 {
-		slices.Sort(latencies)
-		res.P50 = percentile(latencies, 0.50)
-		res.P99 = percentile(latencies, 0.99)
-		res.Max = latencies[len(latencies)-1]
-	}
+	res.P50, res.P99, res.Max = Quantiles(latencies)
 	return res, nil
+}
+
+// Quantiles sorts d and returns its p50, p99 (nearest rank) and maximum;
+// all zero for an empty d.
+func Quantiles(d []time.Duration) (p50, p99, maxD time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(d)
+	return percentile(d, 0.50), percentile(d, 0.99), d[len(d)-1]
 }
 
 // percentile returns the q-quantile (nearest rank) of sorted d.

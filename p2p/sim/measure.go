@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -175,12 +174,7 @@ wait:
 		}
 	}
 	res.Delivery = float64(held) / float64(want)
-	if len(latencies) > 0 {
-		slices.Sort(latencies)
-		res.P50 = percentile(latencies, 0.50)
-		res.P99 = percentile(latencies, 0.99)
-		res.Max = latencies[len(latencies)-1]
-	}
+	res.P50, res.P99, res.Max = p2ptest.Quantiles(latencies)
 	return res, nil
 }
 
@@ -205,11 +199,6 @@ func (net *Network) holdAll(ids []string) int {
 		k--
 	}
 	return k
-}
-
-func percentile(d []time.Duration, q float64) time.Duration {
-	i := int(q*float64(len(d))+0.5) - 1
-	return d[max(0, min(i, len(d)-1))]
 }
 
 // ConvergenceResult is what PartitionConvergence reports.

@@ -40,6 +40,7 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/crdt"
 	"github.com/hyperspace-ai/hyperspace/internal/pow"
 	"github.com/hyperspace-ai/hyperspace/p2p"
+	"github.com/hyperspace-ai/hyperspace/p2p/crdtreplica"
 	"github.com/hyperspace-ai/hyperspace/p2p/p2ptest"
 )
 
@@ -200,7 +201,7 @@ func (net *Network) start(ctx context.Context, i int, o Options) (*Node, error) 
 	// records that arrive by sync pass it before the CRDT merges them.
 	cfg.Admission = admission.New(admission.Config{ClockSkew: p2p.DefaultClockSkew, MaxAge: p2p.DefaultMaxAge, Domains: cfg.Domains, Now: time.Now,
 		Quotas: map[string]admission.Quota{admission.PathSync: admission.DefaultSyncQuota}})
-	cfg.Replica = replica{r: r, adm: cfg.Admission}
+	cfg.Replica = crdtreplica.New(r, cfg.Admission)
 	n, err := p2p.New(ctx, cfg)
 	if err != nil {
 		return nil, err

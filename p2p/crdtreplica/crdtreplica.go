@@ -1,4 +1,7 @@
-package node
+// Package crdtreplica adapts the leaderboard CRDT (internal/crdt) to the
+// p2p layer's byte-message Replica interface; the production node and the
+// mocknet simulation (p2p/sim) share it.
+package crdtreplica
 
 import (
 	"sync"
@@ -8,30 +11,38 @@ import (
 	"github.com/hyperspace-ai/hyperspace/internal/admission"
 	"github.com/hyperspace-ai/hyperspace/internal/crdt"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
+	"github.com/hyperspace-ai/hyperspace/p2p"
 )
 
-// replica adapts the CRDT to the p2p layer's byte-message Replica
+// Adapter adapts the CRDT to the p2p layer's byte-message Replica
 // interface. Every record that arrives by sync passes admission first
 // (signature, the cert of the node that vouches for its signer, the sending
 // peer's quota); refused records are counted and left out of the merge, so
 // a later exchange may offer them again (a record over quota then lands).
-type replica struct {
+type Adapter struct {
 	r   *crdt.Replica
 	adm *admission.Checker
 	bad *badSet // records refused for good: not checked (or charged to a quota) again
 }
 
-func (a replica) Add(s receipt.Signed) (bool, error) { return a.r.Add(s) }
-func (a replica) Has(id string) bool                 { return a.r.Has(id) }
+var _ p2p.VerifiedAdder = Adapter{}
+
+// New adapts r; records arriving by sync pass adm (nil: none is checked).
+func New(r *crdt.Replica, adm *admission.Checker) Adapter {
+	return Adapter{r: r, adm: adm, bad: &badSet{}}
+}
+
+func (a Adapter) Add(s receipt.Signed) (bool, error) { return a.r.Add(s) }
+func (a Adapter) Has(id string) bool                 { return a.r.Has(id) }
 
 // AddVerified takes gossip's admitted records (p2p.VerifiedAdder).
-func (a replica) AddVerified(v receipt.Verified) (bool, error) { return a.r.AddVerified(v) }
+func (a Adapter) AddVerified(v receipt.Verified) (bool, error) { return a.r.AddVerified(v) }
 
-func (a replica) SyncRequest(to peer.ID, domains []string) ([]byte, error) {
+func (a Adapter) SyncRequest(to peer.ID, domains []string) ([]byte, error) {
 	return a.r.Request(string(to), domains).Marshal()
 }
 
-func (a replica) HandleSyncRequest(from peer.ID, req []byte) ([]byte, error) {
+func (a Adapter) HandleSyncRequest(from peer.ID, req []byte) ([]byte, error) {
 	r, err := crdt.UnmarshalSyncRequest(req)
 	if err != nil {
 		return nil, err
@@ -45,7 +56,7 @@ func (a replica) HandleSyncRequest(from peer.ID, req []byte) ([]byte, error) {
 
 // admit keeps the records that pass admission (and those already held,
 // which need no check).
-func (a replica) admit(from peer.ID, recs []receipt.Signed) []receipt.Signed {
+func (a Adapter) admit(from peer.ID, recs []receipt.Signed) []receipt.Signed {
 	if a.adm == nil {
 		return recs
 	}
@@ -107,7 +118,7 @@ func (b *badSet) add(k string) {
 	b.m[k] = struct{}{}
 }
 
-func (a replica) HandleSyncResponse(from peer.ID, req, resp []byte) ([]byte, int, error) {
+func (a Adapter) HandleSyncResponse(from peer.ID, req, resp []byte) ([]byte, int, error) {
 	rq, err := crdt.UnmarshalSyncRequest(req)
 	if err != nil {
 		return nil, 0, err
@@ -125,7 +136,7 @@ func (a replica) HandleSyncResponse(from peer.ID, req, resp []byte) ([]byte, int
 	return b, added, err
 }
 
-func (a replica) HandleSyncPush(from peer.ID, push []byte) (int, error) {
+func (a Adapter) HandleSyncPush(from peer.ID, push []byte) (int, error) {
 	p, err := crdt.UnmarshalSyncPush(push)
 	if err != nil {
 		return 0, err
