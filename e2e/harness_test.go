@@ -174,11 +174,7 @@ func (s *stack) do(method, path string, body any) (int, []byte) {
 
 func (s *stack) startCampaign(req map[string]any) api.CampaignView {
 	s.t.Helper()
-	if _, ok := req["confirmations"]; !ok {
-		// These tests count rows against the research experiments; the
-		// confirmation runs have tests of their own.
-		req["confirmations"] = 0
-	}
+	noConfirmations(req)
 	code, body := s.do(http.MethodPost, "/api/v1/campaigns", req)
 	if code != http.StatusCreated {
 		s.t.Fatalf("start campaign: %d %s", code, body)
@@ -263,4 +259,13 @@ func httptestRecorder(h http.Handler, path, tok string) *httptest.ResponseRecord
 	req.Header.Set("Authorization", "Bearer "+tok)
 	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// noConfirmations sets confirmations 0 unless req names it: the e2e tests
+// count rows against the research experiments, and the confirmation runs
+// have tests of their own (TestJudgedCampaign, activities, workflows).
+func noConfirmations(req map[string]any) {
+	if _, ok := req["confirmations"]; !ok {
+		req["confirmations"] = 0
+	}
 }

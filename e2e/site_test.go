@@ -293,6 +293,7 @@ func (s *site) waitNodes(n int) {
 
 func (s *site) startCampaign(req map[string]any) api.CampaignView {
 	s.t.Helper()
+	noConfirmations(req)
 	code, body := s.do(http.MethodPost, "/api/v1/campaigns", req)
 	if code != http.StatusCreated {
 		s.t.Fatalf("start campaign: %d %s", code, body)
