@@ -307,8 +307,15 @@ func cycleRun(ctx workflow.Context, c cycleParams) workflow.Future {
 			Proposal: prop, Outcome: out, Baseline: baseline, Floor: floor,
 			TimestampMs: workflow.Now(ctx).UnixMilli(), Confirm: c.confirm,
 		}
+		// An experiment that has run is recorded even when a stop cancels
+		// the cycle meanwhile: the row and the count it makes must agree
+		// (a cancelled RecordResult may still have committed its row).
+		rctx := ctx
+		if workflow.GetVersion(ctx, "record-despite-stop", workflow.DefaultVersion, 1) == 1 {
+			rctx, _ = workflow.NewDisconnectedContext(ctx)
+		}
 		var rec Recorded
-		if err := c.route.execute(ctx, bookkeepingOptions(), ActRecordResult, in, &rec); err != nil {
+		if err := c.route.execute(rctx, bookkeepingOptions(), ActRecordResult, in, &rec); err != nil {
 			set.Set(nil, fmt.Errorf("record run %d: %w", run, err))
 			return
 		}
