@@ -212,23 +212,54 @@ func NewCluster(ctx context.Context, size, degree int, seed uint64, o Options) (
 }
 
 // WaitMesh waits until every node has at least want mesh peers on the
-// domain topic (or as many as it has peers, if fewer).
+// domain topic (or as many as it has peers, if fewer); see WaitMeshNodes.
 func (c Cluster) WaitMesh(ctx context.Context, want int) error {
+	nodes := make([]*p2p.Node, len(c))
+	for i, m := range c {
+		nodes[i] = m.Node
+	}
+	return WaitMeshNodes(ctx, nodes, want)
+}
+
+// MeshSettle is how long WaitMeshNodes lets the count of nodes at their
+// mesh target stand still before it accepts stragglers.
+const MeshSettle = 5 * time.Second
+
+// WaitMeshNodes waits until every node has at least min(want, peers) mesh
+// peers on the domain topic. GossipSub does not promise that of every node
+// at every moment: a node whose peers pruned it while their meshes were
+// full may sit below its target until the prune backoff (a minute) ends,
+// still receiving everything through its other mesh peers and gossip. So
+// once every node has at least one mesh peer and the number at target has
+// not grown for MeshSettle, it returns nil with those few below target.
+func WaitMeshNodes(ctx context.Context, nodes []*p2p.Node, want int) error {
 	topic := p2p.TopicForDomain(Domain)
+	best, since := -1, time.Now()
 	for {
-		ready := 0
-		for _, m := range c {
-			st := m.Node.Stats()
-			if st.Mesh[topic] >= min(want, st.Peers) && st.Peers > 0 {
+		ready, meshed := 0, 0
+		var lagging []string
+		for i, n := range nodes {
+			st := n.Stats()
+			if st.Peers > 0 && st.Mesh[topic] >= 1 {
+				meshed++
+			}
+			if st.Peers > 0 && st.Mesh[topic] >= min(want, st.Peers) {
 				ready++
+			} else if len(lagging) < 5 {
+				lagging = append(lagging, fmt.Sprintf("node %d: %d peers, mesh %d", i, st.Peers, st.Mesh[topic]))
 			}
 		}
-		if ready == len(c) {
+		if ready == len(nodes) {
+			return nil
+		}
+		if ready > best {
+			best, since = ready, time.Now()
+		} else if meshed == len(nodes) && time.Since(since) >= MeshSettle {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("mesh not formed: %d/%d nodes ready: %w", ready, len(c), ctx.Err())
+			return fmt.Errorf("mesh not formed: %d/%d nodes ready (%v): %w", ready, len(nodes), lagging, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

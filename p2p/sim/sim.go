@@ -229,29 +229,17 @@ func (net *Network) Close() error {
 }
 
 // WaitMesh waits until every node has at least min(want, peers) mesh peers
-// on the domain topic.
+// on the domain topic, accepting a few settled stragglers
+// (p2ptest.WaitMeshNodes).
 func (net *Network) WaitMesh(ctx context.Context, want int) error {
-	topic := p2p.TopicForDomain(p2ptest.Domain)
-	for {
-		ready := 0
-		var lagging []string
-		for i, n := range net.Nodes {
-			st := n.Stats()
-			if st.Peers > 0 && st.Mesh[topic] >= min(want, st.Peers) {
-				ready++
-			} else if len(lagging) < 5 {
-				lagging = append(lagging, fmt.Sprintf("node %d: %d peers, mesh %d", i, st.Peers, st.Mesh[topic]))
-			}
-		}
-		if ready == len(net.Nodes) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("sim: mesh not formed: %d/%d nodes ready (%v): %w", ready, len(net.Nodes), lagging, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+	nodes := make([]*p2p.Node, len(net.Nodes))
+	for i, n := range net.Nodes {
+		nodes[i] = n.Node
 	}
+	if err := p2ptest.WaitMeshNodes(ctx, nodes, want); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	return nil
 }
 
 // Partition cuts every edge between nodes on different sides (side(i)
