@@ -557,6 +557,21 @@ func contentType(name string) string {
 // after the other, each against the best the other left. It is idempotent:
 // a retry (on this node or on another the agent moved to) for a run that
 // is stored returns that row and signs nothing.
+// selection discounts a result for the campaign's trials (this one
+// included) where the domain has such a statistic (finance's deflated
+// Sharpe ratio); nil elsewhere.
+func selection(d domains.Domain, values map[string]float64, tried store.Trials) *receipt.Selection {
+	sd, ok := d.(domains.SelectionDomain)
+	if !ok {
+		return nil
+	}
+	method, em, dsr, ok := sd.Deflate(values, tried.N, tried.Var)
+	if !ok {
+		return nil
+	}
+	return &receipt.Selection{Method: method, Trials: tried.N, TrialVar: tried.Var, ExpectedMax: em, Deflated: dsr}
+}
+
 func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput) (workflows.Recorded, error) {
 	d, err := a.domain(ctx, in.Domain)
 	if err != nil {
@@ -569,7 +584,7 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 	}
 	var improvement float64
 	var beats, newBest, candidate bool
-	judge := func(best *store.Experiment) (store.Experiment, error) {
+	judge := func(best *store.Experiment, tried store.Trials) (store.Experiment, error) {
 		var floor *receipt.NoiseFloor
 		var judgement *noise.Judgement
 		improvement, beats, newBest, candidate = 0, false, false, false
@@ -649,6 +664,7 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 		if in.Confirm != nil {
 			r.ConfirmationOf = in.Confirm.Of
 		}
+		r.Selection = selection(d, in.Outcome.Values, tried.With(in.Outcome.Metric))
 		signed, err := receipt.Sign(r, k)
 		if err != nil {
 			return store.Experiment{}, temporal.NewNonRetryableApplicationError("sign receipt: "+err.Error(), "BadReceipt", err)

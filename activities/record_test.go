@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"testing"
 
 	"github.com/hyperspace-ai/hyperspace/domains"
+	"github.com/hyperspace-ai/hyperspace/domains/finance"
 	"github.com/hyperspace-ai/hyperspace/domains/search"
 	"github.com/hyperspace-ai/hyperspace/internal/keystore"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
@@ -22,10 +24,16 @@ import (
 // and activities that record for it.
 func recorderSite(t *testing.T, n int) (*Activities, context.Context) {
 	t.Helper()
+	return recorderSiteFor(t, n, search.New())
+}
+
+// recorderSiteFor is recorderSite for a campaign in domain d.
+func recorderSiteFor(t *testing.T, n int, d domains.Domain) (*Activities, context.Context) {
+	t.Helper()
 	st, _ := testenv.Database(t)
 	b, _ := testenv.Blob(t)
 	ctx := context.Background()
-	if err := st.CreateCampaign(ctx, store.Campaign{ID: "c1", Domain: "search", Status: store.StatusRunning, Agents: n, Experiments: 1,
+	if err := st.CreateCampaign(ctx, store.Campaign{ID: "c1", Domain: d.Name(), Status: store.StatusRunning, Agents: n, Experiments: 1,
 		BaselineSeeds: 3, BudgetSeconds: 1, Request: []byte(`{}`), WorkflowID: "campaign-c1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +41,7 @@ func recorderSite(t *testing.T, n int) (*Activities, context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &Activities{Store: st, Blob: b, Keys: ks, Domains: domains.NewRegistry(search.New()),
+	a := &Activities{Store: st, Blob: b, Keys: ks, Domains: domains.NewRegistry(d),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for i := range n {
 		if err := a.RegisterAgent(ctx, workflows.RegisterAgentInput{CampaignID: "c1", Agent: workflows.AgentName(i)}); err != nil {
@@ -248,5 +256,55 @@ func TestJudgedCandidateConfirmed(t *testing.T) {
 	next, err := a.RecordResult(ctx, judgedInput(workflows.AgentName(1), 1, base, 0.16, 0.05, false, nil))
 	if err != nil || !next.Candidate {
 		t.Fatalf("judged against the unconfirmed run instead of the incumbent: %+v %v", next, err)
+	}
+}
+
+// TestFinanceReceiptDeflated: a finance receipt carries the deflated Sharpe
+// ratio given the campaign's trials so far (this one included), and the
+// same Sharpe is deflated more as the campaign tries more configs.
+func TestFinanceReceiptDeflated(t *testing.T) {
+	a, ctx := recorderSiteFor(t, 1, finance.New())
+	ag := workflows.AgentName(0)
+	sharpes := []float64{0.55, 0.62, 0.48, 0.9, 0.71}
+	var prev *receipt.Selection
+	var tried store.Trials
+	for i, sr := range sharpes {
+		in := recordInput(ag, i+1, sr, i == 0)
+		in.Domain = "finance"
+		in.Outcome.Values = map[string]float64{"valSharpe": sr, "valDays": 1200, "valSkew": -0.4, "valKurtosis": 7}
+		if _, err := a.RecordResult(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		tried = tried.With(sr)
+		e, err := a.Store.GetRun(ctx, "c1", ag, i+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s receipt.Signed
+		if err := json.Unmarshal(e.Record, &s); err != nil {
+			t.Fatal(err)
+		}
+		sel := s.Receipt.Selection
+		if sel == nil || sel.Method != "deflated-sharpe" || sel.Trials != i+1 || math.Abs(sel.TrialVar-tried.Var) > 1e-12 {
+			t.Fatalf("run %d: selection %+v, want %d trials var %v", i+1, sel, i+1, tried.Var)
+		}
+		if want := finance.DeflatedSharpe(sr, 1200, -0.4, 7, i+1, tried.Var); sel.Deflated != want {
+			t.Fatalf("run %d: deflated %v, want %v", i+1, sel.Deflated, want)
+		}
+		if prev != nil && !(sel.ExpectedMax > prev.ExpectedMax) && tried.Var > 0 {
+			t.Fatalf("run %d: expected max %v did not grow from %v", i+1, sel.ExpectedMax, prev.ExpectedMax)
+		}
+		prev = sel
+	}
+	// A search receipt has no selection statistic.
+	b, bctx := recorderSite(t, 1)
+	if _, err := b.RecordResult(bctx, recordInput(ag, 1, 0.3, true)); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := b.Store.GetRun(bctx, "c1", ag, 1)
+	var s receipt.Signed
+	_ = json.Unmarshal(e.Record, &s)
+	if s.Receipt.Selection != nil {
+		t.Fatalf("search receipt has selection %+v", s.Receipt.Selection)
 	}
 }

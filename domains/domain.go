@@ -342,6 +342,16 @@ type Domain interface {
 	Describe() string
 }
 
+// SelectionDomain is a domain whose metric can be discounted for selection
+// bias: after a campaign tried trials configs whose metrics had variance
+// trialVar, Deflate gives the probability (0..1) that res's skill is real
+// and the metric the best of them is expected to reach by luck alone.
+// ok is false when res lacks what the statistic needs.
+type SelectionDomain interface {
+	Domain
+	Deflate(res map[string]float64, trials int, trialVar float64) (method string, expectedMax, deflated float64, ok bool)
+}
+
 // CodeDomain is a domain whose candidates may also be source code (written
 // by an LLM) instead of a point in the search space alone.
 type CodeDomain interface {

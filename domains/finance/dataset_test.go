@@ -250,6 +250,27 @@ func TestExcessAndDeflatedSharpe(t *testing.T) {
 	}
 }
 
+// TestDeflate: the domain's selection statistic is DeflatedSharpe of the
+// result's validation figures, and it refuses results without them.
+func TestDeflate(t *testing.T) {
+	d := New()
+	v := map[string]float64{"valSharpe": 1.2, "valDays": 1500, "valSkew": -0.3, "valKurtosis": 6}
+	method, em, dsr, ok := d.Deflate(v, 40, 0.09)
+	if !ok || method != "deflated-sharpe" {
+		t.Fatalf("deflate: %v %v", method, ok)
+	}
+	if em != ExpectedMaxSharpe(40, 0.09) || dsr != DeflatedSharpe(1.2, 1500, -0.3, 6, 40, 0.09) {
+		t.Fatalf("em %v dsr %v", em, dsr)
+	}
+	if _, _, one, _ := d.Deflate(v, 1, 0); one != ProbabilisticSharpe(1.2, 0, 1500, -0.3, 6) || !(dsr < one) {
+		t.Fatalf("one trial: %v, 40 trials %v", one, dsr)
+	}
+	delete(v, "valSkew")
+	if _, _, _, ok := d.Deflate(v, 40, 0.09); ok {
+		t.Fatal("deflated a result without valSkew")
+	}
+}
+
 func mustValid(t *testing.T, d *Domain, c domains.Config) domains.Config {
 	t.Helper()
 	n, err := d.Validate(c)

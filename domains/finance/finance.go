@@ -470,6 +470,25 @@ day. The first validation rebalance buys from all cash, so its cost counts.
 
 `
 
+// Deflate is the deflated Sharpe ratio of a result's validation Sharpe
+// given the campaign's trials (domains.SelectionDomain): it needs the
+// valSharpe, valDays, valSkew and valKurtosis the result reports.
+func (d *Domain) Deflate(res map[string]float64, trials int, trialVar float64) (string, float64, float64, bool) {
+	sr, ok1 := res["valSharpe"]
+	days, ok2 := res["valDays"]
+	skew, ok3 := res["valSkew"]
+	kurt, ok4 := res["valKurtosis"]
+	if !ok1 || !ok2 || !ok3 || !ok4 || days < 3 || trials < 1 || trialVar < 0 {
+		return "", 0, 0, false
+	}
+	em := ExpectedMaxSharpe(trials, trialVar)
+	dsr := ProbabilisticSharpe(sr, em, int(days), skew, kurt)
+	if math.IsNaN(dsr) || math.IsNaN(em) {
+		return "", 0, 0, false
+	}
+	return "deflated-sharpe", em, dsr, true
+}
+
 // describeParams lists the parameters and the baseline.
 func (d *Domain) describeParams(b *strings.Builder) {
 	b.WriteString("Parameters (name, type, range, meaning):\n")

@@ -83,6 +83,24 @@ type Receipt struct {
 	// with a fresh seed; the confirmation that completes the set carries
 	// isNewBest (its parents are the candidate and the earlier ones).
 	ConfirmationOf string `json:"confirmationOf,omitempty"`
+	// Selection discounts the metric by how many configs the campaign had
+	// tried when this run was recorded (the deflated Sharpe ratio in
+	// finance); nil where the domain has no such statistic.
+	Selection *Selection `json:"selection,omitempty"`
+}
+
+// Selection is a result's statistic after selection bias: the campaign had
+// run Trials experiments (this one included) whose metrics varied by
+// TrialVar, so the best of them is expected to reach ExpectedMax by luck
+// alone, and Deflated is the probability that this run's skill is real
+// given that (Bailey and Lopez de Prado's deflated Sharpe ratio: above
+// 0.95 is the usual bar).
+type Selection struct {
+	Method      string  `json:"method"` // "deflated-sharpe"
+	Trials      int     `json:"trials"`
+	TrialVar    float64 `json:"trialVar"`
+	ExpectedMax float64 `json:"expectedMax"`
+	Deflated    float64 `json:"deflated"`
 }
 
 // TrainingInfo describes a DiLoCo training run (Kind "training-run").
@@ -238,6 +256,13 @@ func (r Receipt) Check() error {
 		for _, f := range []field{{"gain", j.Gain}, {"threshold", j.Threshold}, {"lower", j.Lower}, {"itemsSE", j.ItemsSE},
 			{"itemsQ", j.ItemsQ}, {"seedSD", j.SeedSD}, {"seedQ", j.SeedQ}, {"alpha", j.Alpha}} {
 			if err := finite("judgement."+f.name, f.v); err != nil {
+				return err
+			}
+		}
+	}
+	if sel := r.Selection; sel != nil {
+		for _, f := range []field{{"trialVar", sel.TrialVar}, {"expectedMax", sel.ExpectedMax}, {"deflated", sel.Deflated}} {
+			if err := finite("selection."+f.name, f.v); err != nil {
 				return err
 			}
 		}

@@ -19,7 +19,7 @@ import (
 // both be judged against the same old best, and a retried recording never
 // signs a second, different receipt for a run that is stored.
 func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, run int, minimize, incumbent bool,
-	judge func(best *Experiment) (Experiment, error)) (Experiment, bool, error) {
+	judge func(best *Experiment, tried Trials) (Experiment, error)) (Experiment, bool, error) {
 	var out Experiment
 	inserted := false
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
@@ -59,7 +59,19 @@ func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, 
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("best of campaign %s: %w", campaignID, err)
 		}
-		e, err := judge(best)
+		var tried Trials
+		var mean, variance *float64
+		if err := tx.QueryRow(ctx, `SELECT count(*), avg(metric), var_samp(metric) FROM experiments
+			WHERE campaign_id=$1 AND status='completed'`, campaignID).Scan(&tried.N, &mean, &variance); err != nil {
+			return fmt.Errorf("trials of campaign %s: %w", campaignID, err)
+		}
+		if mean != nil {
+			tried.Mean = *mean
+		}
+		if variance != nil {
+			tried.Var = *variance
+		}
+		e, err := judge(best, tried)
 		if err != nil {
 			return err
 		}
@@ -84,6 +96,27 @@ func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, 
 		return Experiment{}, false, err
 	}
 	return out, inserted, nil
+}
+
+// Trials summarises the metrics of a campaign's completed experiments:
+// how many, their mean and their sample variance (0 below two).
+type Trials struct {
+	N         int
+	Mean, Var float64
+}
+
+// With returns t with one more experiment of metric x (Welford's update).
+func (t Trials) With(x float64) Trials {
+	n := float64(t.N)
+	m2 := t.Var * max(n-1, 0)
+	d := x - t.Mean
+	mean := t.Mean + d/(n+1)
+	m2 += d * (x - mean)
+	out := Trials{N: t.N + 1, Mean: mean}
+	if out.N > 1 {
+		out.Var = m2 / float64(out.N-1)
+	}
+	return out
 }
 
 // ConfigTried reports whether a campaign (one agent's runs when agent is
