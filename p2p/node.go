@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.ListenAddrStrings(append(slices.Clone(cfg.ListenAddrs), cfg.WebSocketListenAddrs...)...),
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(tcp.NewTCPTransport, tcp.WithConnectionTimeout(tcpConnectTimeout)),
 		libp2p.Transport(quic.NewTransport),
 		// Browser peers (the /mesh/ page) dial WebSockets.
 		libp2p.Transport(websocket.New),

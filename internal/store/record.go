@@ -13,7 +13,9 @@ import (
 // on. In one transaction that holds the campaign's row lock (so recorders
 // of one campaign take turns): if (campaign, agent, run) is stored already,
 // that row is returned (inserted=false) and judge is not called; otherwise
-// judge gets the campaign's best so far (nil: none), returns the row to
+// judge gets the campaign's best so far (nil: none) and a summary of its
+// completed experiments (Trials: how many tries the result was selected
+// from), returns the row to
 // store (typically signing a receipt that says whether it beats that best),
 // and the row is inserted. Two runs recorded at once can therefore never
 // both be judged against the same old best, and a retried recording never

@@ -66,6 +66,8 @@ type nodeState struct {
 	Peers     int            `json:"peers"`
 	Delivered uint64         `json:"delivered"` // p2p.Stats.Delivered: records learnt by gossip
 	SyncAdded uint64         `json:"syncAdded"` // p2p.Stats.SyncAdded: records learnt by sync
+	Redialed  uint64         `json:"redialed"`  // p2p.Stats.Redialed: lost peers reconnected by the redialer
+	Redialing int            `json:"redialing"` // lost peers being redialled now
 }
 
 // agent publishes one node's findings.
@@ -276,6 +278,8 @@ func (h *helper) state() []nodeState {
 			Peers:     st.Peers,
 			Delivered: st.Delivered,
 			SyncAdded: st.SyncAdded,
+			Redialed:  st.Redialed,
+			Redialing: a.n.P2P.Redialing(),
 		}
 		ns.Hash = a.n.Replica.StateHash("")
 		for _, s := range a.n.Replica.Records(domain) {

@@ -133,14 +133,24 @@ func TestPartition(t *testing.T) {
 		t.Fatalf("healing the link: %v", err)
 	}
 	healed := time.Now()
-	var firstCross time.Duration
+	var firstCross, firstConn time.Duration
 	took, _ = waitFor(t, sides, "convergence after the heal", func(st [2][]nodeState) (bool, string) {
 		if firstCross == 0 && crossed(st, pub1) {
 			firstCross = time.Since(healed)
 		}
+		if firstConn == 0 && reconnected(st, before) {
+			firstConn = time.Since(healed)
+		}
 		return identical(st, pub2[0]+pub2[1])
 	})
-	t.Logf("heal: first record crossed after %v", firstCross.Round(time.Millisecond))
+	t.Logf("heal: first connection across after %v, first record after %v", firstConn.Round(time.Millisecond), firstCross.Round(time.Millisecond))
+	var redials []string
+	for s, side := range states(t, sides) {
+		for i, n := range side {
+			redials = append(redials, fmt.Sprintf("%c%d %d (%d still lost)", 'a'+s, i, n.Redialed-before[s][i].Redialed, n.Redialing))
+		}
+	}
+	t.Logf("heal: peers reconnected by the redialer: %s", strings.Join(redials, ", "))
 	logHealPaths(t, sides, before, during)
 	t.Logf("partition heal: converged in %d ms (%d records on side A, %d on side B during the cut; cut %v, %d+%d nodes, sync every %v)",
 		took.Milliseconds(), during[0], during[1], cutFor, nodesPerSide, nodesPerSide, syncInterval)
@@ -192,6 +202,19 @@ func plan(t *testing.T, l *link) [2]helperConfig {
 // to a node is counted once, by one of the two, but a sync exchange counts
 // its records only when it ends, which may be after the replicas already
 // agree; so this waits (a few seconds at most) for the counts to add up.
+// reconnected reports whether some node has more peers than before the
+// heal (a connection to the other side is back).
+func reconnected(st, before [2][]nodeState) bool {
+	for s := range st {
+		for i, n := range st[s] {
+			if n.Peers > before[s][i].Peers {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func logHealPaths(t *testing.T, sides [2]*proc, before [2][]nodeState, during [2]int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
