@@ -566,8 +566,8 @@ func selection(d domains.Domain, values map[string]float64, tried store.Trials) 
 		return nil
 	}
 	method, em, dsr, ok := sd.Deflate(values, tried.N, tried.Var)
-	if !ok {
-		return nil
+	if !ok || !isFinite(tried.Var) || !isFinite(em) || !isFinite(dsr) {
+		return nil // a receipt holds finite numbers only
 	}
 	return &receipt.Selection{Method: method, Trials: tried.N, TrialVar: tried.Var, ExpectedMax: em, Deflated: dsr}
 }
@@ -748,3 +748,5 @@ func projectOf(domain string) string {
 	}
 	return domain
 }
+
+func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
