@@ -557,8 +557,8 @@ func contentType(name string) string {
 // after the other, each against the best the other left. It is idempotent:
 // a retry (on this node or on another the agent moved to) for a run that
 // is stored returns that row and signs nothing.
-// selection discounts a result for the campaign's trials (this one
-// included) where the domain has such a statistic (finance's deflated
+// selection discounts a result for the configs the campaign has tried
+// (this one included) where the domain has such a statistic (finance's deflated
 // Sharpe ratio); nil elsewhere.
 func selection(d domains.Domain, values map[string]float64, tried store.Trials) *receipt.Selection {
 	sd, ok := d.(domains.SelectionDomain)
@@ -686,7 +686,7 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 		}, nil
 	}
 	incumbent := in.Floor != nil && in.Floor.Trials > 0
-	e, inserted, err := a.Store.RecordExperiment(ctx, in.CampaignID, in.Agent, in.RunNumber, m.Direction == domains.Minimize, incumbent, judge)
+	e, inserted, err := a.Store.RecordExperiment(ctx, in.CampaignID, in.Agent, in.RunNumber, in.Proposal.Config.Key(), m.Direction == domains.Minimize, incumbent, judge)
 	if err != nil {
 		return workflows.Recorded{}, err
 	}

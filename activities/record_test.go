@@ -260,8 +260,8 @@ func TestJudgedCandidateConfirmed(t *testing.T) {
 }
 
 // TestFinanceReceiptDeflated: a finance receipt carries the deflated Sharpe
-// ratio given the campaign's trials so far (this one included), and the
-// same Sharpe is deflated more as the campaign tries more configs.
+// ratio given the configs the campaign has tried (this one included), and
+// the same Sharpe is deflated more as the campaign tries more configs.
 func TestFinanceReceiptDeflated(t *testing.T) {
 	a, ctx := recorderSiteFor(t, 1, finance.New())
 	ag := workflows.AgentName(0)
@@ -296,14 +296,33 @@ func TestFinanceReceiptDeflated(t *testing.T) {
 		}
 		prev = sel
 	}
+	// A second run of the last config (another seed, or a confirmation) is
+	// not another trial: it stands for its config in place of the first.
+	in := recordInput(ag, len(sharpes)+1, 0.8, false)
+	in.Domain = "finance"
+	in.Proposal.Config = recordInput(ag, len(sharpes), 0, false).Proposal.Config
+	in.Outcome.Values = map[string]float64{"valSharpe": 0.8, "valDays": 1200, "valSkew": -0.4, "valKurtosis": 7}
+	if _, err := a.RecordResult(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	var others store.Trials
+	for _, sr := range sharpes[:len(sharpes)-1] {
+		others = others.With(sr)
+	}
+	e, _ := a.Store.GetRun(ctx, "c1", ag, len(sharpes)+1)
+	var rs receipt.Signed
+	_ = json.Unmarshal(e.Record, &rs)
+	if sel := rs.Receipt.Selection; sel == nil || sel.Trials != len(sharpes) || math.Abs(sel.TrialVar-others.With(0.8).Var) > 1e-12 {
+		t.Fatalf("repeated config: selection %+v, want %d trials var %v", sel, len(sharpes), others.With(0.8).Var)
+	}
 	// A search receipt has no selection statistic.
 	b, bctx := recorderSite(t, 1)
 	if _, err := b.RecordResult(bctx, recordInput(ag, 1, 0.3, true)); err != nil {
 		t.Fatal(err)
 	}
-	e, _ := b.Store.GetRun(bctx, "c1", ag, 1)
+	se, _ := b.Store.GetRun(bctx, "c1", ag, 1)
 	var s receipt.Signed
-	_ = json.Unmarshal(e.Record, &s)
+	_ = json.Unmarshal(se.Record, &s)
 	if s.Receipt.Selection != nil {
 		t.Fatalf("search receipt has selection %+v", s.Receipt.Selection)
 	}

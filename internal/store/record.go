@@ -13,14 +13,14 @@ import (
 // on. In one transaction that holds the campaign's row lock (so recorders
 // of one campaign take turns): if (campaign, agent, run) is stored already,
 // that row is returned (inserted=false) and judge is not called; otherwise
-// judge gets the campaign's best so far (nil: none) and a summary of its
-// completed experiments (Trials: how many tries the result was selected
-// from), returns the row to
+// judge gets the campaign's best so far (nil: none) and a summary of the
+// other configs it has tried (Trials, one per config key other than
+// configKey: how many tries the result was selected from), returns the row to
 // store (typically signing a receipt that says whether it beats that best),
 // and the row is inserted. Two runs recorded at once can therefore never
 // both be judged against the same old best, and a retried recording never
 // signs a second, different receipt for a run that is stored.
-func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, run int, minimize, incumbent bool,
+func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, run int, configKey string, minimize, incumbent bool,
 	judge func(best *Experiment, tried Trials) (Experiment, error)) (Experiment, bool, error) {
 	var out Experiment
 	inserted := false
@@ -63,8 +63,12 @@ func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, 
 		}
 		var tried Trials
 		var mean, variance *float64
-		if err := tx.QueryRow(ctx, `SELECT count(*), avg(metric), var_samp(metric) FROM experiments
-			WHERE campaign_id=$1 AND status='completed'`, campaignID).Scan(&tried.N, &mean, &variance); err != nil {
+		// One trial per config (its runs' mean): repeated seeds and
+		// confirmation runs of a config are not further tries; the config
+		// being recorded is left out for the caller to add (Trials.With).
+		if err := tx.QueryRow(ctx, `SELECT count(*), avg(m), var_samp(m) FROM (SELECT avg(metric) AS m FROM experiments
+			WHERE campaign_id=$1 AND status='completed' AND config_key <> $2 GROUP BY config_key) AS configs`,
+			campaignID, configKey).Scan(&tried.N, &mean, &variance); err != nil {
 			return fmt.Errorf("trials of campaign %s: %w", campaignID, err)
 		}
 		if mean != nil {
@@ -100,8 +104,8 @@ func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, 
 	return out, inserted, nil
 }
 
-// Trials summarises the metrics of a campaign's completed experiments:
-// how many, their mean and their sample variance (0 below two).
+// Trials summarises the configs a campaign has tried: how many, the mean
+// and the sample variance (0 below two) of their metrics.
 type Trials struct {
 	N         int
 	Mean, Var float64
