@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hyperspace-ai/hyperspace/domains"
 	"github.com/hyperspace-ai/hyperspace/internal/receipt"
 	"github.com/hyperspace-ai/hyperspace/workflows"
 )
@@ -38,9 +39,19 @@ func TestJudgedCampaign(t *testing.T) {
 		byID[sr.ID] = sr.Receipt
 	}
 	candidates, confirmations := 0, 0
+	configs := map[string]bool{}
+	for _, rc := range byID {
+		configs[domains.Config(rc.Config).Key()] = true
+	}
 	for id, rc := range byID {
 		if rc.Result.Items == nil || rc.Result.Items.Agg != "sharpe" {
 			t.Fatalf("%s: no per-month items", id)
+		}
+		// The deflated Sharpe ratio given the configs tried by then: at
+		// least this one, at most every config of the campaign.
+		if sel := rc.Selection; sel == nil || sel.Method != "deflated-sharpe" || sel.Trials < 1 || sel.Trials > len(configs) ||
+			!(sel.Deflated >= 0 && sel.Deflated <= 1) {
+			t.Fatalf("%s: selection %+v (%d configs in the campaign)", id, rc.Selection, len(configs))
 		}
 		if rc.Baseline {
 			continue
