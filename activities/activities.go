@@ -550,6 +550,27 @@ func contentType(name string) string {
 	return "application/octet-stream"
 }
 
+// selection discounts a result for the configs the campaign has tried
+// (this one included) where the domain has such a statistic (finance's deflated
+// Sharpe ratio); nil elsewhere.
+// The campaign's other configs are read (tried) only for such a domain.
+func selection(d domains.Domain, out workflows.Outcome, tried func() (store.Trials, error)) (*receipt.Selection, error) {
+	sd, ok := d.(domains.SelectionDomain)
+	if !ok {
+		return nil, nil
+	}
+	others, err := tried()
+	if err != nil {
+		return nil, err
+	}
+	t := others.With(out.Metric)
+	method, em, dsr, ok := sd.Deflate(out.Values, t.N, t.Var)
+	if !ok {
+		return nil, nil
+	}
+	return &receipt.Selection{Method: method, Trials: t.N, TrialVar: t.Var, ExpectedMax: em, Deflated: dsr}, nil
+}
+
 // RecordResult signs the research receipt, judges it against the noise floor
 // and the campaign's best, stores it, and promotes its artifacts. The
 // judgement and the insert are one transaction under the campaign's lock
@@ -557,21 +578,6 @@ func contentType(name string) string {
 // after the other, each against the best the other left. It is idempotent:
 // a retry (on this node or on another the agent moved to) for a run that
 // is stored returns that row and signs nothing.
-// selection discounts a result for the configs the campaign has tried
-// (this one included) where the domain has such a statistic (finance's deflated
-// Sharpe ratio); nil elsewhere.
-func selection(d domains.Domain, values map[string]float64, tried store.Trials) *receipt.Selection {
-	sd, ok := d.(domains.SelectionDomain)
-	if !ok {
-		return nil
-	}
-	method, em, dsr, ok := sd.Deflate(values, tried.N, tried.Var)
-	if !ok || !isFinite(tried.Var) || !isFinite(em) || !isFinite(dsr) {
-		return nil // a receipt holds finite numbers only
-	}
-	return &receipt.Selection{Method: method, Trials: tried.N, TrialVar: tried.Var, ExpectedMax: em, Deflated: dsr}
-}
-
 func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput) (workflows.Recorded, error) {
 	d, err := a.domain(ctx, in.Domain)
 	if err != nil {
@@ -584,7 +590,7 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 	}
 	var improvement float64
 	var beats, newBest, candidate bool
-	judge := func(best *store.Experiment, tried store.Trials) (store.Experiment, error) {
+	judge := func(best *store.Experiment, tried func() (store.Trials, error)) (store.Experiment, error) {
 		var floor *receipt.NoiseFloor
 		var judgement *noise.Judgement
 		improvement, beats, newBest, candidate = 0, false, false, false
@@ -664,7 +670,11 @@ func (a *Activities) RecordResult(ctx context.Context, in workflows.RecordInput)
 		if in.Confirm != nil {
 			r.ConfirmationOf = in.Confirm.Of
 		}
-		r.Selection = selection(d, in.Outcome.Values, tried.With(in.Outcome.Metric))
+		sel, err := selection(d, in.Outcome, tried)
+		if err != nil {
+			return store.Experiment{}, err
+		}
+		r.Selection = sel
 		signed, err := receipt.Sign(r, k)
 		if err != nil {
 			return store.Experiment{}, temporal.NewNonRetryableApplicationError("sign receipt: "+err.Error(), "BadReceipt", err)
@@ -748,5 +758,3 @@ func projectOf(domain string) string {
 	}
 	return domain
 }
-
-func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

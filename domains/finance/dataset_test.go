@@ -265,6 +265,9 @@ func TestDeflate(t *testing.T) {
 	if _, _, one, _ := d.Deflate(v, 1, 0); one != ProbabilisticSharpe(1.2, 0, 1500, -0.3, 6) || !(dsr < one) {
 		t.Fatalf("one trial: %v, 40 trials %v", one, dsr)
 	}
+	if _, _, _, ok := d.Deflate(v, 40, math.Inf(1)); ok {
+		t.Fatal("deflated with an infinite trial variance")
+	}
 	delete(v, "valSkew")
 	if _, _, _, ok := d.Deflate(v, 40, 0.09); ok {
 		t.Fatal("deflated a result without valSkew")

@@ -472,7 +472,8 @@ day. The first validation rebalance buys from all cash, so its cost counts.
 
 // Deflate is the deflated Sharpe ratio of a result's validation Sharpe
 // given the campaign's trials (domains.SelectionDomain): it needs the
-// valSharpe, valDays, valSkew and valKurtosis the result reports.
+// valSharpe, valDays, valSkew and valKurtosis the result reports, and it
+// refuses (ok false) where trialVar or the statistic is not finite.
 func (d *Domain) Deflate(res map[string]float64, trials int, trialVar float64) (string, float64, float64, bool) {
 	sr, ok1 := res["valSharpe"]
 	days, ok2 := res["valDays"]
@@ -483,8 +484,10 @@ func (d *Domain) Deflate(res map[string]float64, trials int, trialVar float64) (
 	}
 	em := ExpectedMaxSharpe(trials, trialVar)
 	dsr := ProbabilisticSharpe(sr, em, int(days), skew, kurt)
-	if math.IsNaN(dsr) || math.IsNaN(em) {
-		return "", 0, 0, false
+	for _, x := range []float64{trialVar, em, dsr} {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return "", 0, 0, false // a receipt holds finite numbers only
+		}
 	}
 	return "deflated-sharpe", em, dsr, true
 }

@@ -90,7 +90,8 @@ type Receipt struct {
 }
 
 // Selection is a result's statistic after selection bias: the campaign had
-// run Trials experiments (this one included) whose metrics varied by
+// tried Trials configs (this one included; repeated runs of a config are
+// one trial) whose metrics varied by
 // TrialVar, so the best of them is expected to reach ExpectedMax by luck
 // alone, and Deflated is the probability that this run's skill is real
 // given that (Bailey and Lopez de Prado's deflated Sharpe ratio: above

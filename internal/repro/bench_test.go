@@ -143,22 +143,17 @@ func BenchmarkReproduction(b *testing.B) {
 		}
 		return fmt.Sprintf("%.0f %%", 100*r)
 	}
+	var all [2][2]int // per rule: new bests, holding on test
 	for _, r := range rows {
-		for _, o := range []repro.Outcome{r.rep.Before, r.rep.After} {
+		for i, o := range []repro.Outcome{r.rep.Before, r.rep.After} {
 			t, v := o.Holds()
+			all[i][0] += len(o.NewBests)
+			all[i][1] += t
 			cand := "-"
 			if o.Rule == repro.After {
 				cand = strconv.Itoa(o.Candidates)
 			}
 			fmt.Fprintf(&sb, "| %s | %s | %s | %s | %d | %d | %s | %d | %d |\n", r.rep.Domain, r.spec, o.Rule, cand, len(o.NewBests), t, rate(o.Rate()), v, r.rep.Evaluations)
-		}
-	}
-	var all [2][2]int
-	for _, r := range rows {
-		for i, o := range []repro.Outcome{r.rep.Before, r.rep.After} {
-			t, _ := o.Holds()
-			all[i][0] += len(o.NewBests)
-			all[i][1] += t
 		}
 	}
 	for i, name := range []string{repro.Before, repro.After} {

@@ -115,12 +115,11 @@ type Report struct {
 
 // run is one evaluated (config, seed).
 type run struct {
-	cfg     domains.Config
-	key     string
-	metric  float64
-	test    float64
-	items   *domains.Items
-	baseRow bool
+	cfg    domains.Config
+	key    string
+	metric float64
+	test   float64
+	items  *domains.Items
 }
 
 // evaluator evaluates each (config, seed) once.
@@ -212,7 +211,6 @@ func campaign(ctx context.Context, ev *evaluator, c int, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		r.baseRow = true
 		baselines = append(baselines, r)
 		values = append(values, r.metric)
 		history = append(history, proposer.Entry{ID: fmt.Sprintf("c%d-r%d", c, runNo), Agent: agent, Config: base, Metric: r.metric, Baseline: true})

@@ -13,15 +13,15 @@ import (
 // on. In one transaction that holds the campaign's row lock (so recorders
 // of one campaign take turns): if (campaign, agent, run) is stored already,
 // that row is returned (inserted=false) and judge is not called; otherwise
-// judge gets the campaign's best so far (nil: none) and a summary of the
-// other configs it has tried (Trials, one per config key other than
-// configKey: how many tries the result was selected from), returns the row to
-// store (typically signing a receipt that says whether it beats that best),
-// and the row is inserted. Two runs recorded at once can therefore never
+// judge gets the campaign's best so far (nil: none) and a function that
+// reads a summary of the other configs it has tried (Trials, one per config
+// key other than configKey: how many tries the result was selected from),
+// returns the row to store (typically signing a receipt that says whether
+// it beats that best), and the row is inserted. Two runs recorded at once can therefore never
 // both be judged against the same old best, and a retried recording never
 // signs a second, different receipt for a run that is stored.
 func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, run int, configKey string, minimize, incumbent bool,
-	judge func(best *Experiment, tried Trials) (Experiment, error)) (Experiment, bool, error) {
+	judge func(best *Experiment, tried func() (Trials, error)) (Experiment, error)) (Experiment, bool, error) {
 	var out Experiment
 	inserted := false
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
@@ -61,21 +61,25 @@ func (s *Store) RecordExperiment(ctx context.Context, campaignID, agent string, 
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("best of campaign %s: %w", campaignID, err)
 		}
-		var tried Trials
-		var mean, variance *float64
 		// One trial per config (its runs' mean): repeated seeds and
 		// confirmation runs of a config are not further tries; the config
 		// being recorded is left out for the caller to add (Trials.With).
-		if err := tx.QueryRow(ctx, `SELECT count(*), avg(m), var_samp(m) FROM (SELECT avg(metric) AS m FROM experiments
-			WHERE campaign_id=$1 AND status='completed' AND config_key <> $2 GROUP BY config_key) AS configs`,
-			campaignID, configKey).Scan(&tried.N, &mean, &variance); err != nil {
-			return fmt.Errorf("trials of campaign %s: %w", campaignID, err)
-		}
-		if mean != nil {
-			tried.Mean = *mean
-		}
-		if variance != nil {
-			tried.Var = *variance
+		// Read only when judge asks, in this transaction.
+		tried := func() (Trials, error) {
+			var t Trials
+			var mean, variance *float64
+			if err := tx.QueryRow(ctx, `SELECT count(*), avg(m), var_samp(m) FROM (SELECT avg(metric) AS m FROM experiments
+				WHERE campaign_id=$1 AND status='completed' AND config_key <> $2 GROUP BY config_key) AS configs`,
+				campaignID, configKey).Scan(&t.N, &mean, &variance); err != nil {
+				return Trials{}, fmt.Errorf("trials of campaign %s: %w", campaignID, err)
+			}
+			if mean != nil {
+				t.Mean = *mean
+			}
+			if variance != nil {
+				t.Var = *variance
+			}
+			return t, nil
 		}
 		e, err := judge(best, tried)
 		if err != nil {

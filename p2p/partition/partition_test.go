@@ -197,11 +197,6 @@ func plan(t *testing.T, l *link) [2]helperConfig {
 	return cfgs
 }
 
-// logHealPaths logs how the records crossed after the heal: by gossip
-// (p2p.Stats.Delivered) or by sync (p2p.Stats.SyncAdded). Each record new
-// to a node is counted once, by one of the two, but a sync exchange counts
-// its records only when it ends, which may be after the replicas already
-// agree; so this waits (a few seconds at most) for the counts to add up.
 // reconnected reports whether some node has more peers than before the
 // heal (a connection to the other side is back).
 func reconnected(st, before [2][]nodeState) bool {
@@ -215,6 +210,11 @@ func reconnected(st, before [2][]nodeState) bool {
 	return false
 }
 
+// logHealPaths logs how the records crossed after the heal: by gossip
+// (p2p.Stats.Delivered) or by sync (p2p.Stats.SyncAdded). Each record new
+// to a node is counted once, by one of the two, but a sync exchange counts
+// its records only when it ends, which may be after the replicas already
+// agree; so this waits (a few seconds at most) for the counts to add up.
 func logHealPaths(t *testing.T, sides [2]*proc, before [2][]nodeState, during [2]int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
