@@ -531,6 +531,9 @@ func (a *Activities) TrainingFinish(ctx context.Context, in workflows.TrainingFi
 	p := in.Progress
 	hyp := fmt.Sprintf("DiLoCo: %d workers x %d inner steps x %d rounds, %s pseudo-gradients, outer Nesterov lr %g momentum %g",
 		spec.Workers, spec.InnerSteps, p.Round, spec.Compression, *spec.OuterLR, *spec.OuterMomentum)
+	if spec.FinalStep == diloco.FinalAverage && p.Round == spec.Rounds {
+		hyp += ", last round averaged"
+	}
 	if p.Round > 0 && p.SoloRounds == p.Round {
 		hyp += " (solo: no other worker contributed; this is single-worker training)"
 	}
@@ -549,7 +552,7 @@ func (a *Activities) TrainingFinish(ctx context.Context, in workflows.TrainingFi
 		Kind:     "training-run",
 		Training: &receipt.TrainingInfo{
 			Run: in.RunID, Workers: spec.Workers, InnerSteps: spec.InnerSteps, Rounds: p.Round, Compression: spec.Compression,
-			OuterLR: *spec.OuterLR, OuterMomentum: *spec.OuterMomentum, Contributors: contribs,
+			OuterLR: *spec.OuterLR, OuterMomentum: *spec.OuterMomentum, FinalStep: spec.FinalStep, Contributors: contribs,
 			BytesUp: p.BytesUp, BytesDown: p.BytesDown, SoloRounds: p.SoloRounds, Solo: p.Round > 0 && p.SoloRounds == p.Round,
 			Checkpoint: tensor.Hash(ck), RoundChain: chain,
 		},

@@ -76,6 +76,7 @@ TrainingRunWorkflow in Temporal. Tokens as for hyperspace campaign.`,
 	sf.Int64Var(&req.TokenBudget, "token-budget", 0, "total training characters over all workers (sets the rounds when --rounds is 0)")
 	sf.Float64Var(&outerLR, "outer-lr", 0.7, "outer Nesterov learning rate")
 	sf.Float64Var(&momentum, "outer-momentum", 0.9, "outer Nesterov momentum")
+	sf.StringVar(&req.FinalStep, "final-step", "average", "the last round's outer step: average (the workers' token-weighted average) or outer (Nesterov, as in every other round)")
 	sf.StringVar(&req.Compression, "compression", "int8", "pseudo-gradient compression: fp32, fp16, int8 or int4")
 	sf.BoolVar(&noEF, "no-error-feedback", false, "turn off error feedback for int8/int4")
 	sf.StringVar(&req.Sharding, "sharding", "disjoint", "disjoint shards of the train split, or full (every worker samples all of it)")

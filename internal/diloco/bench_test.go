@@ -17,7 +17,9 @@ import (
 // BenchmarkDiLoCo compares, for one model and the same total training
 // tokens: (a) one worker alone, (b) synchronous data-parallel K=4
 // (gradients averaged every step), (c) DiLoCo K=4 at H = 10, 50, 100, 500
-// with fp32, fp16 and int8 (and int4 at H=100). It prints one table:
+// with fp32, fp16 and int8 (and int4 at H=100), each H also with the
+// paper's Nesterov step in the last round instead of the default average
+// (finalStep "outer"). It prints one table:
 // final val/test loss, bytes communicated (both directions, exact file
 // sizes), wall time, and utilisation (inner training time / wall).
 //
@@ -92,14 +94,16 @@ func BenchmarkDiLoCo(b *testing.B) {
 			h     int
 			codec string
 			noEF  bool
+			outer bool // the paper's Nesterov step in the last round too
 		}
 		var vs []variant
 		for _, h := range []int{10, 50, 100, 500} {
 			for _, codec := range []string{"fp32", "fp16", "int8"} {
-				vs = append(vs, variant{h, codec, false})
+				vs = append(vs, variant{h: h, codec: codec})
 			}
+			vs = append(vs, variant{h: h, codec: "fp32", outer: true})
 			if h == 100 {
-				vs = append(vs, variant{h, "int8", true}, variant{h, "int4", false}, variant{h, "int4", true})
+				vs = append(vs, variant{h: h, codec: "int8", noEF: true}, variant{h: h, codec: "int4"}, variant{h: h, codec: "int4", noEF: true})
 			}
 		}
 		for _, vr := range vs {
@@ -112,6 +116,10 @@ func BenchmarkDiLoCo(b *testing.B) {
 				no := false
 				spec.ErrorFeedback = &no
 				name += " (no error feedback)"
+			}
+			if vr.outer {
+				spec.FinalStep = FinalOuter
+				name += " (Nesterov last round)"
 			}
 			res, err := Simulate(ctx, spec, c, "bench")
 			if err != nil {

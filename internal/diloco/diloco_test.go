@@ -107,7 +107,7 @@ func TestNormalize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *n.OuterLR != 0.7 || *n.OuterMomentum != 0.9 || n.Compression != "int8" || !*n.ErrorFeedback || n.QuorumCount() != 3 || n.Sharding != "disjoint" {
+	if *n.OuterLR != 0.7 || *n.OuterMomentum != 0.9 || n.FinalStep != FinalAverage || n.Compression != "int8" || !*n.ErrorFeedback || n.QuorumCount() != 3 || n.Sharding != "disjoint" {
 		t.Fatalf("defaults %+v", n)
 	}
 	tb := Spec{Config: tiny(), Workers: 2, InnerSteps: 10, TokenBudget: 10_000}
@@ -124,11 +124,52 @@ func TestNormalize(t *testing.T) {
 		"outerMomentum":  {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, OuterMomentum: f(1)},
 		"sharding":       {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, Sharding: "random"},
 		"quorum":         {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, Quorum: 2},
+		"finalStep":      {Config: tiny(), Workers: 1, InnerSteps: 5, Rounds: 1, FinalStep: "nesterov"},
 	} {
 		_, err := s.Normalize()
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != field {
 			t.Errorf("%s: got %v", field, err)
+		}
+	}
+}
+
+// TestFinalStep: every round but the last applies Nesterov; with
+// finalStep "average" the last round's new parameters are the
+// token-weighted average of its workers' (global − mean g), with "outer"
+// Nesterov again.
+func TestFinalStep(t *testing.T) {
+	global := []float32{1, -2, 0.5, 4}
+	layout := []tensor.Info{{Name: "w", Offset: 0, Rows: 2, Cols: 2}}
+	deltas := []Delta{
+		{Meta: DeltaMeta{Tokens: 100}, G: []float64{0.1, -0.2, 0.3, 0.4}},
+		{Meta: DeltaMeta{Tokens: 300}, G: []float64{0.5, 0.2, -0.1, 0}},
+	}
+	mean := []float64{0.4, 0.1, 0, 0.1} // (100·g0 + 300·g1) / 400
+	buf := OuterState{Buf: []float32{0.2, 0.2, -0.2, 1}}
+	for _, tc := range []struct {
+		final string
+		round int
+		avg   bool
+	}{{"", 2, true}, {FinalAverage, 2, true}, {FinalAverage, 1, false}, {FinalAverage, 0, false}, {FinalOuter, 2, false}} {
+		spec, err := Spec{Config: tiny(), Workers: 2, InnerSteps: 5, Rounds: 3, Compression: "fp32", FinalStep: tc.final}.Normalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := OuterStep(spec, "r", tc.round, "b", layout, global, buf, deltas)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range global {
+			lr, mu := 0.7, 0.9
+			if tc.avg {
+				lr, mu = 1, 0
+			}
+			b := mu*float64(buf.Buf[i]) + mean[i]
+			want := float32(float64(global[i]) - lr*(mean[i]+mu*b))
+			if math.Abs(float64(o.Global[i]-want)) > 1e-6 {
+				t.Fatalf("final %q round %d: parameter %d = %v, want %v", tc.final, tc.round, i, o.Global[i], want)
+			}
 		}
 	}
 }

@@ -113,6 +113,7 @@ type TrainingInfo struct {
 	Compression   string        `json:"compression"` // fp32, fp16, int8, int4
 	OuterLR       float64       `json:"outerLR"`
 	OuterMomentum float64       `json:"outerMomentum"`
+	FinalStep     string        `json:"finalStep,omitempty"` // last round: "average" (of the workers) or "outer" (Nesterov)
 	Contributors  []Contributor `json:"contributors"` // who trained, sorted by id
 	BytesUp       int64         `json:"bytesUp"`
 	BytesDown     int64         `json:"bytesDown"`
