@@ -114,7 +114,7 @@ type TrainingInfo struct {
 	OuterLR       float64       `json:"outerLR"`
 	OuterMomentum float64       `json:"outerMomentum"`
 	FinalStep     string        `json:"finalStep,omitempty"` // last round: "average" (of the workers) or "outer" (Nesterov)
-	Contributors  []Contributor `json:"contributors"` // who trained, sorted by id
+	Contributors  []Contributor `json:"contributors"`        // who trained, sorted by id
 	BytesUp       int64         `json:"bytesUp"`
 	BytesDown     int64         `json:"bytesDown"`
 	SoloRounds    int           `json:"soloRounds"` // rounds closed with a single delta
