@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hyperspace-ai/hyperspace/internal/gcpolicy"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,6 +19,9 @@ import (
 )
 
 func main() {
+	// Fewer, memory-bounded collections: the collector is gossip's tail
+	// latency (package gcpolicy). GOGC or GOMEMLIMIT override it.
+	gcpolicy.Apply(os.Getenv, 0)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := &cobra.Command{

@@ -79,7 +79,7 @@ TrainingRunWorkflow in Temporal. Tokens as for hyperspace campaign.`,
 	sf.StringVar(&req.FinalStep, "final-step", "average", "the last round's outer step: average (the workers' token-weighted average) or outer (Nesterov, as in every other round)")
 	sf.StringVar(&req.Compression, "compression", "int8", "pseudo-gradient compression: fp32, fp16, int8 or int4")
 	sf.BoolVar(&noEF, "no-error-feedback", false, "turn off error feedback for int8/int4")
-	sf.StringVar(&req.Sharding, "sharding", "disjoint", "disjoint shards of the train split, or full (every worker samples all of it)")
+	sf.StringVar(&req.Sharding, "sharding", "interleaved", "interleaved (disjoint shards, documents dealt round-robin), disjoint (contiguous ranges of documents) or full (every worker samples the whole split)")
 	sf.Float64Var(&req.Quorum, "quorum", 0.75, "fraction of K deltas that may close a round at its deadline")
 	sf.Int64Var(&req.Seed, "seed", 1, "seed of the initial parameters and the workers' samplers")
 	sf.StringVar(&req.Backend, "backend", "go", "worker kind: go (experiments queue), torch (experiments-gpu queue) or any (both, alternating shards)")

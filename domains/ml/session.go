@@ -306,6 +306,39 @@ func (c *Corpus) Shards(k, ctx int) ([][]uint8, error) {
 	return out, nil
 }
 
+// InterleavedShards deals the training split's documents to k disjoint
+// pieces round-robin (document i goes to piece i mod k, in order), so that
+// every piece samples the whole split's mix of topics where Shards' k
+// contiguous ranges each hold a run of neighbouring documents. Every
+// character is in exactly one piece; no document is split. It fails when a
+// piece would be too short to train on with contextLength ctx.
+func (c *Corpus) InterleavedShards(k, ctx int) ([][]uint8, error) {
+	if k < 1 {
+		return nil, fmt.Errorf("ml: %d shards", k)
+	}
+	nl := c.newlineID()
+	out := make([][]uint8, k)
+	doc := 0
+	for start := 0; start < len(c.Train); doc++ {
+		end := start
+		for end < len(c.Train) && c.Train[end] != nl {
+			end++
+		}
+		if end < len(c.Train) {
+			end++ // the separator ends its document
+		}
+		out[doc%k] = append(out[doc%k], c.Train[start:end]...)
+		start = end
+	}
+	for i, s := range out {
+		if len(s) < ctx+2 {
+			return nil, fmt.Errorf("ml: shard %d of %d has %d chars, fewer than contextLength+2 = %d", i, k, len(s), ctx+2)
+		}
+		out[i] = s[:len(s):len(s)]
+	}
+	return out, nil
+}
+
 func (c *Corpus) newlineID() uint8 {
 	for i, b := range c.Vocab {
 		if b == '\n' {

@@ -111,6 +111,49 @@ func TestShards(t *testing.T) {
 	}
 }
 
+func TestInterleavedShards(t *testing.T) {
+	corpus, err := LoadCorpus(testDataDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nl := corpus.newlineID()
+	docs := bytes.SplitAfter(corpus.Train, []byte{nl})
+	if len(docs[len(docs)-1]) == 0 {
+		docs = docs[:len(docs)-1]
+	}
+	for _, k := range []int{1, 2, 4, 7} {
+		sh, err := corpus.InterleavedShards(k, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sh) != k {
+			t.Fatalf("k=%d: %d shards", k, len(sh))
+		}
+		// Shard j is documents j, j+k, j+2k, ... in order, whole.
+		for j, s := range sh {
+			var want []byte
+			for i := j; i < len(docs); i += k {
+				want = append(want, docs[i]...)
+			}
+			if !bytes.Equal(s, want) {
+				t.Fatalf("k=%d: shard %d (%d chars) is not documents %d mod %d (%d chars)", k, j, len(s), j, k, len(want))
+			}
+			if len(s) < len(corpus.Train)/k/2 {
+				t.Fatalf("k=%d: shard %d has %d of %d chars", k, j, len(s), len(corpus.Train))
+			}
+		}
+		if k == 1 && !bytes.Equal(sh[0], corpus.Train) {
+			t.Fatal("k=1 is not the whole split")
+		}
+	}
+	if _, err := corpus.InterleavedShards(100000, 64); err == nil {
+		t.Fatal("100000 shards accepted")
+	}
+	if _, err := corpus.InterleavedShards(0, 64); err == nil {
+		t.Fatal("0 shards accepted")
+	}
+}
+
 func TestSampleOffsetsMatchTraining(t *testing.T) {
 	corpus, err := LoadCorpus(testDataDir(t))
 	if err != nil {

@@ -19,7 +19,8 @@ import (
 // (gradients averaged every step), (c) DiLoCo K=4 at H = 10, 50, 100, 500
 // with fp32, fp16 and int8 (and int4 at H=100), each H also with the
 // paper's Nesterov step in the last round instead of the default average
-// (finalStep "outer"). It prints one table:
+// (finalStep "outer") and with contiguous instead of interleaved shards
+// (sharding "disjoint"). It prints one table:
 // final val/test loss, bytes communicated (both directions, exact file
 // sizes), wall time, and utilisation (inner training time / wall).
 //
@@ -43,7 +44,8 @@ func BenchmarkDiLoCo(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	shards, err := c.Shards(K, 32)
+	// Data-parallel trains on the DiLoCo runs' default shards.
+	shards, err := WorkerShards(Spec{Workers: K, Sharding: ShardInterleaved, Config: ncfg}, c)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,17 +93,18 @@ func BenchmarkDiLoCo(b *testing.B) {
 		dpVal := v
 		// (c) DiLoCo.
 		type variant struct {
-			h     int
-			codec string
-			noEF  bool
-			outer bool // the paper's Nesterov step in the last round too
+			h      int
+			codec  string
+			noEF   bool
+			outer  bool // the paper's Nesterov step in the last round too
+			contig bool // contiguous shards (sharding "disjoint")
 		}
 		var vs []variant
 		for _, h := range []int{10, 50, 100, 500} {
 			for _, codec := range []string{"fp32", "fp16", "int8"} {
 				vs = append(vs, variant{h: h, codec: codec})
 			}
-			vs = append(vs, variant{h: h, codec: "fp32", outer: true})
+			vs = append(vs, variant{h: h, codec: "fp32", outer: true}, variant{h: h, codec: "fp32", contig: true})
 			if h == 100 {
 				vs = append(vs, variant{h: h, codec: "int8", noEF: true}, variant{h: h, codec: "int4"}, variant{h: h, codec: "int4", noEF: true})
 			}
@@ -120,6 +123,10 @@ func BenchmarkDiLoCo(b *testing.B) {
 			if vr.outer {
 				spec.FinalStep = FinalOuter
 				name += " (Nesterov last round)"
+			}
+			if vr.contig {
+				spec.Sharding = ShardDisjoint
+				name += " (contiguous shards)"
 			}
 			res, err := Simulate(ctx, spec, c, "bench")
 			if err != nil {

@@ -101,14 +101,57 @@ func TestCompressedRuns(t *testing.T) {
 	}
 }
 
+func TestWorkerShards(t *testing.T) {
+	c := corpus(t)
+	base := Spec{Config: tiny(), Workers: 3, InnerSteps: 5, Rounds: 1}
+	want := map[string]func() ([][]uint8, error){
+		"":               func() ([][]uint8, error) { return c.InterleavedShards(3, base.Config.Int("contextLength")) },
+		ShardInterleaved: func() ([][]uint8, error) { return c.InterleavedShards(3, base.Config.Int("contextLength")) },
+		ShardDisjoint:    func() ([][]uint8, error) { return c.Shards(3, base.Config.Int("contextLength")) },
+		ShardFull:        func() ([][]uint8, error) { return [][]uint8{c.Train, c.Train, c.Train}, nil },
+	}
+	for mode, f := range want {
+		s := base
+		s.Sharding = mode
+		s, err := s.Normalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := WorkerShards(s, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exp, _ := f()
+		if len(got) != 3 {
+			t.Fatalf("%q: %d shards", mode, len(got))
+		}
+		for i := range got {
+			if string(got[i]) != string(exp[i]) {
+				t.Fatalf("%q: shard %d differs", mode, i)
+			}
+		}
+	}
+	// The two disjoint modes hold the same characters, differently cut.
+	a, _ := c.InterleavedShards(3, 32)
+	b, _ := c.Shards(3, 32)
+	if string(a[0]) == string(b[0]) {
+		t.Fatal("interleaved shard 0 equals the contiguous one")
+	}
+}
+
 func TestNormalize(t *testing.T) {
 	ok := Spec{Config: tiny(), Workers: 4, InnerSteps: 50, Rounds: 3}
 	n, err := ok.Normalize()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *n.OuterLR != 0.7 || *n.OuterMomentum != 0.9 || n.FinalStep != FinalAverage || n.Compression != "int8" || !*n.ErrorFeedback || n.QuorumCount() != 3 || n.Sharding != "disjoint" {
+	if *n.OuterLR != 0.7 || *n.OuterMomentum != 0.9 || n.FinalStep != FinalAverage || n.Compression != "int8" || !*n.ErrorFeedback || n.QuorumCount() != 3 || n.Sharding != ShardInterleaved {
 		t.Fatalf("defaults %+v", n)
+	}
+	// A stored spec of a run created before interleaved shards resumes on
+	// its contiguous ones.
+	if n, err := (Spec{Config: tiny(), Workers: 4, InnerSteps: 50, Rounds: 3, Sharding: ShardDisjoint}).Normalize(); err != nil || n.Sharding != ShardDisjoint {
+		t.Fatalf("disjoint: %q, %v", n.Sharding, err)
 	}
 	tb := Spec{Config: tiny(), Workers: 2, InnerSteps: 10, TokenBudget: 10_000}
 	if n, err := tb.Normalize(); err != nil || n.Rounds != 8 { // 2·10·64 = 1280 per round

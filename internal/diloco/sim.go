@@ -35,17 +35,20 @@ func GoTrainer(ctx context.Context) func(st *ml.State, data []uint8, n, total in
 	}
 }
 
-// WorkerShards returns the K training texts of spec (disjoint shards, or
-// the whole split K times).
+// WorkerShards returns the K training texts of spec: interleaved or
+// contiguous disjoint shards, or the whole split K times.
 func WorkerShards(spec Spec, c *ml.Corpus) ([][]uint8, error) {
-	if spec.Sharding == "full" {
+	switch spec.Sharding {
+	case ShardFull:
 		out := make([][]uint8, spec.Workers)
 		for i := range out {
 			out[i] = c.Train
 		}
 		return out, nil
+	case ShardDisjoint:
+		return c.Shards(spec.Workers, spec.Config.Int("contextLength"))
 	}
-	return c.Shards(spec.Workers, spec.Config.Int("contextLength"))
+	return c.InterleavedShards(spec.Workers, spec.Config.Int("contextLength"))
 }
 
 // Simulate runs a whole DiLoCo run in this process, the K workers of a

@@ -3,25 +3,36 @@ package p2ptest_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/hyperspace-ai/hyperspace/internal/gcpolicy"
 	"github.com/hyperspace-ai/hyperspace/p2p/p2ptest"
 )
 
 // BenchmarkPropagation measures publish-to-delivery latency at every node
 // of 10, 50 and 100 loopback nodes (default 1s GossipSub heartbeat; the
 // mesh is given time to form before publishing; see
-// MeasurePropagationOpts). Each iteration publishes 100 findings from
-// random nodes, 100ms apart. Run with:
+// MeasurePropagationOpts). Each iteration publishes 100 findings
+// (HYPERSPACE_PROPAGATION_MESSAGES) from random nodes, 100ms apart. The
+// process runs under the hyperspace binary's collector policy (package
+// gcpolicy; GOGC=100 in the environment measures Go's default). Run with:
 //
 //	go test ./p2p/p2ptest -run '^$' -bench Propagation -benchtime 1x
 func BenchmarkPropagation(b *testing.B) {
+	pol := gcpolicy.Apply(os.Getenv, 0)
+	b.Logf("garbage collector: %v", pol)
+	msgs := 100
+	if v, err := strconv.Atoi(os.Getenv("HYPERSPACE_PROPAGATION_MESSAGES")); err == nil && v > 0 {
+		msgs = v
+	}
 	for _, nodes := range []int{10, 50, 100} {
 		b.Run(fmt.Sprint(nodes), func(b *testing.B) {
 			for range b.N {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-				r, err := p2ptest.MeasurePropagationOpts(ctx, nodes, 100, p2ptest.PropagationOptions{Seed: 1})
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+time.Duration(msgs)*200*time.Millisecond)
+				r, err := p2ptest.MeasurePropagationOpts(ctx, nodes, msgs, p2ptest.PropagationOptions{Seed: 1})
 				cancel()
 				if err != nil {
 					b.Fatal(err)
