@@ -54,9 +54,9 @@ func TestParse(t *testing.T) {
 	}
 	for in, want := range map[string]int64{
 		"MemTotal:       24576000 kB\nMemFree: 1 kB\n": 24576000 << 10,
-		"MemFree: 1 kB\n":                              0,
-		"MemTotal: x kB\n":                             0,
-		"MemTotal: -5 kB\n":                            0,
+		"MemFree: 1 kB\n":   0,
+		"MemTotal: x kB\n":  0,
+		"MemTotal: -5 kB\n": 0,
 	} {
 		if got := parseMemTotal(bufio.NewScanner(strings.NewReader(in))); got != want {
 			t.Errorf("%q: %d, want %d", in, got, want)
