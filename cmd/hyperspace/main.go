@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hyperspace-ai/hyperspace/internal/gcpolicy"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hyperspace-ai/hyperspace/internal/cli"
+	"github.com/hyperspace-ai/hyperspace/internal/gcpolicy"
 )
 
 func main() {

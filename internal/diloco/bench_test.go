@@ -44,8 +44,8 @@ func BenchmarkDiLoCo(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Data-parallel trains on the DiLoCo runs' default shards.
-	shards, err := WorkerShards(Spec{Workers: K, Sharding: ShardInterleaved, Config: ncfg}, c)
+	// Data-parallel trains on the DiLoCo runs' default (interleaved) shards.
+	shards, err := c.InterleavedShards(K, 32)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -104,13 +104,21 @@ func TestCompressedRuns(t *testing.T) {
 func TestWorkerShards(t *testing.T) {
 	c := corpus(t)
 	base := Spec{Config: tiny(), Workers: 3, InnerSteps: 5, Rounds: 1}
-	want := map[string]func() ([][]uint8, error){
-		"":               func() ([][]uint8, error) { return c.InterleavedShards(3, base.Config.Int("contextLength")) },
-		ShardInterleaved: func() ([][]uint8, error) { return c.InterleavedShards(3, base.Config.Int("contextLength")) },
-		ShardDisjoint:    func() ([][]uint8, error) { return c.Shards(3, base.Config.Int("contextLength")) },
-		ShardFull:        func() ([][]uint8, error) { return [][]uint8{c.Train, c.Train, c.Train}, nil },
+	ctxLen := base.Config.Int("contextLength")
+	interleaved, err := c.InterleavedShards(3, ctxLen)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for mode, f := range want {
+	contiguous, err := c.Shards(3, ctxLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for mode, want := range map[string][][]uint8{
+		"":               interleaved, // the default
+		ShardInterleaved: interleaved,
+		ShardDisjoint:    contiguous,
+		ShardFull:        {c.Train, c.Train, c.Train},
+	} {
 		s := base
 		s.Sharding = mode
 		s, err := s.Normalize()
@@ -121,20 +129,17 @@ func TestWorkerShards(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		exp, _ := f()
 		if len(got) != 3 {
 			t.Fatalf("%q: %d shards", mode, len(got))
 		}
 		for i := range got {
-			if string(got[i]) != string(exp[i]) {
+			if string(got[i]) != string(want[i]) {
 				t.Fatalf("%q: shard %d differs", mode, i)
 			}
 		}
 	}
-	// The two disjoint modes hold the same characters, differently cut.
-	a, _ := c.InterleavedShards(3, 32)
-	b, _ := c.Shards(3, 32)
-	if string(a[0]) == string(b[0]) {
+	// The two disjoint modes cut the split differently.
+	if string(interleaved[0]) == string(contiguous[0]) {
 		t.Fatal("interleaved shard 0 equals the contiguous one")
 	}
 }

@@ -9,8 +9,8 @@
 // grown to 9x what the last one kept) with a soft memory limit of a
 // quarter of the machine's (or the cgroup's) memory, so that the few
 // processes of a site (node, workers, API) together stay within it; past
-// the limit the runtime collects as often as it must to stay under it. An explicit GOGC or GOMEMLIMIT in
-// the environment wins.
+// the limit the runtime collects as often as it must to stay under it.
+// An explicit GOGC or GOMEMLIMIT in the environment wins.
 package gcpolicy
 
 import (
@@ -50,7 +50,7 @@ func (p Policy) String() string {
 // from the cgroup or /proc/meminfo; when unknown no limit is set).
 func Apply(getenv func(string) string, total int64) Policy {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
-		p := debug.SetGCPercent(100)
+		p := debug.SetGCPercent(100) // reads the setting; put back below
 		debug.SetGCPercent(p)
 		return Policy{Percent: p, MemoryLimit: debug.SetMemoryLimit(-1), FromEnv: true}
 	}
